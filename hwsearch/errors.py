@@ -1,0 +1,60 @@
+"""Exceptions raised by hwsearch.
+
+Every error a user can cause derives from :class:`HwsearchError`, so a caller can catch one
+class; the subclasses say which part of the input was wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class HwsearchError(Exception):
+    """Root of every hwsearch error."""
+
+
+class SpecError(HwsearchError, ValueError):
+    """A job spec (or a value inside one) is invalid.
+
+    ``field`` is the dotted path of the offending field (``space.width.values[1]``) and
+    ``reason`` says what is wrong with it.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+class SpecErrors(HwsearchError, ValueError):
+    """Several problems found in one spec; each is a :class:`SpecError`."""
+
+    def __init__(self, errors: Iterable[SpecError]) -> None:
+        self.errors = list(errors)
+        lines = "\n".join(f"  - {e}" for e in self.errors)
+        super().__init__(f"invalid job spec ({len(self.errors)} problem(s)):\n{lines}")
+
+
+class UnknownNameError(HwsearchError, KeyError):
+    """A name (family, optimizer, metric, target) is not registered; lists the valid names."""
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.valid = sorted(valid)
+        super().__init__(f"unknown {kind} {name!r}; valid names: {', '.join(self.valid)}")
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class FilterError(HwsearchError, ValueError):
+    """A filter expression (``--where``) cannot be parsed or names an unknown metric."""
+
+
+class NotFoundError(HwsearchError, LookupError):
+    """A job or candidate asked for does not exist."""
+
+
+class MeasurementError(HwsearchError, RuntimeError):
+    """A measurement could not be taken on the target."""

@@ -1,0 +1,101 @@
+"""The model-family interface: what the search can vary and how a config becomes a network."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+KnobKind = Literal["int", "float", "choice"]
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One setting of a family that a spec may fix or search over.
+
+    ``per_block`` knobs take either one value (used for every block) or a list with one value
+    per block (for ``mlp`` a block is a hidden layer, for ``cnn`` a stage).
+    """
+
+    name: str
+    kind: KnobKind
+    default: Any
+    doc: str
+    choices: tuple[Any, ...] | None = None  # allowed values of a "choice" knob
+    low: float | None = None  # inclusive bounds of an "int" / "float" knob
+    high: float | None = None
+    per_block: bool = False
+    check: Callable[[Any], str | None] | None = None  # extra rule; returns the reason or None
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not a valid single value of this knob, or None if it is."""
+        if self.kind == "choice":
+            if self.check is not None:
+                return self.check(value)
+            if self.choices is not None and value not in self.choices:
+                return f"{value!r} is not one of {list(self.choices)}"
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{value!r} is not a number"
+        if self.kind == "int" and not float(value).is_integer():
+            return f"{value!r} is not an integer"
+        if self.low is not None and value < self.low:
+            return f"{value!r} is below the minimum {self.low:g}"
+        if self.high is not None and value > self.high:
+            return f"{value!r} is above the maximum {self.high:g}"
+        if self.check is not None:
+            return self.check(value)
+        return None
+
+
+class ModelFamily(abc.ABC):
+    """A family of networks described by a flat config of knob values."""
+
+    name: str
+    knobs: Mapping[str, Knob]
+
+    @abc.abstractmethod
+    def num_blocks(self, config: Mapping[str, Any]) -> int:
+        """How many blocks the architecture in ``config`` has (the length of per-block lists)."""
+
+    @abc.abstractmethod
+    def canonical(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The config with defaults filled in and equivalent spellings made identical.
+
+        Per-block knobs become lists trimmed to ``num_blocks``; settings that have no effect
+        (a sparsity pattern at ratio 0) take one fixed value. Two configs that build the same
+        model have the same canonical form, hence the same hash.
+        """
+
+    @abc.abstractmethod
+    def build(self, config: Mapping[str, Any]) -> nn.Module:
+        """A dense, untrained float model of the canonical ``config``."""
+
+    @abc.abstractmethod
+    def example_input(self, batch_size: int) -> torch.Tensor:
+        """An input batch of the shape the family's models take."""
+
+
+_REGISTRY: dict[str, ModelFamily] = {}
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    _REGISTRY[family.name] = family
+    return family
+
+
+def get_family(name: str) -> ModelFamily:
+    from hwsearch.errors import UnknownNameError
+
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("model family", name, _REGISTRY) from None
+
+
+def family_names() -> list[str]:
+    return sorted(_REGISTRY)

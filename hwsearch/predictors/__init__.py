@@ -1,0 +1,1 @@
+"""Learned latency, energy and quality predictors (not built yet)."""

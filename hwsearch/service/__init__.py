@@ -1,0 +1,1 @@
+"""The user-facing side: the ``hwsearch`` CLI, front queries and export."""

@@ -1,0 +1,139 @@
+"""Export of a chosen candidate: its config, the compressed model, and how it was measured.
+
+The model is rebuilt from the stored config with the job's seed and settings (training is
+deterministic for a seed), so the database needs to hold no weights. The rebuilt model's
+accuracy is compared with the stored one and both are written into the README.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwsearch.db import Store
+from hwsearch.records import CandidateRecord, JobRecord
+from hwsearch.search.spec import parse_spec
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out_dir: Path
+    files: list[Path]
+    stored_accuracy: float | None
+    reproduced_accuracy: float
+
+
+def _describe(candidate: CandidateRecord, job: JobRecord) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "job_name": job.name,
+        "candidate_id": candidate.id,
+        "family": job.family,
+        "target": job.target,
+        "config_hash": candidate.config_hash,
+        "config": candidate.config,
+        "metrics": {
+            name: {"value": m.value, "provenance": m.provenance.value}
+            for name, m in sorted(candidate.metrics.items())
+        },
+    }
+
+
+def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path) -> ExportResult:
+    """Write config (JSON, YAML), state dict, TorchScript and a README into ``out_dir``."""
+    import torch
+
+    from hwsearch.models import TrainSettings, build_candidate, get_family
+
+    job = store.get_job(job_id)
+    candidate = store.get_candidate(job_id, candidate_id)
+    spec = parse_spec(job.spec)
+    family = get_family(job.family)
+    settings = TrainSettings(**dict(spec.evaluation))
+    built = build_candidate(family, candidate.config, settings, spec.seed)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    description = _describe(candidate, job)
+    files = [out_dir / "config.json", out_dir / "config.yaml"]
+    files[0].write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+    files[1].write_text(yaml.safe_dump(description, sort_keys=True))
+
+    state_path = out_dir / "model_state_dict.pt"
+    torch.save(built.float_model.state_dict(), state_path)
+    script_path = out_dir / "model_torchscript.pt"
+    example = family.example_input(1)
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.trace(built.deploy_model, example)
+    scripted.save(str(script_path))
+    files += [state_path, script_path]
+
+    front = store.latest_front(job_id)
+    stored = candidate.metrics.get("accuracy")
+    readme = out_dir / "README.md"
+    readme.write_text(
+        _readme(description, candidate, built.accuracy, built.kernel_path, front is not None
+                and any(p.candidate_id == candidate.id for p in front.points),
+                asdict(settings), spec.seed)
+    )
+    files.append(readme)
+    return ExportResult(out_dir, files, stored.value if stored else None, built.accuracy)
+
+
+def _readme(
+    description: dict[str, Any],
+    candidate: CandidateRecord,
+    reproduced: float,
+    kernel_path: str,
+    on_front: bool,
+    settings: dict[str, Any],
+    seed: int,
+) -> str:
+    latency = candidate.metrics.get("latency_ms")
+    details = latency.details if latency else {}
+    env = details.get("environment", {})
+    stored = candidate.metrics.get("accuracy")
+    rows = "\n".join(
+        f"| {name} | {m.value:.6g} | {m.provenance.value} |"
+        for name, m in sorted(candidate.metrics.items())
+    )
+    env_rows = "\n".join(f"- {k}: {v}" for k, v in sorted(env.items()))
+    return f"""# Candidate {candidate.id} of job {description['job_id']} ({description['job_name']})
+
+Family `{description['family']}`, target `{description['target']}`, config hash
+`{candidate.config_hash}`. {"On the job's latest Pareto front." if on_front else
+"Not on the job's latest Pareto front."}
+
+## Files
+
+- `config.json`, `config.yaml`: the configuration and every stored metric.
+- `model_torchscript.pt`: the model as it ran on the target (kernel path `{kernel_path}`);
+  load with `torch.jit.load` and call it on a `(N, ...)` batch like the family's inputs.
+- `model_state_dict.pt`: the compressed float model's tensors (pruned layers already
+  smaller, sparsity masks applied, fake-quantised weights).
+
+## Metrics
+
+| metric | value | provenance |
+|---|---|---|
+{rows}
+
+Accuracy stored during the search: {stored.value if stored else float('nan'):.4f};
+accuracy of this rebuilt model: {reproduced:.4f} (training settings {settings}, seed {seed}).
+
+## How latency was measured
+
+Median of {details.get('repeats', '?')} timed runs after warm-up, batch size
+{details.get('batch_size', '?')}, {details.get('threads', '?')} thread(s), coefficient of
+variation {details.get('cv', float('nan')):.3g} (converged: {details.get('converged', '?')}),
+p90 {details.get('p90_ms', float('nan')):.4g} ms, kernel path
+`{details.get('kernel_path', kernel_path)}`.
+
+Environment:
+{env_rows}
+"""

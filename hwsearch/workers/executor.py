@@ -1,0 +1,97 @@
+"""Executors run candidate evaluations: in this process or in a local process pool.
+
+Every executor takes a batch of :class:`EvalTask` and yields an :class:`EvalOutcome` per
+task as each one finishes, so the driver can store results the moment they exist. A task
+that raises becomes an outcome with ``error`` set; it never stops the batch.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures as cf
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+
+from hwsearch.errors import UnknownNameError
+from hwsearch.workers.evaluation import EvalOutcome, EvalTask, evaluate_safely
+
+
+class Executor(abc.ABC):
+    """Runs evaluation tasks and yields their outcomes in completion order."""
+
+    @property
+    @abc.abstractmethod
+    def max_workers(self) -> int:
+        """How many tasks run at once; the driver sizes batches from it."""
+
+    @abc.abstractmethod
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
+        """Evaluate ``tasks``, yielding each outcome as soon as it is ready."""
+
+    def close(self) -> None:  # noqa: B027 - a concrete no-op hook, overridden where needed
+        """Release workers; the executor cannot be used afterwards."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InProcessExecutor(Executor):
+    """Evaluates tasks one after another in the calling process (the embedded default)."""
+
+    def __init__(self, evaluate: Callable[[EvalTask], EvalOutcome] = evaluate_safely) -> None:
+        self._evaluate = evaluate
+
+    @property
+    def max_workers(self) -> int:
+        return 1
+
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
+        for task in tasks:
+            yield self._evaluate(task)
+
+
+class ProcessPoolExecutor(Executor):
+    """Evaluates tasks in a pool of fresh worker processes on this machine.
+
+    Processes are started with ``spawn`` so that no torch thread pool state leaks from the
+    parent. Latency measured while other workers run shares the cores with them; use one
+    worker per core at most, or the in-process executor for the cleanest timings.
+    """
+
+    def __init__(self, *, workers: int = 2) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers!r}")
+        self._workers = workers
+        self._pool = cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        )
+
+    @property
+    def max_workers(self) -> int:
+        return self._workers
+
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
+        futures = [self._pool.submit(evaluate_safely, task) for task in tasks]
+        for future in cf.as_completed(futures):
+            yield future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+EXECUTORS: dict[str, Callable[[int], Executor]] = {
+    "local": lambda workers: InProcessExecutor(),
+    "pool": lambda workers: ProcessPoolExecutor(workers=workers),
+}
+
+
+def make_executor(name: str, *, workers: int = 1) -> Executor:
+    """The executor registered as ``name`` (``local`` or ``pool``)."""
+    try:
+        factory = EXECUTORS[name]
+    except KeyError:
+        raise UnknownNameError("executor", name, EXECUTORS) from None
+    return factory(workers)
