@@ -16,7 +16,6 @@ from hwsearch.models import get_family
 from hwsearch.records import CandidateRecord, FrontPoint, JobRecord, JobState
 from hwsearch.search.front import compute_front, reference_point
 from hwsearch.search.hashing import config_hash
-from hwsearch.search.objectives import Constraint, Objective
 from hwsearch.search.optimizer import Optimizer, Suggestion, make_optimizer
 from hwsearch.search.space import SearchSpace
 from hwsearch.search.spec import JobSpec
@@ -60,10 +59,8 @@ class Driver:
         self.on_progress = on_progress or (lambda progress: None)
         self.family = get_family(spec.family)
         self.space = SearchSpace.from_spec(spec)
-        self.objectives = [
-            Objective(o.metric, o.direction, o.reference) for o in spec.objectives
-        ]
-        self.constraints = [Constraint.parse(text) for text in spec.constraints]
+        self.objectives = spec.get_objectives()
+        self.constraints = spec.get_constraints()
         options = dict(spec.optimizer.options)
         self.batch_size = max(int(options.get("population_size", 8)), self.executor.max_workers)
         self.optimizer: Optimizer = make_optimizer(
@@ -98,9 +95,7 @@ class Driver:
 
     def _search(self, job_id: int) -> None:
         budget = self.spec.budget
-        deadline = (
-            time.monotonic() + budget.wall_time_s if budget.wall_time_s is not None else None
-        )
+        deadline = time.monotonic() + budget.wall_time_s if budget.wall_time_s is not None else None
         generation = 0
         idle = 0
         while idle < MAX_IDLE_GENERATIONS:

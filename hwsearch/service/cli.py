@@ -39,6 +39,7 @@ DbOption = Annotated[
     ),
 ]
 
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn hwsearch errors into a message and an exit code: 2 for bad input, 1 otherwise."""
@@ -47,8 +48,9 @@ def _user_errors() -> Iterator[None]:
     except SpecErrors as exc:
         errors.print(f"[red]error:[/red] invalid job spec ({len(exc.errors)} problem(s))")
         for problem in exc.errors:
-            errors.print(f"  [bold]{problem.field or '(spec)'}[/bold]: {problem.reason}",
-                         highlight=False)
+            errors.print(
+                f"  [bold]{problem.field or '(spec)'}[/bold]: {problem.reason}", highlight=False
+            )
         raise typer.Exit(2) from None
     except (SpecError, FilterError) as exc:
         errors.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -92,11 +94,17 @@ def run(
     with _user_errors():
         spec = load_spec(spec_path)  # a bad spec stops here, before the database is touched
         store = _open_store(db)
-        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-        with make_executor(executor.value, workers=workers) as pool, Progress(
-            *columns, console=console, transient=False
-        ) as bar:
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+        )
+        with (
+            make_executor(executor.value, workers=workers) as pool,
+            Progress(*columns, console=console, transient=False) as bar,
+        ):
             task = bar.add_task(spec.name, total=spec.budget.evaluations, status="starting")
 
             def show(p: JobProgress) -> None:
@@ -137,8 +145,15 @@ def jobs(
         records = store.list_jobs(state=JobState(state) if state else None, limit=limit)
         table = Table("id", "name", "family", "target", "state", "evaluated", "created")
         for job in records:
-            table.add_row(str(job.id), job.name, job.family, job.target, job.state.value,
-                          str(job.evaluations), job.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+            table.add_row(
+                str(job.id),
+                job.name,
+                job.family,
+                job.target,
+                job.state.value,
+                str(job.evaluations),
+                job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            )
         console.print(table)
 
 
@@ -188,9 +203,10 @@ def export(
         result = export_candidate(_open_store(db), job_id, candidate_id, out)
         for path in result.files:
             console.print(f"wrote {path}")
-        if result.stored_accuracy is not None and abs(
-            result.stored_accuracy - result.reproduced_accuracy
-        ) > 1e-6:
+        if (
+            result.stored_accuracy is not None
+            and abs(result.stored_accuracy - result.reproduced_accuracy) > 1e-6
+        ):
             errors.print(
                 f"[yellow]warning:[/yellow] rebuilt accuracy {result.reproduced_accuracy:.4f} "
                 f"differs from the stored {result.stored_accuracy:.4f}"
@@ -221,8 +237,10 @@ def _front_table(view: Any) -> Table:
     from hwsearch.service.fronts import repr_value
 
     front = view.front
-    title = (f"Pareto front of job {front.job_id}: {len(view.candidates)} point(s), "
-             f"hypervolume {front.hypervolume:.4g}, {front.evaluations} evaluated")
+    title = (
+        f"Pareto front of job {front.job_id}: {len(view.candidates)} point(s), "
+        f"hypervolume {front.hypervolume:.4g}, {front.evaluations} evaluated"
+    )
     table = Table(title=title)
     table.add_column("id", justify="right")
     for column in view.columns:

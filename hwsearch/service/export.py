@@ -77,9 +77,15 @@ def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path
     stored = candidate.metrics.get("accuracy")
     readme = out_dir / "README.md"
     readme.write_text(
-        _readme(description, candidate, built.accuracy, built.kernel_path, front is not None
-                and any(p.candidate_id == candidate.id for p in front.points),
-                asdict(settings), spec.seed)
+        _readme(
+            description,
+            candidate,
+            built.accuracy,
+            built.kernel_path,
+            front is not None and any(p.candidate_id == candidate.id for p in front.points),
+            asdict(settings),
+            spec.seed,
+        )
     )
     files.append(readme)
     return ExportResult(out_dir, files, stored.value if stored else None, built.accuracy)
@@ -103,11 +109,12 @@ def _readme(
         for name, m in sorted(candidate.metrics.items())
     )
     env_rows = "\n".join(f"- {k}: {v}" for k, v in sorted(env.items()))
-    return f"""# Candidate {candidate.id} of job {description['job_id']} ({description['job_name']})
+    return f"""# Candidate {candidate.id} of job {description["job_id"]} ({description["job_name"]})
 
-Family `{description['family']}`, target `{description['target']}`, config hash
-`{candidate.config_hash}`. {"On the job's latest Pareto front." if on_front else
-"Not on the job's latest Pareto front."}
+Family `{description["family"]}`, target `{description["target"]}`, config hash
+`{candidate.config_hash}`. {
+        "On the job's latest Pareto front." if on_front else "Not on the job's latest Pareto front."
+    }
 
 ## Files
 
@@ -123,16 +130,16 @@ Family `{description['family']}`, target `{description['target']}`, config hash
 |---|---|---|
 {rows}
 
-Accuracy stored during the search: {stored.value if stored else float('nan'):.4f};
+Accuracy stored during the search: {stored.value if stored else float("nan"):.4f};
 accuracy of this rebuilt model: {reproduced:.4f} (training settings {settings}, seed {seed}).
 
 ## How latency was measured
 
-Median of {details.get('repeats', '?')} timed runs after warm-up, batch size
-{details.get('batch_size', '?')}, {details.get('threads', '?')} thread(s), coefficient of
-variation {details.get('cv', float('nan')):.3g} (converged: {details.get('converged', '?')}),
-p90 {details.get('p90_ms', float('nan')):.4g} ms, kernel path
-`{details.get('kernel_path', kernel_path)}`.
+Median of {details.get("repeats", "?")} timed runs after warm-up, batch size
+{details.get("batch_size", "?")}, {details.get("threads", "?")} thread(s), coefficient of
+variation {details.get("cv", float("nan")):.3g} (converged: {details.get("converged", "?")}),
+p90 {details.get("p90_ms", float("nan")):.4g} ms, kernel path
+`{details.get("kernel_path", kernel_path)}`.
 
 Environment:
 {env_rows}

@@ -55,7 +55,9 @@ def load_front(
         descending = sort.startswith("-")
         metric = sort.lstrip("-")
         if metric not in known:
-            raise FilterError(f"cannot sort by unknown metric {metric!r}; known: {', '.join(known)}")
+            raise FilterError(
+                f"cannot sort by unknown metric {metric!r}; known: {', '.join(known)}"
+            )
         candidates.sort(key=lambda c: c.metrics[metric].value, reverse=descending)
     return FrontView(front, candidates)
 

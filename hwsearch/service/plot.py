@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hwsearch.records import CandidateRecord, CandidateStatus, FrontRecord
 
@@ -34,9 +35,10 @@ def plot_front(candidates: list[CandidateRecord], front: FrontRecord, path: Path
         return [c.metrics[y_name].value for c in cs]
 
     ax.scatter(xs(rest), ys(rest), c="lightgrey", s=25, label="evaluated", edgecolors="grey")
-    colours = [c.metrics[colour].value for c in best] if colour else "tab:blue"
-    points = ax.scatter(xs(best), ys(best), c=colours, s=60, cmap="viridis", label="Pareto front",
-                        edgecolors="black", zorder=3)
+    style: dict[str, Any] = {"s": 60, "label": "Pareto front", "edgecolors": "black", "zorder": 3}
+    if colour:
+        style.update(c=[c.metrics[colour].value for c in best], cmap="viridis")
+    points = ax.scatter(xs(best), ys(best), **style)
     if colour:
         fig.colorbar(points, ax=ax, label=colour)
     ax.set_xlabel(x_name)

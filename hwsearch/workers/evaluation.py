@@ -67,7 +67,9 @@ def evaluate(task: EvalTask) -> EvalOutcome:
 
     built = build_candidate(family, task.config, train_settings, task.seed)
     latency = measure_latency(
-        built.deploy_model, family.example_input(measure_settings.batch_size), target,
+        built.deploy_model,
+        family.example_input(measure_settings.batch_size),
+        target,
         measure_settings,
     )
     macs = count_macs(built.float_model, family.example_input(1))
@@ -93,7 +95,9 @@ def evaluate(task: EvalTask) -> EvalOutcome:
     }
     analytic = {"model": "analytic count over the materialised float model"}
 
-    def metric(name: str, value: float, provenance: Provenance, details: Mapping[str, Any]) -> MetricValue:
+    def metric(
+        name: str, value: float, provenance: Provenance, details: Mapping[str, Any]
+    ) -> MetricValue:
         return MetricValue(name, float(value), provenance, task.target, dict(details))
 
     return EvalOutcome(
@@ -106,11 +110,19 @@ def evaluate(task: EvalTask) -> EvalOutcome:
             metric("peak_memory_bytes", latency.peak_memory_bytes, Provenance.MEASURED, measured),
             metric("size_bytes", built.size_bytes, Provenance.ESTIMATED, {"model": SIZE_MODEL}),
             metric("params", count_params(built.float_model), Provenance.ESTIMATED, analytic),
-            metric("nonzero_params", count_nonzero_params(built.float_model),
-                   Provenance.ESTIMATED, analytic),
+            metric(
+                "nonzero_params",
+                count_nonzero_params(built.float_model),
+                Provenance.ESTIMATED,
+                analytic,
+            ),
             metric("macs", macs, Provenance.ESTIMATED, analytic),
-            metric("sparsity", built.sparsity, Provenance.MEASURED,
-                   {"model": "share of zero weights in compressible layers"}),
+            metric(
+                "sparsity",
+                built.sparsity,
+                Provenance.MEASURED,
+                {"model": "share of zero weights in compressible layers"},
+            ),
         ],
     )
 

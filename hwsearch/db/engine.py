@@ -1,0 +1,171 @@
+"""Database URLs, engines and migrations.
+
+SQLite (a file, by default ``hwsearch.db`` in the current directory) is the embedded
+default; PostgreSQL through psycopg 3 is the production path. The schema is managed by
+Alembic; the migration scripts ship inside the package, so no ``alembic.ini`` is needed in
+the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from hwsearch.errors import SpecError
+
+__all__ = [
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "WRITE_OPTION",
+    "alembic_config",
+    "current_revision",
+    "database_url",
+    "engine_revision",
+    "head_revision",
+    "make_engine",
+    "normalize_url",
+    "upgrade",
+    "upgrade_engine",
+]
+
+ENV_VAR = "HWSEARCH_DB_URL"
+DEFAULT_URL = "sqlite:///hwsearch.db"
+#: Execution option marking a connection that will write; on SQLite its transaction starts
+#: with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout instead of
+#: failing when a read lock cannot be upgraded.
+WRITE_OPTION = "hwsearch_write"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_MIGRATION_LOCK_KEY = 0x68777365  # "hwse"
+
+_HERE = Path(__file__).resolve().parent
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The URL to use: ``explicit``, else ``$HWSEARCH_DB_URL``, else ``sqlite:///hwsearch.db``."""
+    if explicit:
+        return explicit
+    return os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``; a plain ``postgresql://`` URL is given the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise SpecError("database_url", f"cannot parse {url!r}: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql" and parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend not in ("sqlite", "postgresql"):
+        raise SpecError(
+            "database_url",
+            f"unsupported backend {backend!r} in {parsed.render_as_string()!r}; "
+            "use sqlite:///path.db or postgresql://user@host/db",
+        )
+    return parsed
+
+
+def _is_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An engine for ``url``: SQLite gets WAL, foreign keys and a busy timeout; a plain
+    ``postgresql://`` URL is served by psycopg 3."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    if _is_memory(parsed):
+        # One shared connection, or every connection would see its own empty database.
+        kwargs["poolclass"] = StaticPool
+        kwargs["connect_args"]["check_same_thread"] = False
+    engine = create_engine(parsed, **kwargs)
+    _configure_sqlite(engine, wal=not _is_memory(parsed))
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (below): pysqlite's own transaction handling
+        # neither begins on SELECT nor lets us choose IMMEDIATE for writers.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if wal:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations, for ``url`` if given."""
+    config = Config(str(_HERE / "alembic.ini"))
+    config.set_main_option("script_location", str(_HERE / "migrations"))
+    if url is not None:
+        # Passed as an attribute, not an ini option: ini values interpolate '%'.
+        config.attributes["url"] = str(url) if isinstance(url, str) else url
+    return config
+
+
+def upgrade(url: str | None = None, *, revision: str = "head") -> None:
+    """Run ``alembic upgrade head`` (or to ``revision``) on the database at ``url``."""
+    engine = make_engine(database_url(url))
+    try:
+        upgrade_engine(engine, revision=revision)
+    finally:
+        engine.dispose()
+
+
+def upgrade_engine(engine: Engine, *, revision: str = "head") -> None:
+    """Like :func:`upgrade`, on an existing engine (and its configured connections)."""
+    config = alembic_config()
+    with engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Serialise concurrent upgrades (two services starting at once); SQLite gets
+            # the same from BEGIN IMMEDIATE.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(url: str | None = None) -> str | None:
+    """The migration revision of the database at ``url``; ``None`` if it was never migrated."""
+    engine = make_engine(database_url(url))
+    try:
+        return engine_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def engine_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this version of hwsearch."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # only if the packaged migrations are missing
+        raise RuntimeError(f"no migrations found under {_HERE / 'migrations'}")
+    return head

@@ -1,0 +1,698 @@
+"""The ``Store``: every read and write of jobs, candidates, measurements and fronts.
+
+Each public method runs in one transaction of its own: a write either lands completely or,
+when anything in it fails, not at all. Methods return the plain records of
+:mod:`hwsearch.records`, never ORM rows, so callers cannot lazy-load after the session closed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from hwsearch.db.engine import (
+    WRITE_OPTION,
+    database_url,
+    engine_revision,
+    head_revision,
+    make_engine,
+    normalize_url,
+    upgrade_engine,
+)
+from hwsearch.db.models import Candidate, Front, FrontPointRow, Job, Measurement, utcnow
+from hwsearch.errors import HwsearchError, NotFoundError, SpecError
+from hwsearch.records import (
+    CandidateRecord,
+    CandidateStatus,
+    FrontPoint,
+    FrontRecord,
+    JobRecord,
+    JobState,
+    MetricValue,
+    Provenance,
+)
+
+__all__ = ["JOB_TRANSITIONS", "Store"]
+
+#: The states a job may move to from each state. A finished job is final; a failed or
+#: cancelled one may be queued again to resume it.
+JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.RUNNING: frozenset(
+        {JobState.FINISHED, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED}
+    ),
+    JobState.FINISHED: frozenset(),
+    JobState.FAILED: frozenset({JobState.QUEUED}),
+    JobState.CANCELLED: frozenset({JobState.QUEUED}),
+}
+_TERMINAL = frozenset({JobState.FINISHED, JobState.FAILED, JobState.CANCELLED})
+_DIRECTIONS = ("minimize", "maximize")
+_E = TypeVar("_E", JobState, CandidateStatus)
+# Column widths of models.py, checked up front for a clear error instead of a backend one.
+_MAX_NAME = 200
+_MAX_LABEL = 100
+_MAX_HASH = 64
+
+
+class Store:
+    """Storage of jobs, candidates, measurements and fronts in one SQL database.
+
+    Thread-safe: every call opens its own session. Use :meth:`open`, and :meth:`close` (or a
+    ``with`` block) when done.
+    """
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.url = url
+        self._engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
+        """Open the database at ``url`` (see :func:`~hwsearch.db.engine.database_url`).
+
+        With ``migrate`` the schema is brought up to date first; without it, a database that
+        is not at the newest revision is refused.
+        """
+        resolved = database_url(url)
+        engine = make_engine(resolved)
+        try:
+            if migrate:
+                upgrade_engine(engine)
+            else:
+                have, want = engine_revision(engine), head_revision()
+                if have != want:
+                    raise HwsearchError(
+                        f"database {_safe(resolved)} is at schema revision {have or 'none'}, "
+                        f"this version of hwsearch needs {want}; open it with migrate=True"
+                    )
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, resolved)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({_safe(self.url)!r})"
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        with self._write.begin() as session:
+            yield session
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with self._read.begin() as session:
+            yield session
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def create_job(self, *, name: str, family: str, target: str, spec: dict[str, Any]) -> JobRecord:
+        _check_text("name", name, _MAX_NAME)
+        _check_text("family", family, _MAX_LABEL)
+        _check_text("target", target, _MAX_LABEL)
+        stored_spec = _json_object("spec", spec)
+        with self._writing() as session:
+            job = Job(
+                name=name, family=family, target=target, spec=stored_spec, state=JobState.QUEUED
+            )
+            session.add(job)
+            session.flush()
+            return _job_record(job, evaluations=0)
+
+    def set_job_state(self, job_id: int, state: JobState, *, error: str | None = None) -> JobRecord:
+        """Move a job to ``state`` (see :data:`JOB_TRANSITIONS`), stamping ``started_at`` on
+        running and ``finished_at`` on finished, failed or cancelled; ``error`` is stored as
+        given (``None`` clears an earlier one)."""
+        new = _coerce_enum("state", state, JobState)
+        with self._writing() as session:
+            job = session.scalars(
+                select(Job).where(Job.id == job_id).with_for_update()
+            ).one_or_none()
+            if job is None:
+                raise NotFoundError(f"job {job_id} not found")
+            if new not in JOB_TRANSITIONS[job.state]:
+                allowed = ", ".join(sorted(JOB_TRANSITIONS[job.state])) or "none, it is final"
+                raise SpecError(
+                    "state",
+                    f"job {job_id} is {job.state.value} and cannot become {new.value} "
+                    f"(allowed: {allowed})",
+                )
+            now = utcnow()
+            job.state = new
+            job.error = error
+            if new is JobState.QUEUED:
+                job.started_at = None
+                job.finished_at = None
+            elif new is JobState.RUNNING:
+                job.started_at = now
+                job.finished_at = None
+            elif new in _TERMINAL:
+                job.finished_at = now
+            session.flush()
+            return _job_record(job, evaluations=_count(session, job_id, CandidateStatus.DONE))
+
+    def get_job(self, job_id: int) -> JobRecord:
+        with self._reading() as session:
+            row = session.execute(_jobs_query().where(Job.id == job_id)).one_or_none()
+            if row is None:
+                raise NotFoundError(f"job {job_id} not found")
+            return _job_record(row[0], evaluations=row[1])
+
+    def list_jobs(
+        self, *, state: JobState | None = None, limit: int = 100, offset: int = 0
+    ) -> list[JobRecord]:
+        """Jobs, newest first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise SpecError("limit", f"must be a positive integer, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise SpecError("offset", f"must be a non-negative integer, got {offset!r}")
+        query = _jobs_query().order_by(Job.id.desc()).limit(limit).offset(offset)
+        if state is not None:
+            query = query.where(Job.state == _coerce_enum("state", state, JobState))
+        with self._reading() as session:
+            return [_job_record(job, evaluations=n) for job, n in session.execute(query)]
+
+    # -- candidates ---------------------------------------------------------------------
+
+    def add_candidates(
+        self, job_id: int, items: Sequence[tuple[str, dict[str, Any], int]]
+    ) -> list[CandidateRecord]:
+        """Add ``(config_hash, config, generation)`` candidates to a job.
+
+        Returns one record per item, in order. A hash the job already has (stored earlier
+        or repeated within ``items``) is not added again: its existing record is returned.
+        """
+        rows: dict[str, dict[str, Any]] = {}
+        hashes: list[str] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, tuple | list) or len(item) != 3:
+                raise SpecError(f"items[{i}]", "must be a (config_hash, config, generation)")
+            config_hash, config, generation = item
+            _check_text(f"items[{i}].config_hash", config_hash, _MAX_HASH)
+            config = _json_object(f"items[{i}].config", config)
+            _check_count(f"items[{i}].generation", generation)
+            hashes.append(config_hash)
+            rows.setdefault(
+                config_hash,
+                {
+                    "job_id": job_id,
+                    "config_hash": config_hash,
+                    "config": config,
+                    "generation": generation,
+                    "status": CandidateStatus.PENDING,
+                    "created_at": utcnow(),
+                },
+            )
+        with self._writing() as session:
+            _require_job(session, job_id)
+            if rows:
+                insert = (
+                    postgresql.insert
+                    if session.get_bind().dialect.name == "postgresql"
+                    else sqlite.insert
+                )
+                session.execute(
+                    insert(Candidate).on_conflict_do_nothing(
+                        index_elements=["job_id", "config_hash"]
+                    ),
+                    list(rows.values()),
+                )
+            stored = session.scalars(
+                select(Candidate)
+                .where(Candidate.job_id == job_id, Candidate.config_hash.in_(list(rows)))
+                .options(selectinload(Candidate.measurements))
+            ).all()
+            by_hash = {c.config_hash: _candidate_record(c) for c in stored}
+            return [by_hash[h] for h in hashes]
+
+    def record_result(
+        self, candidate_id: int, metrics: Sequence[MetricValue], *, feasible: bool
+    ) -> None:
+        """Store a candidate's metrics and mark it done.
+
+        A metric without a ``target`` is stored under the job's target. Metrics may be
+        added to a done candidate later, but a metric it already has is refused (and then
+        nothing of the call is stored).
+        """
+        checked = _check_metrics(metrics)
+        if not isinstance(feasible, bool):
+            raise SpecError("feasible", f"must be true or false, got {feasible!r}")
+        try:
+            with self._writing() as session:
+                found = session.execute(
+                    select(Candidate, Job.target)
+                    .join(Job, Job.id == Candidate.job_id)
+                    .where(Candidate.id == candidate_id)
+                ).one_or_none()
+                if found is None:
+                    raise NotFoundError(f"candidate {candidate_id} not found")
+                candidate, job_target = found
+                candidate.status = CandidateStatus.DONE
+                candidate.feasible = feasible
+                candidate.error = None
+                session.add_all(
+                    Measurement(
+                        candidate_id=candidate.id,
+                        config_hash=candidate.config_hash,
+                        target=m.target or job_target,
+                        metric=m.name,
+                        value=m.value,
+                        provenance=m.provenance,
+                        details=m.details,
+                    )
+                    for m in checked
+                )
+                session.flush()
+        except IntegrityError as exc:
+            with self._reading() as session:
+                stored = set(
+                    session.scalars(
+                        select(Measurement.metric).where(Measurement.candidate_id == candidate_id)
+                    )
+                )
+            clash = [i for i, m in enumerate(checked) if m.name in stored]
+            if not clash:
+                raise
+            raise SpecError(
+                f"metrics[{clash[0]}].name",
+                f"candidate {candidate_id} already has stored "
+                f"{', '.join(repr(checked[i].name) for i in clash)}; nothing was recorded",
+            ) from exc
+
+    def record_failure(self, candidate_id: int, error: str) -> None:
+        """Mark a candidate failed with the reason ``error``."""
+        if not isinstance(error, str) or not error.strip():
+            raise SpecError("error", f"must be a non-empty reason, got {error!r}")
+        with self._writing() as session:
+            candidate = session.get(Candidate, candidate_id)
+            if candidate is None:
+                raise NotFoundError(f"candidate {candidate_id} not found")
+            candidate.status = CandidateStatus.FAILED
+            candidate.error = error
+
+    def get_candidate(self, job_id: int, candidate_id: int) -> CandidateRecord:
+        with self._reading() as session:
+            candidate = session.scalars(
+                select(Candidate)
+                .where(Candidate.id == candidate_id, Candidate.job_id == job_id)
+                .options(selectinload(Candidate.measurements))
+            ).one_or_none()
+            if candidate is None:
+                raise NotFoundError(f"candidate {candidate_id} not found in job {job_id}")
+            return _candidate_record(candidate)
+
+    def list_candidates(
+        self, job_id: int, *, status: CandidateStatus | None = None
+    ) -> list[CandidateRecord]:
+        """A job's candidates with their metrics, in the order they were added."""
+        query = (
+            select(Candidate)
+            .where(Candidate.job_id == job_id)
+            .order_by(Candidate.id)
+            .options(selectinload(Candidate.measurements))
+        )
+        if status is not None:
+            query = query.where(Candidate.status == _coerce_enum("status", status, CandidateStatus))
+        with self._reading() as session:
+            _require_job(session, job_id)
+            return [_candidate_record(c) for c in session.scalars(query)]
+
+    def count_candidates(self, job_id: int, *, status: CandidateStatus | None = None) -> int:
+        checked = None if status is None else _coerce_enum("status", status, CandidateStatus)
+        with self._reading() as session:
+            _require_job(session, job_id)
+            return _count(session, job_id, checked)
+
+    def find_measurements(self, config_hash: str, target: str) -> list[MetricValue]:
+        """Measured values of this config on this target, from any job, for reuse.
+
+        Only ``measured`` values of candidates that are done count; where a metric was
+        measured more than once, the newest measurement is returned. Ordered by metric name.
+        """
+        query = (
+            select(Measurement)
+            .join(Candidate, Candidate.id == Measurement.candidate_id)
+            .where(
+                Measurement.config_hash == config_hash,
+                Measurement.target == target,
+                Measurement.provenance == Provenance.MEASURED,
+                Candidate.status == CandidateStatus.DONE,
+            )
+            .order_by(Measurement.created_at.desc(), Measurement.id.desc())
+        )
+        newest: dict[str, MetricValue] = {}
+        with self._reading() as session:
+            for row in session.scalars(query):
+                newest.setdefault(row.metric, _metric(row))
+        return [newest[name] for name in sorted(newest)]
+
+    # -- fronts -------------------------------------------------------------------------
+
+    def save_front(
+        self,
+        job_id: int,
+        *,
+        generation: int,
+        objectives: list[str],
+        directions: list[str],
+        reference_point: list[float],
+        hypervolume: float,
+        evaluations: int,
+        points: Sequence[FrontPoint],
+    ) -> FrontRecord:
+        """Store the Pareto front of one generation.
+
+        Every point must be a candidate of the job with a stored metric for each objective;
+        the values of the returned (and later read) points are those stored metrics.
+        """
+        _check_count("generation", generation)
+        _check_count("evaluations", evaluations)
+        _check_front_axes(objectives, directions, reference_point)
+        hv = _check_finite("hypervolume", hypervolume)
+        if hv < 0:
+            raise SpecError("hypervolume", f"must not be negative, got {hypervolume!r}")
+        seen: set[int] = set()
+        for i, point in enumerate(points):
+            if point.candidate_id in seen:
+                raise SpecError(
+                    f"points[{i}].candidate_id", f"candidate {point.candidate_id} appears twice"
+                )
+            seen.add(point.candidate_id)
+        try:
+            with self._writing() as session:
+                _require_job(session, job_id)
+                candidates = {
+                    c.id: c
+                    for c in session.scalars(
+                        select(Candidate)
+                        .where(Candidate.id.in_(seen))
+                        .options(selectinload(Candidate.measurements))
+                    )
+                }
+                for i, point in enumerate(points):
+                    _check_point(i, point, candidates.get(point.candidate_id), job_id, objectives)
+                front = Front(
+                    job_id=job_id,
+                    generation=generation,
+                    objectives=list(objectives),
+                    directions=list(directions),
+                    reference_point=[float(v) for v in reference_point],
+                    hypervolume=hv,
+                    evaluations=evaluations,
+                    points=[
+                        FrontPointRow(
+                            candidate=candidates[p.candidate_id],
+                            position=i,
+                            measured=bool(p.measured),
+                        )
+                        for i, p in enumerate(points)
+                    ],
+                )
+                session.add(front)
+                session.flush()
+                return _front_record(front)
+        except IntegrityError as exc:
+            if self._has_front(job_id, generation):
+                raise SpecError(
+                    "generation", f"job {job_id} already has a front for generation {generation}"
+                ) from exc
+            raise
+
+    def latest_front(self, job_id: int) -> FrontRecord | None:
+        """The front of the job's highest generation, or ``None`` before the first."""
+        query = _fronts_query(job_id).order_by(Front.generation.desc()).limit(1)
+        with self._reading() as session:
+            _require_job(session, job_id)
+            front = session.scalars(query).one_or_none()
+            return None if front is None else _front_record(front)
+
+    def list_fronts(self, job_id: int) -> list[FrontRecord]:
+        """Every front of the job, by generation (its hypervolume history)."""
+        with self._reading() as session:
+            _require_job(session, job_id)
+            query = _fronts_query(job_id).order_by(Front.generation)
+            return [_front_record(f) for f in session.scalars(query)]
+
+    def _has_front(self, job_id: int, generation: int) -> bool:
+        with self._reading() as session:
+            found = session.scalar(
+                select(Front.id).where(Front.job_id == job_id, Front.generation == generation)
+            )
+            return found is not None
+
+
+# -- queries --------------------------------------------------------------------------------
+
+
+def _jobs_query() -> Select[Job, int]:
+    done = (
+        select(func.count(Candidate.id))
+        .where(Candidate.job_id == Job.id, Candidate.status == CandidateStatus.DONE)
+        .correlate(Job)
+        .scalar_subquery()
+    )
+    return select(Job, done)
+
+
+def _fronts_query(job_id: int) -> Select[Front]:
+    return (
+        select(Front)
+        .where(Front.job_id == job_id)
+        .options(
+            selectinload(Front.points)
+            .selectinload(FrontPointRow.candidate)
+            .selectinload(Candidate.measurements)
+        )
+    )
+
+
+def _require_job(session: Session, job_id: int) -> None:
+    if session.scalar(select(Job.id).where(Job.id == job_id)) is None:
+        raise NotFoundError(f"job {job_id} not found")
+
+
+def _count(session: Session, job_id: int, status: CandidateStatus | None) -> int:
+    query = select(func.count(Candidate.id)).where(Candidate.job_id == job_id)
+    if status is not None:
+        query = query.where(Candidate.status == status)
+    return int(session.scalar(query) or 0)
+
+
+# -- conversion to records -------------------------------------------------------------------
+
+
+def _job_record(job: Job, *, evaluations: int) -> JobRecord:
+    return JobRecord(
+        id=job.id,
+        name=job.name,
+        family=job.family,
+        target=job.target,
+        state=job.state,
+        spec=job.spec,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        evaluations=int(evaluations),
+        error=job.error,
+    )
+
+
+def _metric(row: Measurement) -> MetricValue:
+    return MetricValue(
+        name=row.metric,
+        value=row.value,
+        provenance=row.provenance,
+        target=row.target,
+        details=row.details,
+    )
+
+
+def _candidate_record(candidate: Candidate) -> CandidateRecord:
+    return CandidateRecord(
+        id=candidate.id,
+        job_id=candidate.job_id,
+        config_hash=candidate.config_hash,
+        config=candidate.config,
+        generation=candidate.generation,
+        status=candidate.status,
+        feasible=candidate.feasible,
+        error=candidate.error,
+        metrics={m.metric: _metric(m) for m in candidate.measurements},
+    )
+
+
+def _front_record(front: Front) -> FrontRecord:
+    objectives = list(front.objectives)
+    points = []
+    for row in front.points:
+        stored = {m.metric: m.value for m in row.candidate.measurements}
+        points.append(
+            FrontPoint(
+                candidate_id=row.candidate_id,
+                config_hash=row.candidate.config_hash,
+                values={name: stored[name] for name in objectives if name in stored},
+                measured=row.measured,
+            )
+        )
+    return FrontRecord(
+        id=front.id,
+        job_id=front.job_id,
+        generation=front.generation,
+        objectives=objectives,
+        directions=list(front.directions),
+        reference_point=[float(v) for v in front.reference_point],
+        hypervolume=front.hypervolume,
+        evaluations=front.evaluations,
+        points=points,
+    )
+
+
+# -- input checks -----------------------------------------------------------------------------
+
+
+def _safe(url: str) -> str:
+    """``url`` with any password masked, for messages."""
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except SpecError:
+        return "<unparsable URL>"
+
+
+def _check_text(field: str, value: object, max_len: int) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(field, f"must be a non-empty string, got {value!r}")
+    if len(value) > max_len:
+        raise SpecError(field, f"must be at most {max_len} characters, got {len(value)}")
+
+
+def _json_object(field: str, value: object) -> dict[str, Any]:
+    """``value`` as the database will give it back (tuples become lists, keys strings), so
+    a record returned by a write equals the one a later read returns."""
+    if not isinstance(value, dict):
+        raise SpecError(field, f"must be a dict, got {type(value).__name__}")
+    try:
+        normalised: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise SpecError(field, f"must be JSON-serialisable (finite numbers only): {exc}") from exc
+    return normalised
+
+
+def _check_count(field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(field, f"must be a non-negative integer, got {value!r}")
+
+
+def _check_finite(field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(field, f"must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise SpecError(field, f"must be finite, got {value!r}")
+    return float(value)
+
+
+def _coerce_enum(field: str, value: str, kind: type[_E]) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        valid = ", ".join(member.value for member in kind)
+        raise SpecError(field, f"unknown value {value!r}; valid values: {valid}") from None
+
+
+def _check_metrics(metrics: Sequence[MetricValue]) -> list[MetricValue]:
+    checked: list[MetricValue] = []
+    names: set[str] = set()
+    for i, m in enumerate(metrics):
+        if not isinstance(m, MetricValue):
+            raise SpecError(f"metrics[{i}]", f"must be a MetricValue, got {type(m).__name__}")
+        _check_text(f"metrics[{i}].name", m.name, _MAX_LABEL)
+        if m.name in names:
+            raise SpecError(f"metrics[{i}].name", f"{m.name!r} is given twice")
+        names.add(m.name)
+        value = _check_finite(f"metrics[{i}].value", m.value)
+        try:
+            provenance = Provenance(m.provenance)
+        except ValueError:
+            valid = ", ".join(p.value for p in Provenance)
+            raise SpecError(
+                f"metrics[{i}].provenance", f"unknown value {m.provenance!r}; valid: {valid}"
+            ) from None
+        if m.target:
+            _check_text(f"metrics[{i}].target", m.target, _MAX_LABEL)
+        details = _json_object(f"metrics[{i}].details", m.details)
+        checked.append(
+            MetricValue(
+                name=m.name,
+                value=value,
+                provenance=provenance,
+                target=m.target,
+                details=details,
+            )
+        )
+    return checked
+
+
+def _check_front_axes(
+    objectives: Sequence[str], directions: Sequence[str], reference_point: Sequence[float]
+) -> None:
+    if not objectives:
+        raise SpecError("objectives", "must name at least one metric")
+    for i, name in enumerate(objectives):
+        _check_text(f"objectives[{i}]", name, _MAX_LABEL)
+    if len(set(objectives)) != len(objectives):
+        raise SpecError("objectives", f"names a metric twice: {list(objectives)!r}")
+    for field, values in (("directions", directions), ("reference_point", reference_point)):
+        if len(values) != len(objectives):
+            raise SpecError(field, f"has {len(values)} entries for {len(objectives)} objectives")
+    for i, direction in enumerate(directions):
+        if direction not in _DIRECTIONS:
+            raise SpecError(
+                f"directions[{i}]", f"must be 'minimize' or 'maximize', got {direction!r}"
+            )
+    for i, value in enumerate(reference_point):
+        _check_finite(f"reference_point[{i}]", value)
+
+
+def _check_point(
+    i: int, point: FrontPoint, candidate: Candidate | None, job_id: int, objectives: list[str]
+) -> None:
+    if candidate is None or candidate.job_id != job_id:
+        raise NotFoundError(
+            f"points[{i}]: candidate {point.candidate_id} not found in job {job_id}"
+        )
+    if point.config_hash != candidate.config_hash:
+        raise SpecError(
+            f"points[{i}].config_hash",
+            f"{point.config_hash!r} is not the hash of candidate {candidate.id} "
+            f"({candidate.config_hash!r})",
+        )
+    stored = {m.metric for m in candidate.measurements}
+    missing = [name for name in objectives if name not in stored]
+    if missing:
+        raise SpecError(
+            f"points[{i}]",
+            f"candidate {candidate.id} has no stored {', '.join(map(repr, missing))}; "
+            "record its result before saving a front with it",
+        )

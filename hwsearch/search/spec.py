@@ -1,0 +1,650 @@
+"""The job spec: what to search, for which target, towards which objectives, within what budget.
+
+A spec is YAML or JSON (see ``examples/``). :func:`parse_spec` checks it in two passes: the
+shape and types (pydantic models, unknown fields rejected everywhere), then the meaning (knobs
+of the family, values each knob accepts, known metrics, a registered optimizer and its
+options). Every problem becomes one :class:`~hwsearch.errors.SpecError` whose ``field`` is a
+dotted path (``space.width.values[1]``, ``objectives[0].metric``) and all of them are raised
+together as :class:`~hwsearch.errors.SpecErrors`.
+
+Defaults of the optional sections:
+
+* ``evaluation``: ``epochs: 4, finetune_epochs: 1, batch_size: 64, learning_rate: 0.05``
+  (training of each candidate; fine-tuning after compression);
+* ``measurement``: ``batch_size: 1, threads: 1, warmup: 10, min_repeats: 20,
+  max_repeats: 200, target_cv: 0.05, max_seconds: 10`` (timing repeats stop once the
+  coefficient of variation is below ``target_cv`` after ``min_repeats``, at ``max_repeats``,
+  or when the timed phase has lasted ``max_seconds`` with ``min_repeats`` taken);
+* ``optimizer``: ``{name: optuna-nsga2}`` with that optimizer's default options;
+* ``constraints``: none; ``seed``: 0; ``name``: the file name, else the family name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from hwsearch.errors import HwsearchError, SpecError, SpecErrors, UnknownNameError
+from hwsearch.search.objectives import (
+    METRICS,
+    Constraint,
+    Direction,
+    Objective,
+    format_number,
+    unknown_metric_reason,
+)
+
+if TYPE_CHECKING:
+    from hwsearch.models.base import Knob, ModelFamily
+
+Scalar = bool | int | float | str
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_scalar(value: Any) -> Scalar:
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        return value
+    raise ValueError(f"must be a number, a string or a boolean, got {_describe(value)}")
+
+
+def _check_constant(value: Any) -> Scalar | list[Scalar]:
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("an empty list is not a value; give one value or one per block")
+        for i, item in enumerate(value):
+            try:
+                _check_scalar(item)
+            except ValueError as exc:
+                raise ValueError(f"item [{i}] {exc}") from None
+        return value
+    try:
+        return _check_scalar(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"a constant {exc}, or a list of those; "
+            "a variable is a mapping with type: int, float or choice"
+        ) from None
+
+
+ScalarValue = Annotated[Any, AfterValidator(_check_scalar)]
+ConstantValue = Annotated[Any, AfterValidator(_check_constant)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+def _multiple_of(span: float, step: float) -> bool:
+    ratio = span / step
+    return abs(ratio - round(ratio)) <= 1e-9 * max(1.0, abs(ratio))
+
+
+class IntVarSpec(_Model):
+    """An integer knob searched over ``low..high`` (inclusive) in ``step`` increments."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(default=1, gt=0)
+    log: bool = False
+    per_layer: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> IntVarSpec:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got low={self.low}")
+        if self.log and self.step != 1:
+            raise ValueError("log scale cannot be combined with a step other than 1")
+        if (self.high - self.low) % self.step:
+            raise ValueError(
+                f"high - low ({self.high - self.low}) is not a multiple of step ({self.step})"
+            )
+        return self
+
+
+class FloatVarSpec(_Model):
+    """A real knob searched over ``[low, high]``: uniform, on a ``step`` grid or log-uniform."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    step: float | None = Field(default=None, gt=0)
+    log: bool = False
+    per_layer: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatVarSpec:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) is greater than high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got low={self.low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("log scale cannot be combined with step")
+        if self.step is not None and not _multiple_of(self.high - self.low, self.step):
+            raise ValueError(
+                f"high - low ({self.high - self.low:g}) is not a multiple of step ({self.step:g})"
+            )
+        return self
+
+
+class ChoiceVarSpec(_Model):
+    """A knob searched over a list of distinct values."""
+
+    type: Literal["choice"]
+    values: list[ScalarValue] = Field(min_length=1)
+    per_layer: int | None = Field(default=None, ge=1)
+
+    @field_validator("values")
+    @classmethod
+    def _distinct(cls, values: list[Scalar]) -> list[Scalar]:
+        seen: list[Scalar] = []
+        for value in values:
+            if any(
+                value == other and isinstance(value, bool) == isinstance(other, bool)
+                for other in seen
+            ):
+                raise ValueError(f"{value!r} is listed twice; values must be distinct")
+            seen.append(value)
+        return values
+
+
+VariableSpec = IntVarSpec | FloatVarSpec | ChoiceVarSpec
+_VARIABLE_MODELS: dict[str, type[_Model]] = {
+    "int": IntVarSpec,
+    "float": FloatVarSpec,
+    "choice": ChoiceVarSpec,
+}
+
+
+def _entry_kind(value: Any) -> str | None:
+    if isinstance(value, IntVarSpec | FloatVarSpec | ChoiceVarSpec):
+        return value.type
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        return kind if isinstance(kind, str) and kind in _VARIABLE_MODELS else None
+    return "constant"
+
+
+SpaceEntry = Annotated[
+    Annotated[IntVarSpec, Tag("int")]
+    | Annotated[FloatVarSpec, Tag("float")]
+    | Annotated[ChoiceVarSpec, Tag("choice")]
+    | Annotated[ConstantValue, Tag("constant")],
+    Discriminator(_entry_kind, custom_error_type="space_entry", custom_error_message="bad type"),
+]
+
+
+def _known_metric(name: str) -> str:
+    if name not in METRICS:
+        raise ValueError(unknown_metric_reason(name))
+    return name
+
+
+class ObjectiveSpec(_Model):
+    metric: Annotated[str, AfterValidator(_known_metric)]
+    direction: Direction
+    reference: float | None = None
+
+    def to_objective(self) -> Objective:
+        return Objective(self.metric, self.direction, self.reference)
+
+
+def _constraint_text(text: str) -> str:
+    try:
+        return str(Constraint.parse(text))
+    except SpecError as exc:
+        raise ValueError(exc.reason) from None
+
+
+class Budget(_Model):
+    """When to stop: after ``evaluations`` candidates or ``wall_time_s`` seconds, first wins."""
+
+    evaluations: int | None = Field(default=None, ge=1)
+    wall_time_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Budget:
+        if self.evaluations is None and self.wall_time_s is None:
+            raise ValueError("give at least one of evaluations, wall_time_s")
+        return self
+
+
+class OptimizerSpec(_Model):
+    """``{name: ..., <option>: ...}`` in the spec; the options are kept in ``options``."""
+
+    name: str = "optuna-nsga2"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_options(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            rest = {k: v for k, v in data.items() if k != "name"}
+            out: dict[str, Any] = {"options": rest}
+            if "name" in data:
+                out["name"] = data["name"]
+            return out
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+
+class EvaluationSettings(_Model):
+    """How each candidate is trained and fine-tuned before its quality is measured."""
+
+    epochs: int = Field(default=4, ge=1)
+    finetune_epochs: int = Field(default=1, ge=0)
+    batch_size: int = Field(default=64, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0)
+
+
+class MeasurementSettings(_Model):
+    """The timing protocol on the target."""
+
+    batch_size: int = Field(default=1, ge=1)
+    threads: int = Field(default=1, ge=1)
+    warmup: int = Field(default=10, ge=0)
+    min_repeats: int = Field(default=20, ge=2)
+    max_repeats: int = Field(default=200, ge=2)
+    target_cv: float = Field(default=0.05, gt=0)
+    max_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _repeats(self) -> MeasurementSettings:
+        if self.max_repeats < self.min_repeats:
+            raise ValueError(
+                f"max_repeats ({self.max_repeats}) is smaller than min_repeats ({self.min_repeats})"
+            )
+        return self
+
+
+class JobSpec(_Model):
+    """A validated job spec. Build it with :func:`parse_spec` or :func:`load_spec`."""
+
+    name: str = Field(min_length=1)
+    family: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    space: dict[str, SpaceEntry] = Field(min_length=1)
+    objectives: list[ObjectiveSpec] = Field(min_length=1)
+    constraints: list[Annotated[str, AfterValidator(_constraint_text)]] = Field(
+        default_factory=list
+    )
+    budget: Budget
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
+    seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, Mapping) and data.get("name") is None:
+            default = (info.context or {}).get("default_name") or data.get("family")
+            if isinstance(default, str) and default:
+                data = {**data, "name": default}
+        return data
+
+    def get_objectives(self) -> list[Objective]:
+        return [o.to_objective() for o in self.objectives]
+
+    def get_constraints(self) -> list[Constraint]:
+        return [Constraint.parse(text) for text in self.constraints]
+
+    def variables(self) -> dict[str, VariableSpec]:
+        """The searched knobs (constants left out), in spec order."""
+        return {k: v for k, v in self.space.items() if isinstance(v, VariableSpec)}
+
+    def constants(self) -> dict[str, Any]:
+        return {k: v for k, v in self.space.items() if not isinstance(v, VariableSpec)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable data that :func:`parse_spec` turns back into an equal spec."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["optimizer"] = self.optimizer.to_dict()
+        return data
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and parsing
+
+
+def load_spec(path: str | Path) -> JobSpec:
+    """Read a YAML or JSON spec file (by extension; otherwise JSON, then YAML)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecErrors([SpecError("", f"cannot read {str(path)!r}: {exc.strerror}")]) from None
+    suffix = path.suffix.lower()
+    data: Any
+    if suffix == ".json":
+        data = _load_json(text)
+    elif suffix in (".yaml", ".yml"):
+        data = _load_yaml(text)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = _load_yaml(text)
+    return parse_spec(data, default_name=path.stem)
+
+
+def _load_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecErrors(
+            [SpecError("", f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}")]
+        ) from None
+
+
+def _load_yaml(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecErrors([SpecError("", f"not valid YAML{where}: {problem}")]) from None
+
+
+def parse_spec(data: Mapping[str, Any], *, default_name: str | None = None) -> JobSpec:
+    """Validate ``data`` into a :class:`JobSpec`; raises :class:`SpecErrors` listing every
+    problem found. ``default_name`` names the job when ``data`` has no ``name``."""
+    if not isinstance(data, Mapping):
+        raise SpecErrors(
+            [SpecError("", f"a job spec must be a mapping of fields, got {type(data).__name__}")]
+        )
+    try:
+        spec = JobSpec.model_validate(dict(data), context={"default_name": default_name})
+    except ValidationError as exc:
+        raise SpecErrors(_convert_errors(exc)) from None
+    problems = _check_meaning(spec)
+    if problems:
+        raise SpecErrors(problems)
+    return spec
+
+
+# --------------------------------------------------------------------------------------------
+# Pydantic errors -> SpecError
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _strip_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Drop the union tag pydantic puts after a space entry's name."""
+    if len(loc) > 2 and loc[0] == "space" and loc[2] in (*_VARIABLE_MODELS, "constant"):
+        return loc[:2] + loc[3:]
+    return loc
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class that holds the field at ``loc`` (for listing its allowed fields)."""
+    if len(loc) >= 3 and loc[0] == "space" and isinstance(loc[2], str):
+        return _VARIABLE_MODELS.get(loc[2])
+    model: type[BaseModel] = JobSpec
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+    "list_type": "a list",
+}
+
+
+def _reason(error: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    got = _describe(error.get("input"))
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        model = _model_at(tuple(error["loc"]))
+        allowed = f"; allowed: {', '.join(model.model_fields)}" if model is not None else ""
+        if model is OptimizerSpec:
+            allowed = ""
+        return f"unknown field{allowed}"
+    if kind in _TYPE_WORDS:
+        return f"expected {_TYPE_WORDS[kind]}, got {got}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected')}, got {got}"
+    if kind == "finite_number":
+        return f"must be a finite number, got {got}"
+    bounds = {
+        "greater_than": "greater than {gt}",
+        "greater_than_equal": "at least {ge}",
+        "less_than": "less than {lt}",
+        "less_than_equal": "at most {le}",
+    }
+    if kind in bounds:
+        limits = {k: format_number(v) if isinstance(v, float) else v for k, v in ctx.items()}
+        return f"must be {bounds[kind].format(**limits)}, got {got}"
+    if kind == "too_short":
+        if ctx.get("min_length") == 1:
+            return "must not be empty"
+        return f"needs at least {ctx.get('min_length')} items"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind == "space_entry":
+        value = error.get("input")
+        if isinstance(value, Mapping) and "type" in value:
+            return f"unknown variable type {_describe(value['type'])}; use int, float or choice"
+        return (
+            "a variable needs 'type: int', 'type: float' or 'type: choice'; "
+            "a constant is a single value or a list"
+        )
+    return str(error["msg"])
+
+
+def _convert_errors(exc: ValidationError) -> list[SpecError]:
+    out: list[SpecError] = []
+    seen: set[tuple[str, str]] = set()
+    for error in exc.errors():
+        loc = _strip_tags(tuple(error["loc"]))
+        if error["type"] == "space_entry":
+            value = error.get("input")
+            if isinstance(value, Mapping) and "type" in value:
+                loc = (*loc, "type")
+        field, reason = _path(loc), _reason(error, loc)
+        if (field, reason) not in seen:
+            seen.add((field, reason))
+            out.append(SpecError(field, reason))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Checks that need the family, the targets and the optimizer registry
+
+
+def _get_family(name: str) -> ModelFamily:
+    with contextlib.suppress(ImportError):
+        import hwsearch.models  # noqa: F401  # registers the built-in families
+    from hwsearch.models.base import get_family
+
+    return get_family(name)
+
+
+def _check_target(name: str) -> list[SpecError]:
+    try:
+        from hwsearch.hardware.targets import parse_target
+    except ImportError:
+        return []
+    try:
+        parse_target(name)
+    except SpecError as exc:
+        return [SpecError("target", exc.reason)]
+    except (HwsearchError, ValueError) as exc:
+        return [SpecError("target", str(exc))]
+    return []
+
+
+def _knob_problems(knob: Knob, path: str, value: Any) -> list[SpecError]:
+    problem = knob.problem(value)
+    return [SpecError(path, problem)] if problem else []
+
+
+def _check_entry(family: ModelFamily, key: str, entry: Any) -> list[SpecError]:
+    base = f"space.{key}"
+    knob = family.knobs[key]
+    per_block = sorted(k.name for k in family.knobs.values() if k.per_block)
+    not_per_block = (
+        f"knob {key!r} has one value for the whole model; per-block knobs of "
+        f"{family.name!r}: {', '.join(per_block) or 'none'}"
+    )
+    problems: list[SpecError] = []
+    if isinstance(entry, IntVarSpec | FloatVarSpec | ChoiceVarSpec):
+        if entry.per_layer is not None and not knob.per_block:
+            problems.append(SpecError(f"{base}.per_layer", not_per_block))
+        if isinstance(entry, ChoiceVarSpec):
+            for i, value in enumerate(entry.values):
+                problems += _knob_problems(knob, f"{base}.values[{i}]", value)
+            return problems
+        if knob.kind == "choice":
+            choices = f" from {list(knob.choices)}" if knob.choices is not None else ""
+            return [
+                *problems,
+                SpecError(
+                    f"{base}.type",
+                    f"knob {key!r} takes named values; use type: choice with values{choices}",
+                ),
+            ]
+        if knob.kind == "int" and isinstance(entry, FloatVarSpec):
+            return [
+                *problems,
+                SpecError(f"{base}.type", f"knob {key!r} takes integers; use type: int or choice"),
+            ]
+        problems += _knob_problems(knob, f"{base}.low", entry.low)
+        problems += _knob_problems(knob, f"{base}.high", entry.high)
+        return problems
+    if isinstance(entry, list):
+        if not knob.per_block:
+            return [SpecError(base, f"a list is only allowed for per-block knobs; {not_per_block}")]
+        for i, value in enumerate(entry):
+            problems += _knob_problems(knob, f"{base}[{i}]", value)
+        return problems
+    return _knob_problems(knob, base, entry)
+
+
+def _check_space(spec: JobSpec) -> list[SpecError]:
+    try:
+        family = _get_family(spec.family)
+    except UnknownNameError as exc:
+        return [SpecError("family", str(exc))]
+    problems: list[SpecError] = []
+    for key, entry in spec.space.items():
+        if key not in family.knobs:
+            problems.append(
+                SpecError(
+                    f"space.{key}",
+                    f"not a knob of family {family.name!r}; knobs: {', '.join(family.knobs)}",
+                )
+            )
+            continue
+        problems += _check_entry(family, key, entry)
+    if not spec.variables():
+        problems.append(
+            SpecError("space", "has no variables; give at least one knob a range or choices")
+        )
+    return problems
+
+
+def _check_meaning(spec: JobSpec) -> list[SpecError]:
+    from hwsearch.search.optimizer import check_optimizer_options
+
+    problems = _check_space(spec)
+    problems += _check_target(spec.target)
+    first: dict[str, int] = {}
+    for i, objective in enumerate(spec.objectives):
+        if objective.metric in first:
+            problems.append(
+                SpecError(
+                    f"objectives[{i}].metric",
+                    f"{objective.metric!r} is already objectives[{first[objective.metric]}]",
+                )
+            )
+        first.setdefault(objective.metric, i)
+    try:
+        check_optimizer_options(spec.optimizer.name, spec.optimizer.options)
+    except UnknownNameError as exc:
+        problems.append(SpecError("optimizer.name", str(exc)))
+    except SpecError as exc:
+        problems.append(exc)
+    return problems
+
+
+__all__ = [
+    "Budget",
+    "ChoiceVarSpec",
+    "EvaluationSettings",
+    "FloatVarSpec",
+    "IntVarSpec",
+    "JobSpec",
+    "MeasurementSettings",
+    "ObjectiveSpec",
+    "OptimizerSpec",
+    "VariableSpec",
+    "load_spec",
+    "parse_spec",
+]

@@ -1,0 +1,115 @@
+"""Shared fixtures.
+
+``db_url`` runs a test once per storage backend: a SQLite file in ``tmp_path`` and a fresh
+schema on the PostgreSQL server named by ``HWSEARCH_TEST_POSTGRES_URL``. Where that server
+cannot be reached the PostgreSQL runs are skipped, except under ``CI`` where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from hwsearch.db import Store
+
+POSTGRES_URL_ENV = "HWSEARCH_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _libpq_url(url: str) -> str:
+    """``url`` as libpq understands it (no SQLAlchemy driver suffix)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The test PostgreSQL server's URL, once it is known to answer."""
+    url = os.environ.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES_URL
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        with psycopg.connect(_libpq_url(url), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = f"PostgreSQL not reachable at {shown} (set {POSTGRES_URL_ENV}): {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL for an empty database, one per backend.
+
+    PostgreSQL: a uniquely named schema, put first on the ``search_path`` of every
+    connection made with the URL, and dropped after the test.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hwsearch.db'}"
+        return
+    server: str = request.getfixturevalue("postgres_server_url")
+    schema = f"hwsearch_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_libpq_url(server), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    # The plain postgresql:// form, as users give it; the engine picks psycopg 3.
+    url = make_url(server).set(drivername="postgresql")
+    url = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_libpq_url(server), autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '10s'")
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A migrated, empty :class:`Store` on each backend."""
+    opened = Store.open(db_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _tiny_spec() -> dict[str, Any]:
+    """A real search small enough for a test: an MLP on digits, six evaluations."""
+    return {
+        "name": "tiny",
+        "family": "mlp",
+        "target": "cpu",
+        "space": {
+            "depth": {"type": "int", "low": 1, "high": 2},
+            "width": {"type": "choice", "values": [8, 16, 32, 64], "per_layer": 2},
+            "sparsity": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.5},
+            "sparsity_pattern": {"type": "choice", "values": ["unstructured", "channel"]},
+            "weight_bits": {"type": "choice", "values": [8, 32]},
+        },
+        "objectives": [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency_ms", "direction": "minimize"},
+        ],
+        "budget": {"evaluations": 6},
+        "optimizer": {"name": "optuna-nsga2", "population_size": 3},
+        "evaluation": {"epochs": 1, "finetune_epochs": 0},
+        "measurement": {"warmup": 2, "min_repeats": 5, "max_repeats": 20, "max_seconds": 2.0},
+        "seed": 0,
+    }
+
+
+@pytest.fixture
+def tiny_spec() -> dict[str, Any]:
+    """A fresh copy of the tiny spec; tests may change it."""
+    return _tiny_spec()
+
+
+@pytest.fixture(scope="module")
+def tiny_spec_module() -> dict[str, Any]:
+    return _tiny_spec()

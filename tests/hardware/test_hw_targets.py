@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from hwsearch.errors import SpecError
+from hwsearch.hardware import Target, available_targets, parse_target
+
+
+def test_cpu_parses_case_and_space_insensitively() -> None:
+    for name in ("cpu", " CPU "):
+        target = parse_target(name)
+        assert target == Target(name="cpu", kind="cpu", device_index=None)
+        assert target.device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:", "cuda:-1", "cuda:x", "cpu:0", "", "tpu:0"])
+def test_malformed_names_are_rejected_with_field_and_name(name: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_target(name)
+    assert info.value.field == "target"
+    assert repr(name) in info.value.reason
+    assert "expected 'cpu' or 'cuda:N'" in info.value.reason
+    assert str(info.value).startswith("target: ")
+
+
+def test_non_string_is_rejected() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_target(0)  # type: ignore[arg-type]
+    assert info.value.field == "target"
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
+def test_cuda_without_cuda_says_so() -> None:
+    for name in ("cuda", "cuda:0", "cuda:3"):
+        with pytest.raises(SpecError) as info:
+            parse_target(name)
+        assert info.value.field == "target"
+        assert "CUDA is not available" in info.value.reason
+        assert repr(name) in info.value.reason
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_indices_in_and_out_of_range() -> None:
+    count = torch.cuda.device_count()
+    assert parse_target("cuda") == Target(name="cuda:0", kind="cuda", device_index=0)
+    assert parse_target(f"cuda:{count - 1}").device_index == count - 1
+    with pytest.raises(SpecError) as info:
+        parse_target(f"cuda:{count}")
+    assert "out of range" in info.value.reason
+
+
+def test_available_targets_lists_cpu_first_and_each_gpu() -> None:
+    targets = available_targets()
+    assert targets[0].kind == "cpu"
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert [t.name for t in targets[1:]] == [f"cuda:{i}" for i in range(gpus)]
+    # every listed target round-trips through parse_target
+    assert [parse_target(t.name) for t in targets] == targets

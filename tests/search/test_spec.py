@@ -1,0 +1,286 @@
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hwsearch.errors import SpecError, SpecErrors
+from hwsearch.search.spec import (
+    ChoiceVarSpec,
+    FloatVarSpec,
+    IntVarSpec,
+    JobSpec,
+    load_spec,
+    parse_spec,
+)
+
+DEMO_YAML = """\
+name: digits-cnn
+family: cnn
+target: cpu
+space:
+  stages: {type: int, low: 1, high: 3}
+  blocks: {type: int, low: 1, high: 2}
+  width: {type: choice, values: [8, 16, 32], per_layer: 3}
+  kernel_size: {type: choice, values: [3, 5]}
+  activation: relu
+  sparsity: {type: float, low: 0.0, high: 0.75, step: 0.25}
+  sparsity_pattern: {type: choice, values: [unstructured, "2:4", channel]}
+  weight_bits: {type: choice, values: [4, 8, 32], per_layer: 3}
+  act_bits: {type: choice, values: [8, 32]}
+objectives:
+  - {metric: accuracy, direction: maximize}
+  - {metric: latency_ms, direction: minimize, reference: 5.0}
+  - {metric: size_bytes, direction: minimize}
+constraints: ["latency_ms <= 5", "accuracy >= 0.5"]
+budget: {evaluations: 32, wall_time_s: 170}
+optimizer: {name: optuna-nsga2, population_size: 8}
+evaluation: {epochs: 4, finetune_epochs: 1, batch_size: 64, learning_rate: 0.05}
+measurement:
+  {batch_size: 1, threads: 1, warmup: 10, min_repeats: 20, max_repeats: 200, target_cv: 0.05}
+seed: 0
+"""
+
+
+def problems(data: Any) -> dict[str, str]:
+    with pytest.raises(SpecErrors) as info:
+        parse_spec(data)
+    assert all(isinstance(e, SpecError) for e in info.value.errors)
+    return {e.field: e.reason for e in info.value.errors}
+
+
+def test_good_spec_parses(toy_spec_data: dict[str, Any]) -> None:
+    spec = parse_spec(toy_spec_data)
+    assert spec.name == "toy-job"
+    assert isinstance(spec.space["depth"], IntVarSpec)
+    assert isinstance(spec.space["width"], ChoiceVarSpec)
+    assert spec.space["width"].per_layer == 3
+    assert isinstance(spec.space["dropout"], FloatVarSpec)
+    assert spec.space["act"] == "relu"
+    assert [o.direction for o in spec.get_objectives()] == ["maximize", "minimize"]
+    assert spec.get_objectives()[1].reference == 5.0
+    assert [str(c) for c in spec.get_constraints()] == ["latency_ms <= 5", "accuracy >= 0.5"]
+    assert spec.budget.evaluations == 32 and spec.budget.wall_time_s == 170.0
+    assert spec.optimizer.name == "optuna-nsga2"
+    assert spec.optimizer.options == {"population_size": 8}
+    # optional sections get their documented defaults
+    assert spec.evaluation.epochs == 4 and spec.evaluation.learning_rate == 0.05
+    assert spec.measurement.min_repeats == 20 and spec.measurement.max_repeats == 200
+    assert spec.measurement.max_seconds == 10.0
+    assert set(spec.variables()) == {"depth", "width", "bits", "dropout"}
+    assert spec.constants() == {"act": "relu"}
+
+
+def test_round_trip_through_json(toy_spec_data: dict[str, Any]) -> None:
+    spec = parse_spec(toy_spec_data)
+    stored = json.loads(json.dumps(spec.to_dict()))
+    again = parse_spec(stored)
+    assert again == spec
+    assert again.to_dict() == spec.to_dict()
+    assert stored["optimizer"] == {"name": "optuna-nsga2", "population_size": 8}
+
+
+def test_name_defaults_to_file_name_then_family(
+    toy_spec_data: dict[str, Any], tmp_path: Path
+) -> None:
+    del toy_spec_data["name"]
+    assert parse_spec(toy_spec_data).name == toy_spec_data["family"]
+    path = tmp_path / "my-search.json"
+    path.write_text(json.dumps(toy_spec_data))
+    assert load_spec(path).name == "my-search"
+
+
+def test_load_yaml_and_bad_yaml(toy_spec_data: dict[str, Any], tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(toy_spec_data))
+    assert load_spec(path) == parse_spec(toy_spec_data)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("family: [cnn\nspace: {")
+    with pytest.raises(SpecErrors) as info:
+        load_spec(broken)
+    assert "not valid YAML at line" in info.value.errors[0].reason
+    with pytest.raises(SpecErrors, match="cannot read"):
+        load_spec(tmp_path / "missing.yaml")
+
+
+def test_demo_spec_with_cnn_family(tmp_path: Path) -> None:
+    try:
+        import hwsearch.models  # noqa: F401
+        from hwsearch.models.base import get_family
+
+        get_family("cnn")
+    except (ImportError, KeyError):
+        pytest.skip("the cnn family is not registered")
+    path = tmp_path / "digits.yaml"
+    path.write_text(DEMO_YAML)
+    spec = load_spec(path)
+    assert spec.name == "digits-cnn"
+    assert spec.space["sparsity_pattern"] == ChoiceVarSpec(
+        type="choice", values=["unstructured", "2:4", "channel"]
+    )
+    assert parse_spec(spec.to_dict()) == spec
+
+
+def test_not_a_mapping() -> None:
+    assert problems(["family", "cnn"]) == {"": "a job spec must be a mapping of fields, got list"}
+
+
+def test_structural_errors_are_reported_together(toy_spec_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(toy_spec_data)
+    del data["target"]
+    data["budget"] = {}
+    data["objectives"][0]["direction"] = "up"
+    data["objectives"][1]["metric"] = "speed"
+    data["seed"] = "zero"
+    data["colour"] = "blue"
+    data["space"]["depth"]["low"] = "1"
+    data["space"]["bits"]["stride"] = 2
+    data["measurement"] = {"min_repeats": 50, "max_repeats": 10}
+    found = problems(data)
+    assert found["target"] == "is required"
+    assert found["budget"] == "give at least one of evaluations, wall_time_s"
+    assert found["objectives[0].direction"] == "must be 'minimize' or 'maximize', got 'up'"
+    assert found["objectives[1].metric"].startswith("unknown metric 'speed'; known: accuracy,")
+    assert found["seed"] == "expected an integer, got 'zero'"
+    assert found["colour"].startswith("unknown field; allowed: name, family, target, space")
+    assert found["space.depth.low"] == "expected an integer, got '1'"
+    assert found["space.bits.stride"] == "unknown field; allowed: type, values, per_layer"
+    assert found["measurement"] == "max_repeats (10) is smaller than min_repeats (50)"
+    assert len(found) == 9
+
+
+def test_unknown_family_lists_valid_ones(toy_spec_data: dict[str, Any]) -> None:
+    toy_spec_data["family"] = "transformer"
+    found = problems(toy_spec_data)
+    assert set(found) == {"family"}
+    assert found["family"].startswith("unknown model family 'transformer'; valid names:")
+    assert "search-toy" in found["family"]
+
+
+def test_unknown_knob_lists_the_family_knobs(toy_spec_data: dict[str, Any]) -> None:
+    toy_spec_data["space"]["heads"] = {"type": "int", "low": 1, "high": 4}
+    assert problems(toy_spec_data) == {
+        "space.heads": "not a knob of family 'search-toy'; knobs: depth, width, act, bits, dropout"
+    }
+
+
+def test_values_are_checked_by_the_knob(toy_spec_data: dict[str, Any]) -> None:
+    toy_spec_data["space"]["width"]["values"] = [8, 15, 32]
+    toy_spec_data["space"]["bits"]["values"] = [4, 6]
+    toy_spec_data["space"]["depth"]["high"] = 9
+    toy_spec_data["space"]["act"] = "swish"
+    found = problems(toy_spec_data)
+    assert found == {
+        "space.width.values[1]": "15 is not even",
+        "space.bits.values[1]": "6 is not one of [4, 8, 32]",
+        "space.depth.high": "9 is above the maximum 4",
+        "space.act": "'swish' is not one of ['relu', 'tanh']",
+    }
+
+
+def test_variable_shape_errors(toy_spec_data: dict[str, Any]) -> None:
+    space = toy_spec_data["space"]
+    space["depth"] = {"type": "int", "low": 3, "high": 1}
+    space["dropout"] = {"type": "float", "low": 0.0, "high": 0.5, "log": True}
+    space["bits"] = {"type": "choice", "values": [4, 4]}
+    space["act"] = {"type": "categorical", "values": ["relu"]}
+    space["width"] = {"low": 2, "high": 8}
+    found = problems(toy_spec_data)
+    assert found == {
+        "space.depth": "low (3) is greater than high (1)",
+        "space.dropout": "log scale needs low > 0, got low=0",
+        "space.bits.values": "4 is listed twice; values must be distinct",
+        "space.act.type": "unknown variable type 'categorical'; use int, float or choice",
+        "space.width": "a variable needs 'type: int', 'type: float' or 'type: choice'; "
+        "a constant is a single value or a list",
+    }
+
+
+def test_per_layer_only_on_per_block_knobs(toy_spec_data: dict[str, Any]) -> None:
+    toy_spec_data["space"]["depth"]["per_layer"] = 2
+    toy_spec_data["space"]["bits"]["per_layer"] = 0
+    found = problems(toy_spec_data)
+    assert found["space.bits.per_layer"] == "must be at least 1, got 0"
+    assert set(found) == {"space.bits.per_layer"}  # shape errors come before meaning
+    toy_spec_data["space"]["bits"]["per_layer"] = 2
+    found = problems(toy_spec_data)
+    assert found == {
+        "space.depth.per_layer": "knob 'depth' has one value for the whole model; "
+        "per-block knobs of 'search-toy': bits, width"
+    }
+
+
+def test_wrong_variable_type_for_knob(toy_spec_data: dict[str, Any]) -> None:
+    toy_spec_data["space"]["act"] = {"type": "int", "low": 1, "high": 2}
+    toy_spec_data["space"]["depth"] = {"type": "float", "low": 1, "high": 2}
+    found = problems(toy_spec_data)
+    assert found["space.act.type"].startswith("knob 'act' takes named values; use type: choice")
+    assert found["space.depth.type"] == "knob 'depth' takes integers; use type: int or choice"
+
+
+def test_constants(toy_spec_data: dict[str, Any]) -> None:
+    toy_spec_data["space"]["width"] = [8, 16, 7]
+    toy_spec_data["space"]["depth"] = [1, 2]
+    toy_spec_data["space"]["dropout"] = {"nested": True}
+    found = problems(toy_spec_data)
+    assert set(found) == {"space.dropout"}  # a mapping without type: shape error first
+    toy_spec_data["space"]["dropout"] = 0.25
+    found = problems(toy_spec_data)
+    assert found["space.width[2]"] == "7 is not even"
+    assert found["space.depth"].startswith("a list is only allowed for per-block knobs")
+
+
+def test_objectives_constraints_budget(toy_spec_data: dict[str, Any]) -> None:
+    toy_spec_data["objectives"].append({"metric": "accuracy", "direction": "minimize"})
+    toy_spec_data["constraints"] = ["latency_ms <= 5", "<= 5", "energy < 3", "sparsity > x"]
+    toy_spec_data["budget"] = {"evaluations": 0, "wall_time_s": -1}
+    found = problems(toy_spec_data)
+    assert found["constraints[1]"].startswith("cannot read '<= 5'; write 'metric op number'")
+    assert found["constraints[2]"].startswith("unknown metric 'energy'")
+    assert found["constraints[3]"] == "the bound 'x' is not a number"
+    assert found["budget.evaluations"] == "must be at least 1, got 0"
+    assert found["budget.wall_time_s"] == "must be greater than 0, got -1"
+    toy_spec_data["constraints"] = []
+    toy_spec_data["budget"] = {"wall_time_s": 10}
+    assert problems(toy_spec_data) == {
+        "objectives[2].metric": "'accuracy' is already objectives[0]"
+    }
+    toy_spec_data["objectives"] = []
+    assert problems(toy_spec_data) == {"objectives": "must not be empty"}
+
+
+def test_optimizer_name_and_options(toy_spec_data: dict[str, Any]) -> None:
+    toy_spec_data["optimizer"] = {"name": "cmaes"}
+    found = problems(toy_spec_data)
+    assert found["optimizer.name"].startswith("unknown optimizer 'cmaes'; valid names:")
+    assert "optuna-nsga2" in found["optimizer.name"] and "random" in found["optimizer.name"]
+    toy_spec_data["optimizer"] = {"name": "optuna-nsga2", "population_size": 1}
+    assert problems(toy_spec_data) == {"optimizer.population_size": "must be at least 2, got 1"}
+    toy_spec_data["optimizer"] = {"name": "optuna-nsga2", "generations": 3}
+    found = problems(toy_spec_data)
+    assert found["optimizer.generations"].startswith("unknown option; options: population_size")
+
+
+def test_target_is_checked(toy_spec_data: dict[str, Any]) -> None:
+    toy_spec_data["target"] = ""
+    assert problems(toy_spec_data) == {"target": "must not be empty"}
+    try:
+        from hwsearch.hardware.targets import parse_target  # noqa: F401
+    except ImportError:
+        return
+    toy_spec_data["target"] = "tpu-v9"
+    found = problems(toy_spec_data)
+    assert set(found) == {"target"}
+    assert "tpu-v9" in found["target"]
+
+
+def test_jobspec_is_frozen(toy_spec_data: dict[str, Any]) -> None:
+    spec = parse_spec(toy_spec_data)
+    with pytest.raises(Exception, match="frozen"):
+        spec.seed = 3
+    assert isinstance(spec, JobSpec)

@@ -1,0 +1,152 @@
+"""The hwsearch CLI as a user runs it: run, jobs, front, export, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from hwsearch.db import Store
+from hwsearch.service.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def finished_job(
+    tmp_path_factory: pytest.TempPathFactory, tiny_spec_module: dict[str, Any]
+) -> tuple[str, int, Path]:
+    """One tiny search run through `hwsearch run`, shared by the read-only tests below."""
+    folder = tmp_path_factory.mktemp("cli")
+    spec_path = folder / "tiny.yaml"
+    spec_path.write_text(yaml.safe_dump(tiny_spec_module))
+    url = f"sqlite:///{folder / 'jobs.db'}"
+    result = runner.invoke(app, ["run", str(spec_path), "--db", url, "--out", str(folder / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Pareto front of job 1" in result.output
+    return url, 1, folder
+
+
+def test_run_writes_csv_and_plot(finished_job: tuple[str, int, Path]) -> None:
+    _, _, folder = finished_job
+    rows = list(csv.DictReader((folder / "out" / "front.csv").open()))
+    assert rows and {"candidate_id", "accuracy", "latency_ms", "latency_ms_provenance"} <= set(
+        rows[0]
+    )
+    assert (folder / "out" / "front.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_front_json_lists_each_metric_with_provenance(finished_job: tuple[str, int, Path]) -> None:
+    url, job_id, _ = finished_job
+    result = runner.invoke(app, ["front", str(job_id), "--db", url, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    store = Store.open(url)
+    assert len(data["points"]) == len(store.latest_front(job_id).points)  # type: ignore[union-attr]
+    for point in data["points"]:
+        assert point["measured"] is True
+        assert point["metrics"]["latency_ms"]["provenance"] == "measured"
+        assert point["metrics"]["size_bytes"]["provenance"] == "estimated"
+        assert point["metrics"]["accuracy"]["target"] == "cpu"
+
+
+def test_front_where_and_sort(finished_job: tuple[str, int, Path]) -> None:
+    url, job_id, _ = finished_job
+    full = json.loads(runner.invoke(app, ["front", str(job_id), "--db", url, "-f", "json"]).stdout)
+    latencies = sorted(p["metrics"]["latency_ms"]["value"] for p in full["points"])
+    cut = latencies[len(latencies) // 2]
+    result = runner.invoke(
+        app,
+        [
+            "front",
+            str(job_id),
+            "--db",
+            url,
+            "-f",
+            "csv",
+            "--where",
+            f"latency_ms <= {cut!r}",
+            "--sort",
+            "-accuracy",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == sum(1 for v in latencies if v <= cut)
+    accuracies = [float(r["accuracy"]) for r in rows]
+    assert accuracies == sorted(accuracies, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("latency <= 5", "unknown metric 'latency'"),
+        ("__import__('os').system('true')", ""),
+        ("accuracy >=", "number"),
+    ],
+)
+def test_front_rejects_bad_filters(
+    finished_job: tuple[str, int, Path], where: str, message: str
+) -> None:
+    url, job_id, _ = finished_job
+    result = runner.invoke(app, ["front", str(job_id), "--db", url, "--where", where])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_jobs_lists_the_finished_job(finished_job: tuple[str, int, Path]) -> None:
+    url, _, _ = finished_job
+    result = runner.invoke(app, ["jobs", "--db", url])
+    assert result.exit_code == 0, result.output
+    assert "tiny" in result.output and "finished" in result.output
+
+
+def test_unknown_job_is_a_clear_error(finished_job: tuple[str, int, Path]) -> None:
+    url, _, _ = finished_job
+    result = runner.invoke(app, ["front", "999", "--db", url])
+    assert result.exit_code == 1
+    assert "999" in result.output
+
+
+def test_export_writes_a_loadable_model(finished_job: tuple[str, int, Path]) -> None:
+    url, job_id, folder = finished_job
+    front = Store.open(url).latest_front(job_id)
+    assert front is not None
+    chosen = front.points[0].candidate_id
+    out = folder / "export"
+    result = runner.invoke(
+        app, ["export", str(job_id), str(chosen), "--db", url, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "differs" not in result.output  # the rebuilt model reproduces the stored accuracy
+    config = json.loads((out / "config.json").read_text())
+    assert config["candidate_id"] == chosen
+    assert yaml.safe_load((out / "config.yaml").read_text()) == config
+    model = torch.jit.load(str(out / "model_torchscript.pt"))
+    assert model(torch.zeros(3, 64)).shape == (3, 10)
+    state = torch.load(out / "model_state_dict.pt", weights_only=True)
+    assert state and all(isinstance(t, torch.Tensor) for t in state.values())
+    readme = (out / "README.md").read_text()
+    assert "Median of" in readme and "torch_version" in readme
+
+
+def test_bad_spec_exits_2_naming_fields_and_writes_nothing(
+    tmp_path: Path, tiny_spec: dict[str, Any]
+) -> None:
+    tiny_spec["objectives"][0]["metric"] = "acc"
+    tiny_spec["budget"] = {}
+    spec_path = tmp_path / "bad.yaml"
+    spec_path.write_text(yaml.safe_dump(tiny_spec))
+    db_file = tmp_path / "jobs.db"
+    result = runner.invoke(app, ["run", str(spec_path), "--db", f"sqlite:///{db_file}"])
+    assert result.exit_code == 2
+    assert "objectives[0].metric" in result.output and "acc" in result.output
+    assert "budget" in result.output
+    assert not db_file.exists()
