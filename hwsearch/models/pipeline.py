@@ -35,7 +35,7 @@ class TrainSettings:
     epochs: int = 4
     finetune_epochs: int = 1
     batch_size: int = 64
-    learning_rate: float = 0.01
+    learning_rate: float = 0.05
 
     def __post_init__(self) -> None:
         minimum = {"epochs": 1, "finetune_epochs": 0, "batch_size": 1}

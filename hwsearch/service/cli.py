@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -234,8 +233,7 @@ def db_current(db: DbOption = None) -> None:
 
 
 def _front_table(view: Any) -> Table:
-    from hwsearch.service.fronts import repr_value
-
+    """The front as a table: objectives (with their direction), provenance, compact config."""
     front = view.front
     title = (
         f"Pareto front of job {front.job_id}: {len(view.candidates)} point(s), "
@@ -243,19 +241,15 @@ def _front_table(view: Any) -> Table:
     )
     table = Table(title=title)
     table.add_column("id", justify="right")
-    for column in view.columns:
-        arrow = ""
-        if column in front.objectives:
-            direction = front.directions[front.objectives.index(column)]
-            arrow = " ↑" if direction == "maximize" else " ↓"
-        table.add_column(column + arrow, justify="right")
+    for metric, direction in zip(front.objectives, front.directions, strict=True):
+        table.add_column(metric + (" ↑" if direction == "maximize" else " ↓"), justify="right")
     table.add_column("measured")
-    table.add_column("config")
+    table.add_column("config", overflow="fold", ratio=1)
     measured = {p.candidate_id: p.measured for p in front.points}
     for c in view.candidates:
         table.add_row(
             str(c.id),
-            *(repr_value(c.metrics[col].value) for col in view.columns),
+            *(f"{c.metrics[m].value:.4g}" for m in front.objectives),
             "yes" if measured.get(c.id) else "predicted",
             _short_config(c.config),
         )
@@ -263,4 +257,11 @@ def _front_table(view: Any) -> Table:
 
 
 def _short_config(config: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(config.items()))
+    """``stages=2 width=16/32 ...``: per-block lists joined by '/'."""
+
+    def show(value: Any) -> str:
+        if isinstance(value, list):
+            return "/".join(show(v) for v in value)
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return " ".join(f"{key}={show(value)}" for key, value in sorted(config.items()))
