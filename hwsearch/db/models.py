@@ -170,6 +170,9 @@ class Measurement(Base):
     value: Mapped[float] = mapped_column(Double)
     provenance: Mapped[Provenance] = mapped_column(_enum_column(Provenance, "provenance"))
     details: Mapped[dict[str, Any]]
+    # Digest of the settings the value depends on besides config and target (training
+    # settings, timing protocol, seed, tables); reuse across jobs requires it to match.
+    context: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     candidate: Mapped[Candidate] = relationship(back_populates="measurements")

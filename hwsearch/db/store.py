@@ -249,10 +249,17 @@ class Store:
             return [by_hash[h] for h in hashes]
 
     def record_result(
-        self, candidate_id: int, metrics: Sequence[MetricValue], *, feasible: bool
+        self,
+        candidate_id: int,
+        metrics: Sequence[MetricValue],
+        *,
+        feasible: bool,
+        context: str | None = None,
     ) -> None:
         """Store a candidate's metrics and mark it done.
 
+        ``context`` is the digest of the settings the values depend on besides the config
+        and target; :meth:`find_measurements` matches on it for reuse across jobs.
         A metric without a ``target`` is stored under the job's target. Metrics may be
         added to a done candidate later, but a metric it already has is refused (and then
         nothing of the call is stored).
@@ -282,6 +289,7 @@ class Store:
                         value=m.value,
                         provenance=m.provenance,
                         details=m.details,
+                        context=context,
                     )
                     for m in checked
                 )
@@ -346,11 +354,15 @@ class Store:
             _require_job(session, job_id)
             return _count(session, job_id, checked)
 
-    def find_measurements(self, config_hash: str, target: str) -> list[MetricValue]:
+    def find_measurements(
+        self, config_hash: str, target: str, *, context: str | None = None
+    ) -> list[MetricValue]:
         """Measured values of this config on this target, from any job, for reuse.
 
-        Only ``measured`` values of candidates that are done count; where a metric was
-        measured more than once, the newest measurement is returned. Ordered by metric name.
+        Measured and estimated (analytic) values of candidates that are done count, predicted
+        ones never; with ``context``, only
+        values stored with that context. Where a metric was measured more than once, the
+        newest measurement is returned. Ordered by metric name.
         """
         query = (
             select(Measurement)
@@ -358,11 +370,13 @@ class Store:
             .where(
                 Measurement.config_hash == config_hash,
                 Measurement.target == target,
-                Measurement.provenance == Provenance.MEASURED,
+                Measurement.provenance != Provenance.PREDICTED,
                 Candidate.status == CandidateStatus.DONE,
             )
             .order_by(Measurement.created_at.desc(), Measurement.id.desc())
         )
+        if context is not None:
+            query = query.where(Measurement.context == context)
         newest: dict[str, MetricValue] = {}
         with self._reading() as session:
             for row in session.scalars(query):

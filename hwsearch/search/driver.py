@@ -3,27 +3,47 @@
 The driver alone writes to the database. Each candidate's metrics are stored in one
 transaction the moment its evaluation finishes, so an interrupted job keeps every finished
 candidate.
+
+Resuming replays. The optimizer is rebuilt with the job's seed and asked for the same
+batches as before; configs the job already evaluated are told their stored values instead
+of being evaluated again. Because results are told in the order they were asked (not the
+order they finished), a deterministic optimizer reaches exactly the state it had, and the
+resumed job goes on as the uninterrupted one would have.
+
+A config measured before by another job, on the same target under the same settings
+(:func:`measurement_context`), is reused rather than measured again.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from hwsearch.db import Store
+from hwsearch.errors import HwsearchError
 from hwsearch.models import get_family
-from hwsearch.records import CandidateRecord, FrontPoint, JobRecord, JobState
+from hwsearch.records import (
+    CandidateRecord,
+    CandidateStatus,
+    FrontPoint,
+    JobRecord,
+    JobState,
+    MetricValue,
+)
 from hwsearch.search.front import compute_front, reference_point
 from hwsearch.search.hashing import config_hash
 from hwsearch.search.optimizer import Optimizer, Suggestion, make_optimizer
 from hwsearch.search.space import SearchSpace
-from hwsearch.search.spec import JobSpec
+from hwsearch.search.spec import JobSpec, parse_spec
 from hwsearch.workers import EvalOutcome, EvalTask, Executor, InProcessExecutor
 
 # A generation that proposes only configs evaluated before costs no evaluation; after this
 # many such generations in a row the space is taken as exhausted.
 MAX_IDLE_GENERATIONS = 5
+
+Told = tuple[list[float] | None, list[float]]  # objective values (None: failed), violations
 
 
 @dataclass(frozen=True)
@@ -35,11 +55,24 @@ class Progress:
     budget: int | None
     generation: int
     failed: int = 0
+    reused: int = 0
     hypervolume: float | None = None
     front: list[FrontPoint] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+def measurement_context(spec: JobSpec) -> str:
+    """Digest of what a job's measurements depend on besides the config and the target."""
+    data = spec.to_dict()
+    keys = ("target", "evaluation", "measurement", "seed")
+    return config_hash(spec.family, {key: data.get(key) for key in keys})
+
+
+def target_name(spec: JobSpec) -> str:
+    target: Any = spec.target
+    return str(getattr(target, "name", target))
 
 
 class Driver:
@@ -61,6 +94,8 @@ class Driver:
         self.space = SearchSpace.from_spec(spec)
         self.objectives = spec.get_objectives()
         self.constraints = spec.get_constraints()
+        self.target = target_name(spec)
+        self.context = measurement_context(spec)
         options = dict(spec.optimizer.options)
         self.batch_size = max(int(options.get("population_size", 8)), self.executor.max_workers)
         self.optimizer: Optimizer = make_optimizer(
@@ -72,30 +107,56 @@ class Driver:
             options=options,
         )
         self._reference: list[float] | None = None
-        self._told: dict[str, tuple[list[float] | None, list[float]]] = {}  # by config hash
+        self._saved_generations: set[int] = set()
+        self._stored: dict[str, CandidateRecord] = {}  # this job's candidates, when resuming
+        self._told: dict[str, Told] = {}  # by config hash, in this run
         self._evaluations = 0
         self._failed = 0
+        self._reused = 0
+
+    # -- entry points ---------------------------------------------------------------------
 
     def run(self) -> JobRecord:
         """Create the job, search until the budget is spent, and return the finished job."""
         job = self.store.create_job(
             name=self.spec.name,
             family=self.spec.family,
-            target=self.spec.target,
+            target=self.target,
             spec=self.spec.to_dict(),
         )
-        self.store.set_job_state(job.id, JobState.RUNNING)
+        return self._drive(job.id)
+
+    def resume(self, job_id: int) -> JobRecord:
+        """Continue job ``job_id`` (interrupted, failed or killed) from what it stored."""
+        job = self.store.get_job(job_id)
+        if job.state == JobState.FINISHED:
+            raise HwsearchError(f"job {job_id} is already finished; nothing to resume")
+        self._stored = {c.config_hash: c for c in self.store.list_candidates(job_id)}
+        fronts = self.store.list_fronts(job_id)
+        self._saved_generations = {f.generation for f in fronts}
+        if fronts:
+            self._reference = list(fronts[0].reference_point)
+        if job.state != JobState.QUEUED:
+            self.store.set_job_state(job_id, JobState.QUEUED)
+        return self._drive(job_id)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _drive(self, job_id: int) -> JobRecord:
+        self.store.set_job_state(job_id, JobState.RUNNING)
         try:
-            self._search(job.id)
+            self._search(job_id)
         except BaseException as exc:  # interrupted or broken: keep what finished, say why
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
-            self.store.set_job_state(job.id, JobState.FAILED, error=reason or type(exc).__name__)
+            self.store.set_job_state(job_id, JobState.FAILED, error=reason or type(exc).__name__)
             raise
-        return self.store.set_job_state(job.id, JobState.FINISHED)
+        return self.store.set_job_state(job_id, JobState.FINISHED)
 
     def _search(self, job_id: int) -> None:
         budget = self.spec.budget
-        deadline = time.monotonic() + budget.wall_time_s if budget.wall_time_s is not None else None
+        deadline = (
+            time.monotonic() + budget.wall_time_s if budget.wall_time_s is not None else None
+        )
         generation = 0
         idle = 0
         while idle < MAX_IDLE_GENERATIONS:
@@ -114,31 +175,71 @@ class Driver:
                 generation += 1
 
     def _generation(self, job_id: int, generation: int, suggestions: Sequence[Suggestion]) -> int:
-        """Evaluate the new configs among ``suggestions``; return how many were evaluated."""
-        fresh: dict[str, tuple[dict[str, object], list[Suggestion]]] = {}
+        """Settle every suggestion of one batch; return how many new configs it settled."""
+        hashes: list[str] = []
+        fresh: dict[str, dict[str, Any]] = {}
         for suggestion in suggestions:
             config = self.family.canonical(self.space.to_config(suggestion.params))
             digest = config_hash(self.family.name, config)
-            if digest in self._told:  # evaluated before in this job: answer from the record
-                values, violations = self._told[digest]
-                self.optimizer.tell(suggestion.id, values, violations)
-            else:
-                fresh.setdefault(digest, (config, []))[1].append(suggestion)
-        if not fresh:
-            return 0
-        candidates = self.store.add_candidates(
-            job_id, [(digest, config, generation) for digest, (config, _) in fresh.items()]
-        )
-        tasks = [self._task(candidate) for candidate in candidates]
-        by_id = {c.id: c for c in candidates}
-        for outcome in self.executor.run(tasks):
-            candidate = by_id[outcome.candidate_id]
-            values, violations = self._store_outcome(outcome)
-            self._told[candidate.config_hash] = (values, violations)
-            for suggestion in fresh[candidate.config_hash][1]:
-                self.optimizer.tell(suggestion.id, values, violations)
-            self.on_progress(self._progress(job_id, generation))
-        return len(tasks)
+            hashes.append(digest)
+            if digest not in self._told:
+                fresh.setdefault(digest, config)
+        settled = len(fresh)
+        to_store = {h: c for h, c in fresh.items() if not self._replay(h)}
+        if to_store:
+            candidates = self.store.add_candidates(
+                job_id, [(digest, config, generation) for digest, config in to_store.items()]
+            )
+            to_evaluate = [c for c in candidates if not self._reuse(c)]
+            for outcome in self.executor.run([self._task(c) for c in to_evaluate]):
+                digest = next(c.config_hash for c in to_evaluate if c.id == outcome.candidate_id)
+                self._told[digest] = self._store_outcome(outcome)
+                self._evaluations += 1
+                self.on_progress(self._progress(job_id, generation))
+        # Told in the order asked, so that a replay reaches the same optimizer state.
+        for suggestion, digest in zip(suggestions, hashes, strict=True):
+            values, violations = self._told[digest]
+            self.optimizer.tell(suggestion.id, values, violations)
+        return settled
+
+    def _replay(self, digest: str) -> bool:
+        """Settle ``digest`` from this job's stored result, if it has one."""
+        stored = self._stored.get(digest)
+        if stored is None or stored.status == CandidateStatus.PENDING:
+            return False
+        if stored.status == CandidateStatus.FAILED:
+            self._told[digest] = (None, [])
+            self._failed += 1
+        else:
+            self._told[digest] = self._values(stored.metrics)
+        self._evaluations += 1
+        return True
+
+    def _reuse(self, candidate: CandidateRecord) -> bool:
+        """Settle ``candidate`` from another job's measurements of it, if there are enough."""
+        found = {
+            m.name: m
+            for m in self.store.find_measurements(
+                candidate.config_hash, self.target, context=self.context
+            )
+        }
+        if not all(metric in found for metric in self._needed()):
+            return False
+        metrics = [replace(m, details={**m.details, "reused": True}) for m in found.values()]
+        told = self._values({m.name: m for m in metrics})
+        feasible = all(v <= 0 for v in told[1])
+        self.store.record_result(candidate.id, metrics, feasible=feasible, context=self.context)
+        self._told[candidate.config_hash] = told
+        self._evaluations += 1
+        self._reused += 1
+        return True
+
+    def _needed(self) -> set[str]:
+        return {o.metric for o in self.objectives} | {c.metric for c in self.constraints}
+
+    def _values(self, metrics: dict[str, MetricValue]) -> Told:
+        violations = [c.violation(metrics[c.metric].value) for c in self.constraints]
+        return [metrics[o.metric].value for o in self.objectives], violations
 
     def _task(self, candidate: CandidateRecord) -> EvalTask:
         return EvalTask(
@@ -146,34 +247,35 @@ class Driver:
             family=self.family.name,
             config=candidate.config,
             config_hash=candidate.config_hash,
-            target=self.spec.target,
+            target=self.target,
             seed=self.spec.seed,
             evaluation=dict(self.spec.evaluation),
             measurement=dict(self.spec.measurement),
         )
 
-    def _store_outcome(self, outcome: EvalOutcome) -> tuple[list[float] | None, list[float]]:
+    def _store_outcome(self, outcome: EvalOutcome) -> Told:
         """Store one outcome; return the objective values and constraint violations to tell."""
-        self._evaluations += 1
         if not outcome.ok:
             self._failed += 1
             self.store.record_failure(outcome.candidate_id, outcome.error or "failed")
             return None, []
-        measured = outcome.values()
-        missing = [o.metric for o in self.objectives if o.metric not in measured] + [
-            c.metric for c in self.constraints if c.metric not in measured
-        ]
+        measured = {m.name: m for m in outcome.metrics}
+        missing = sorted(self._needed() - set(measured))
         if missing:
             self._failed += 1
-            error = f"evaluation returned no value for {', '.join(sorted(set(missing)))}"
+            error = f"evaluation returned no value for {', '.join(missing)}"
             self.store.record_failure(outcome.candidate_id, error)
             return None, []
-        violations = [c.violation(measured[c.metric]) for c in self.constraints]
-        feasible = all(v <= 0 for v in violations)
-        self.store.record_result(outcome.candidate_id, outcome.metrics, feasible=feasible)
-        return [measured[o.metric] for o in self.objectives], violations
+        told = self._values(measured)
+        feasible = all(v <= 0 for v in told[1])
+        self.store.record_result(
+            outcome.candidate_id, outcome.metrics, feasible=feasible, context=self.context
+        )
+        return told
 
     def _take_front(self, job_id: int, generation: int) -> None:
+        if generation in self._saved_generations:  # taken before the job was interrupted
+            return
         candidates = self.store.list_candidates(job_id)
         if self._reference is None:
             reference = reference_point(candidates, self.objectives)
@@ -191,6 +293,7 @@ class Driver:
             evaluations=self._evaluations,
             points=points,
         )
+        self._saved_generations.add(generation)
         self.on_progress(self._progress(job_id, generation, volume, points))
 
     def _progress(
@@ -206,6 +309,7 @@ class Driver:
             budget=self.spec.budget.evaluations,
             generation=generation,
             failed=self._failed,
+            reused=self._reused,
             hypervolume=volume,
             front=points or [],
         )
@@ -220,3 +324,15 @@ def run_job(
 ) -> JobRecord:
     """Run ``spec`` to the end of its budget; the finished job record is returned."""
     return Driver(spec, store, executor=executor, on_progress=on_progress).run()
+
+
+def resume_job(
+    job_id: int,
+    store: Store,
+    *,
+    executor: Executor | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> JobRecord:
+    """Resume job ``job_id`` with the spec stored with it; finished candidates are not rerun."""
+    spec = parse_spec(store.get_job(job_id).spec)
+    return Driver(spec, store, executor=executor, on_progress=on_progress).resume(job_id)

@@ -152,7 +152,9 @@ class SearchSpace:
         variables: list[Variable] = []
         constants: dict[str, Any] = {}
         layers: dict[str, int] = {}
-        for key, entry in spec.space.items():
+        # Knobs in name order, not spec order: the same space written in another order (or
+        # stored as PostgreSQL JSONB, which reorders keys) must search identically.
+        for key, entry in sorted(spec.space.items()):
             if not isinstance(entry, IntVarSpec | FloatVarSpec | ChoiceVarSpec):
                 constants[key] = entry
                 continue
@@ -168,7 +170,7 @@ class SearchSpace:
                     variables.append(FloatVar(name, entry.low, entry.high, entry.step, entry.log))
                 else:
                     variables.append(ChoiceVar(name, tuple(entry.values)))
-        return cls(tuple(variables), constants, layers, tuple(spec.space))
+        return cls(tuple(variables), constants, layers, tuple(sorted(spec.space)))
 
     @property
     def names(self) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -70,62 +70,97 @@ class Executor(StrEnum):
     pool = "pool"
 
 
+OutOption = Annotated[
+    Path | None, typer.Option(help="Folder for the front CSV and plot (default runs/job-ID).")
+]
+ExecutorOption = Annotated[Executor, typer.Option(help="Where candidates are evaluated.")]
+WorkersOption = Annotated[int, typer.Option(min=1, help="Workers of the pool executor.")]
+
+
 @app.command()
 def run(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec, YAML or JSON.")],
     db: DbOption = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Folder for the front CSV and plot (default runs/job-ID).")
-    ] = None,
-    executor: Annotated[Executor, typer.Option(help="Where candidates are evaluated.")] = (
-        Executor.local
-    ),
-    workers: Annotated[int, typer.Option(min=1, help="Workers of the pool executor.")] = 2,
+    out: OutOption = None,
+    executor: ExecutorOption = Executor.local,
+    workers: WorkersOption = 2,
 ) -> None:
     """Run a search job to the end of its budget and print its Pareto front."""
-    from hwsearch.search.driver import Progress as JobProgress
-    from hwsearch.search.driver import run_job
     from hwsearch.search.spec import load_spec
-    from hwsearch.service.fronts import load_front, to_csv
-    from hwsearch.service.plot import plot_front
-    from hwsearch.workers import make_executor
 
     with _user_errors():
         spec = load_spec(spec_path)  # a bad spec stops here, before the database is touched
         store = _open_store(db)
-        columns = (
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-        )
-        with (
-            make_executor(executor.value, workers=workers) as pool,
-            Progress(*columns, console=console, transient=False) as bar,
-        ):
-            task = bar.add_task(spec.name, total=spec.budget.evaluations, status="starting")
+        _drive(store, spec, executor, workers, out, lambda driver: driver.run())
 
-            def show(p: JobProgress) -> None:
-                hv = f"HV {p.hypervolume:.4g}, " if p.hypervolume is not None else ""
-                status = f"gen {p.generation}, {hv}front {len(p.front)}, failed {p.failed}"
-                if p.hypervolume is None:
-                    bar.update(task, completed=p.evaluations)
-                else:
-                    bar.update(task, completed=p.evaluations, status=status)
 
-            job = run_job(spec, store, executor=pool, on_progress=show)
-        view = load_front(store, job.id)
-        console.print(_front_table(view))
-        out_dir = out or Path("runs") / f"job-{job.id}"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "front.csv").write_text(to_csv(view))
-        plot_front(store.list_candidates(job.id), view.front, out_dir / "front.png")
-        console.print(
-            f"job {job.id} {job.state.value}: {job.evaluations} evaluated, "
-            f"front of {len(view.candidates)}; wrote {out_dir / 'front.csv'} and "
-            f"{out_dir / 'front.png'}"
-        )
+@app.command()
+def resume(
+    job_id: Annotated[int, typer.Argument(metavar="JOB")],
+    db: DbOption = None,
+    out: OutOption = None,
+    executor: ExecutorOption = Executor.local,
+    workers: WorkersOption = 2,
+) -> None:
+    """Continue an interrupted job; candidates it finished are not evaluated again."""
+    from hwsearch.search.spec import parse_spec
+
+    with _user_errors():
+        store = _open_store(db)
+        spec = parse_spec(store.get_job(job_id).spec)
+        _drive(store, spec, executor, workers, out, lambda driver: driver.resume(job_id))
+
+
+def _drive(
+    store: Any,
+    spec: Any,
+    executor: Executor,
+    workers: int,
+    out: Path | None,
+    start: Callable[[Any], Any],
+) -> None:
+    """Run a driver with a progress bar, then print the front and write its CSV and plot."""
+    from hwsearch.search.driver import Driver
+    from hwsearch.search.driver import Progress as JobProgress
+    from hwsearch.service.fronts import load_front, to_csv
+    from hwsearch.service.plot import plot_front
+    from hwsearch.workers import make_executor
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with (
+        make_executor(executor.value, workers=workers) as pool,
+        Progress(*columns, console=console, transient=False) as bar,
+    ):
+        task = bar.add_task(spec.name, total=spec.budget.evaluations, status="starting")
+
+        def show(p: JobProgress) -> None:
+            if p.hypervolume is None:
+                bar.update(task, completed=p.evaluations)
+                return
+            status = (
+                f"gen {p.generation}, HV {p.hypervolume:.4g}, front {len(p.front)}, "
+                f"failed {p.failed}, reused {p.reused}"
+            )
+            bar.update(task, completed=p.evaluations, status=status)
+
+        job = start(Driver(spec, store, executor=pool, on_progress=show))
+    view = load_front(store, job.id)
+    console.print(_front_table(view))
+    out_dir = out or Path("runs") / f"job-{job.id}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "front.csv").write_text(to_csv(view))
+    plot_front(store.list_candidates(job.id), view.front, out_dir / "front.png")
+    console.print(
+        f"job {job.id} {job.state.value}: {job.evaluations} evaluated, "
+        f"front of {len(view.candidates)}; wrote {out_dir / 'front.csv'} and "
+        f"{out_dir / 'front.png'}"
+    )
 
 
 @app.command()

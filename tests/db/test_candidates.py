@@ -328,3 +328,17 @@ def test_concurrent_writers_on_one_database(db_url: str) -> None:
         listed = store.list_candidates(job_id)
         assert len(listed) == 15
         assert all(set(c.metrics) == {"m0", "m1"} for c in listed)
+
+
+def test_find_measurements_matches_the_context(store: Store) -> None:
+    """A value taken under other settings (another seed, timing protocol) is not reused."""
+    jobs = [_job(store) for _ in range(3)]
+    for job_id, value, context in zip(jobs, (1.0, 2.0, 3.0), ("ctx-a", "ctx-b", None), strict=True):
+        (cand,) = store.add_candidates(job_id, [("h", {}, 0)])
+        store.record_result(
+            cand.id, [MetricValue("m", value, Provenance.MEASURED)], feasible=True, context=context
+        )
+    assert [m.value for m in store.find_measurements("h", "cpu", context="ctx-a")] == [1.0]
+    assert [m.value for m in store.find_measurements("h", "cpu", context="ctx-b")] == [2.0]
+    assert store.find_measurements("h", "cpu", context="ctx-c") == []
+    assert [m.value for m in store.find_measurements("h", "cpu")] == [3.0]  # newest of any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hwsearch.db import Store
@@ -62,18 +63,18 @@ def test_infeasible_candidates_never_reach_the_front(
     assert not infeasible & {p.candidate_id for p in front.points}
 
 
-def test_same_seed_proposes_the_same_candidates(store: Store, tiny_spec: dict[str, Any]) -> None:
+def test_same_seed_proposes_the_same_candidates(tmp_path: Path, tiny_spec: dict[str, Any]) -> None:
     # Measured latency differs run to run and steers later generations; with deterministic
-    # objectives the whole search must repeat exactly.
+    # objectives the whole search must repeat exactly. Two databases, so nothing is reused.
     tiny_spec["objectives"][1] = {"metric": "size_bytes", "direction": "minimize"}
-    first = run_job(parse_spec(tiny_spec), store)
-    second = run_job(parse_spec(tiny_spec), store)
-    configs = [[c.config for c in store.list_candidates(j.id)] for j in (first, second)]
-    assert configs[0] == configs[1]
-    accuracy = [
-        [c.metrics["accuracy"].value for c in store.list_candidates(j.id)] for j in (first, second)
-    ]
-    assert accuracy[0] == accuracy[1]
+    runs = []
+    for name in ("first", "second"):
+        with Store.open(f"sqlite:///{tmp_path / name}.db") as store:
+            job = run_job(parse_spec(tiny_spec), store)
+            runs.append(
+                [(c.config, c.metrics["accuracy"].value) for c in store.list_candidates(job.id)]
+            )
+    assert runs[0] == runs[1]
 
 
 def test_failing_candidates_are_stored_as_failed_and_the_job_goes_on(

@@ -15,10 +15,10 @@ def space(toy_spec_data: dict[str, Any]) -> SearchSpace:
 
 
 def test_expansion_of_per_layer_knobs(space: SearchSpace) -> None:
-    assert space.names == ["depth", "width[0]", "width[1]", "width[2]", "bits", "dropout"]
-    assert space.variables[0] == IntVar("depth", 1, 3)
-    assert space.variables[1] == ChoiceVar("width[0]", (8, 16, 32))
-    assert space.variables[5] == FloatVar("dropout", 0.0, 0.5, step=0.25)
+    assert space.names == ["bits", "depth", "dropout", "width[0]", "width[1]", "width[2]"]
+    assert space.variables[1] == IntVar("depth", 1, 3)
+    assert space.variables[3] == ChoiceVar("width[0]", (8, 16, 32))
+    assert space.variables[2] == FloatVar("dropout", 0.0, 0.5, step=0.25)
     assert space.constants == {"act": "relu"}
     assert space.layers == {"width": 3}
     assert len(space) == 6
@@ -41,7 +41,7 @@ def test_to_config_gathers_lists_and_constants(space: SearchSpace) -> None:
         "bits": 4,
         "dropout": 0.25,
     }
-    assert list(config) == ["depth", "width", "act", "bits", "dropout"]  # spec order
+    assert list(config) == ["act", "bits", "depth", "dropout", "width"]  # name order
     assert space.to_params(config) == params
 
 
@@ -120,3 +120,15 @@ def test_spec_to_suggestions_to_hashed_configs(toy_spec_data: dict[str, Any]) ->
         )
         hashes.add(config_hash(family.name, config))
     assert len(hashes) > 1
+
+
+def test_variable_order_does_not_depend_on_the_order_of_the_spec(
+    toy_spec_data: dict[str, Any],
+) -> None:
+    """A spec stored as JSONB (keys reordered) must search exactly as the one written."""
+    reordered = dict(toy_spec_data)
+    reordered["space"] = dict(reversed(list(toy_spec_data["space"].items())))
+    assert list(reordered["space"]) != list(toy_spec_data["space"])
+    first = SearchSpace.from_spec(parse_spec(toy_spec_data))
+    second = SearchSpace.from_spec(parse_spec(reordered))
+    assert first.names == second.names
