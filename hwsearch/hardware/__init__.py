@@ -1,4 +1,5 @@
-"""Targets, the measurement protocol, the environment record and analytic counts."""
+"""Targets, the measurement protocol, the environment record, analytic counts and tables of
+metrics measured elsewhere."""
 
 from hwsearch.hardware.counts import (
     count_macs,
@@ -13,17 +14,33 @@ from hwsearch.hardware.measure import (
     measure_latency,
     robust_cv,
 )
+from hwsearch.hardware.tables import (
+    MetricTable,
+    TableColumnError,
+    TableError,
+    TableKeyed,
+    TableKeyError,
+    clear_table_cache,
+    load_table,
+)
 from hwsearch.hardware.targets import Target, available_targets, parse_target
 
 __all__ = [
     "LatencyMeasurement",
     "MeasureSettings",
+    "MetricTable",
+    "TableColumnError",
+    "TableError",
+    "TableKeyError",
+    "TableKeyed",
     "Target",
     "available_targets",
+    "clear_table_cache",
     "count_macs",
     "count_nonzero_params",
     "count_params",
     "environment",
+    "load_table",
     "measure_latency",
     "model_size_bytes",
     "parse_target",

@@ -11,12 +11,28 @@ Defaults of the optional sections:
 
 * ``evaluation``: ``epochs: 4, finetune_epochs: 1, batch_size: 64, learning_rate: 0.05``
   (training of each candidate; fine-tuning after compression);
+  ``{type: table, table: FILE, column: COL}`` takes the quality from a table instead;
 * ``measurement``: ``batch_size: 1, threads: 1, warmup: 10, min_repeats: 20,
   max_repeats: 200, target_cv: 0.05, max_seconds: 10`` (timing repeats stop once the
   coefficient of variation is below ``target_cv`` after ``min_repeats``, at ``max_repeats``,
   or when the timed phase has lasted ``max_seconds`` with ``min_repeats`` taken);
 * ``optimizer``: ``{name: optuna-nsga2}`` with that optimizer's default options;
 * ``constraints``: none; ``seed``: 0; ``name``: the file name, else the family name.
+
+Tables of metrics measured elsewhere (CSV files with one row per architecture, see
+:mod:`hwsearch.hardware.tables`) come in two places:
+
+* a **table target**, ``target: {name: pixel3, table: latency_ms.csv, column: pixel3}``: a
+  device that is not here, whose latencies were measured elsewhere (``column`` defaults to
+  ``name``). Its latency is looked up, not timed, so it takes no ``measurement`` section;
+  internally the lookup travels to the workers as ``measurement: {type: table, ...}``;
+* a **table evaluation**, ``evaluation: {type: table, table: accuracy.csv, column:
+  cifar10_acc, scale: 0.01}``: the ``accuracy`` metric is the table's value times ``scale``.
+
+Both need a family whose configs have a table key (``nb201``: its architecture string) and
+both take ``key`` (the key column, default ``arch``). A relative ``table`` path is read from
+the spec file's folder (:func:`load_spec`), else from ``base_dir`` or the current directory
+(:func:`parse_spec`); the spec keeps the absolute path, so a stored spec finds its tables.
 """
 
 from __future__ import annotations
@@ -24,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -35,6 +52,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StringConstraints,
     Tag,
     ValidationError,
     ValidationInfo,
@@ -267,6 +285,100 @@ class EvaluationSettings(_Model):
     learning_rate: float = Field(default=0.05, gt=0)
 
 
+def _resolve_path(value: str, info: ValidationInfo) -> str:
+    """``value`` as an absolute path; a relative one is taken from the context's base_dir."""
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        base = (info.context or {}).get("base_dir")
+        path = Path(base or ".") / path
+    return str(path.resolve())
+
+
+TablePath = Annotated[str, StringConstraints(min_length=1), AfterValidator(_resolve_path)]
+TableColumn = Annotated[str, StringConstraints(min_length=1)]
+
+
+class TableEvaluation(_Model):
+    """Quality looked up in a table: ``accuracy`` = the ``column`` of the candidate's row
+    times ``scale`` (``0.01`` turns percent into 0..1)."""
+
+    type: Literal["table"]
+    table: TablePath
+    column: TableColumn
+    scale: float = Field(default=1.0, gt=0)
+    key: TableColumn = "arch"
+
+
+class TableTargetSpec(_Model):
+    """A device that is not here; its latencies (ms) are the ``column`` of a table."""
+
+    name: Annotated[str, StringConstraints(min_length=1)]
+    table: TablePath
+    column: TableColumn
+    key: TableColumn = "arch"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _column_defaults_to_name(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("column") is None and "name" in data:
+            data = {**data, "column": data["name"]}
+        return data
+
+    def lookup(self) -> TableMeasurement:
+        return TableMeasurement(type="table", table=self.table, column=self.column, key=self.key)
+
+
+class TableMeasurement(_Model):
+    """How the latency of a table target is obtained: looked up, not timed.
+
+    Not written by users (they give a table target); it is derived from the target so that
+    ``dict(spec.measurement)`` hands the lookup to the workers like timing settings.
+    """
+
+    type: Literal["table"]
+    table: TablePath
+    column: TableColumn
+    key: TableColumn = "arch"
+
+
+def _target_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "device-name"
+    if isinstance(value, Mapping | TableTargetSpec):
+        return "device-table"
+    return None
+
+
+def _evaluation_kind(value: Any) -> str | None:
+    if isinstance(value, TableEvaluation):
+        return "table-lookup"
+    if isinstance(value, Mapping) and "type" in value:
+        return "table-lookup" if value["type"] == "table" else None
+    return "training"
+
+
+def _measurement_kind(value: Any) -> str:
+    if isinstance(value, TableMeasurement):
+        return "table-measurement"
+    if isinstance(value, Mapping) and value.get("type") == "table":
+        return "table-measurement"
+    return "timing"
+
+
+TargetSpec = Annotated[
+    Annotated[Annotated[str, StringConstraints(min_length=1)], Tag("device-name")]
+    | Annotated[TableTargetSpec, Tag("device-table")],
+    Discriminator(_target_kind, custom_error_type="target_kind", custom_error_message="bad"),
+]
+EvaluationSpec = Annotated[
+    Annotated[EvaluationSettings, Tag("training")]
+    | Annotated[TableEvaluation, Tag("table-lookup")],
+    Discriminator(
+        _evaluation_kind, custom_error_type="evaluation_type", custom_error_message="bad"
+    ),
+]
+
+
 class MeasurementSettings(_Model):
     """The timing protocol on the target."""
 
@@ -292,7 +404,7 @@ class JobSpec(_Model):
 
     name: str = Field(min_length=1)
     family: str = Field(min_length=1)
-    target: str = Field(min_length=1)
+    target: TargetSpec
     space: dict[str, SpaceEntry] = Field(min_length=1)
     objectives: list[ObjectiveSpec] = Field(min_length=1)
     constraints: list[Annotated[str, AfterValidator(_constraint_text)]] = Field(
@@ -300,8 +412,12 @@ class JobSpec(_Model):
     )
     budget: Budget
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
-    measurement: MeasurementSettings = Field(default_factory=MeasurementSettings)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSettings)
+    measurement: Annotated[
+        Annotated[MeasurementSettings, Tag("timing")]
+        | Annotated[TableMeasurement, Tag("table-measurement")],
+        Discriminator(_measurement_kind),
+    ] = Field(default_factory=MeasurementSettings)
     seed: int = Field(default=0, ge=0)
 
     @model_validator(mode="before")
@@ -312,6 +428,33 @@ class JobSpec(_Model):
             if isinstance(default, str) and default:
                 data = {**data, "name": default}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _table_target_lookup(cls, data: Any, info: ValidationInfo) -> Any:
+        """A valid table target without a measurement section gets its lookup as one."""
+        if isinstance(data, Mapping) and "measurement" not in data:
+            target = data.get("target")
+            if isinstance(target, Mapping):
+                try:
+                    parsed = TableTargetSpec.model_validate(target, context=info.context)
+                except ValidationError:
+                    return data  # reported where the target itself is validated
+                data = {**data, "measurement": parsed.lookup().model_dump()}
+        return data
+
+    @property
+    def target_name(self) -> str:
+        """The target's name: a device here (``cpu``) or a table target's ``name``."""
+        return self.target.name if isinstance(self.target, TableTargetSpec) else self.target
+
+    @property
+    def target_table(self) -> TableTargetSpec | None:
+        return self.target if isinstance(self.target, TableTargetSpec) else None
+
+    @property
+    def evaluation_table(self) -> TableEvaluation | None:
+        return self.evaluation if isinstance(self.evaluation, TableEvaluation) else None
 
     def get_objectives(self) -> list[Objective]:
         return [o.to_objective() for o in self.objectives]
@@ -330,6 +473,8 @@ class JobSpec(_Model):
         """JSON-serialisable data that :func:`parse_spec` turns back into an equal spec."""
         data = self.model_dump(mode="json", exclude_none=True)
         data["optimizer"] = self.optimizer.to_dict()
+        if self.target_table is not None:  # derived from the target again when parsed
+            data.pop("measurement", None)
         return data
 
 
@@ -355,7 +500,7 @@ def load_spec(path: str | Path) -> JobSpec:
             data = json.loads(text)
         except json.JSONDecodeError:
             data = _load_yaml(text)
-    return parse_spec(data, default_name=path.stem)
+    return parse_spec(data, default_name=path.stem, base_dir=path.resolve().parent)
 
 
 def _load_json(text: str) -> Any:
@@ -379,15 +524,22 @@ def _load_yaml(text: str) -> Any:
         raise SpecErrors([SpecError("", f"not valid YAML{where}: {problem}")]) from None
 
 
-def parse_spec(data: Mapping[str, Any], *, default_name: str | None = None) -> JobSpec:
+def parse_spec(
+    data: Mapping[str, Any],
+    *,
+    default_name: str | None = None,
+    base_dir: str | Path | None = None,
+) -> JobSpec:
     """Validate ``data`` into a :class:`JobSpec`; raises :class:`SpecErrors` listing every
-    problem found. ``default_name`` names the job when ``data`` has no ``name``."""
+    problem found. ``default_name`` names the job when ``data`` has no ``name``; relative
+    table paths are read from ``base_dir`` (default: the current directory)."""
     if not isinstance(data, Mapping):
         raise SpecErrors(
             [SpecError("", f"a job spec must be a mapping of fields, got {type(data).__name__}")]
         )
     try:
-        spec = JobSpec.model_validate(dict(data), context={"default_name": default_name})
+        context = {"default_name": default_name, "base_dir": base_dir}
+        spec = JobSpec.model_validate(dict(data), context=context)
     except ValidationError as exc:
         raise SpecErrors(_convert_errors(exc)) from None
     problems = _check_meaning(spec)
@@ -410,10 +562,23 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+# The models behind the union tags of top-level fields.
+_TAGGED_MODELS: dict[tuple[str, str], type[BaseModel]] = {
+    ("target", "device-table"): TableTargetSpec,
+    ("evaluation", "training"): EvaluationSettings,
+    ("evaluation", "table-lookup"): TableEvaluation,
+    ("measurement", "timing"): MeasurementSettings,
+    ("measurement", "table-measurement"): TableMeasurement,
+}
+_TAGS = {"device-name", *(tag for _, tag in _TAGGED_MODELS)}
+
+
 def _strip_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """Drop the union tag pydantic puts after a space entry's name."""
+    """Drop the union tag pydantic puts after a space entry's or a top-level field's name."""
     if len(loc) > 2 and loc[0] == "space" and loc[2] in (*_VARIABLE_MODELS, "constant"):
         return loc[:2] + loc[3:]
+    if len(loc) >= 2 and loc[0] in ("target", "evaluation", "measurement") and loc[1] in _TAGS:
+        return loc[:1] + loc[2:]
     return loc
 
 
@@ -421,6 +586,8 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The model class that holds the field at ``loc`` (for listing its allowed fields)."""
     if len(loc) >= 3 and loc[0] == "space" and isinstance(loc[2], str):
         return _VARIABLE_MODELS.get(loc[2])
+    if len(loc) >= 3 and (str(loc[0]), str(loc[1])) in _TAGGED_MODELS:
+        return _TAGGED_MODELS[(str(loc[0]), str(loc[1]))]
     model: type[BaseModel] = JobSpec
     for part in loc[:-1]:
         if isinstance(part, int):
@@ -487,6 +654,18 @@ def _reason(error: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
         return "must not be empty"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
+    if kind == "target_kind":
+        return (
+            f"expected a device name such as 'cpu' or a table target "
+            f"{{name: ..., table: FILE, column: ...}}, got {got}"
+        )
+    if kind == "evaluation_type":
+        value = error.get("input")
+        kind_given = value.get("type") if isinstance(value, Mapping) else None
+        return (
+            f"unknown evaluation type {_describe(kind_given)}; use 'table' (quality looked up "
+            "in a table) or leave type out to train each candidate"
+        )
     if kind == "space_entry":
         value = error.get("input")
         if isinstance(value, Mapping) and "type" in value:
@@ -507,6 +686,8 @@ def _convert_errors(exc: ValidationError) -> list[SpecError]:
             value = error.get("input")
             if isinstance(value, Mapping) and "type" in value:
                 loc = (*loc, "type")
+        if error["type"] == "evaluation_type":
+            loc = (*loc, "type")
         field, reason = _path(loc), _reason(error, loc)
         if (field, reason) not in seen:
             seen.add((field, reason))
@@ -526,7 +707,9 @@ def _get_family(name: str) -> ModelFamily:
     return get_family(name)
 
 
-def _check_target(name: str) -> list[SpecError]:
+def _check_target(name: str | TableTargetSpec) -> list[SpecError]:
+    if isinstance(name, TableTargetSpec):
+        return []  # see _check_tables
     try:
         from hwsearch.hardware.targets import parse_target
     except ImportError:
@@ -610,11 +793,122 @@ def _check_space(spec: JobSpec) -> list[SpecError]:
     return problems
 
 
+_LOCAL_DEVICE = re.compile(r"\s*(cpu|cuda(:\d+)?)\s*", re.IGNORECASE)
+
+
+def _check_table_file(field: str, path: str, key: str, column: str) -> list[SpecError]:
+    """Problems with reading ``column`` by ``key`` from the table at ``path``."""
+    from hwsearch.hardware.tables import TableColumnError, TableError, load_table
+
+    try:
+        table = load_table(path, key=key)
+    except TableColumnError as exc:
+        return [SpecError(f"{field}.key", str(exc))]
+    except TableError as exc:
+        reason = str(exc)
+        if not Path(path).exists():
+            reason += " (a relative path is read from the spec file's folder)"
+        return [SpecError(f"{field}.table", reason)]
+    try:
+        table.check_column(column)
+    except TableColumnError as exc:
+        return [SpecError(f"{field}.column", str(exc))]
+    return []
+
+
+def _check_tables(spec: JobSpec) -> list[SpecError]:
+    """Table targets and table evaluations: files, columns, a keyed family, the metrics."""
+    problems: list[SpecError] = []
+    target, evaluation = spec.target_table, spec.evaluation_table
+    if target is not None:
+        if _LOCAL_DEVICE.fullmatch(target.name):
+            problems.append(
+                SpecError(
+                    "target.name",
+                    f"{target.name!r} names a device of this machine; give the device whose "
+                    "numbers the table holds its own name (e.g. the column's)",
+                )
+            )
+        problems += _check_table_file("target", target.table, target.key, target.column)
+        if spec.measurement != target.lookup():
+            problems.append(
+                SpecError(
+                    "measurement",
+                    "a table target is not timed here (its latencies were measured "
+                    "elsewhere); remove the measurement section",
+                )
+            )
+    elif isinstance(spec.measurement, TableMeasurement):
+        problems.append(
+            SpecError(
+                "measurement.type",
+                "latencies from a table are given as a table target: "
+                "target: {name: ..., table: FILE, column: ...}",
+            )
+        )
+    if evaluation is not None:
+        problems += _check_table_file(
+            "evaluation", evaluation.table, evaluation.key, evaluation.column
+        )
+    try:
+        family = _get_family(spec.family)
+    except UnknownNameError:
+        return problems  # reported by _check_space
+    if evaluation is None and not getattr(family, "trainable", True):
+        problems.append(
+            SpecError(
+                "evaluation",
+                f"family {family.name!r} is not trained here; take its quality from a table: "
+                "evaluation: {type: table, table: FILE, column: ...}",
+            )
+        )
+    if target is None and evaluation is None:
+        return problems
+    from hwsearch.hardware.tables import TableKeyed
+
+    if not isinstance(family, TableKeyed):
+        problems.append(
+            SpecError(
+                "family",
+                f"family {family.name!r} has no key to look its configs up in a table; "
+                "table targets and table evaluations need one (e.g. nb201)",
+            )
+        )
+        return problems
+    settings: Mapping[str, Any] = getattr(family, "table_settings", {})
+    for knob, value in settings.items():
+        entry = spec.space.get(knob, family.knobs[knob].default)
+        if isinstance(entry, VariableSpec) or entry != value:
+            problems.append(
+                SpecError(
+                    f"space.{knob}",
+                    f"the tables of family {family.name!r} describe networks with "
+                    f"{knob} = {value}; fix {knob} at {value} to look candidates up in them",
+                )
+            )
+    from hwsearch.workers.evaluation import metrics_with_tables
+
+    available = metrics_with_tables(target_table=target is not None)
+    used = [(f"objectives[{i}].metric", o.metric) for i, o in enumerate(spec.objectives)]
+    used += [(f"constraints[{i}]", c.metric) for i, c in enumerate(spec.get_constraints())]
+    for field, metric in used:
+        if metric not in available:
+            problems.append(
+                SpecError(
+                    field,
+                    f"metric {metric!r} is not produced when evaluating from tables; "
+                    f"available: {', '.join(sorted(available))}",
+                )
+            )
+    return problems
+
+
 def _check_meaning(spec: JobSpec) -> list[SpecError]:
     from hwsearch.search.optimizer import check_optimizer_options
 
     problems = _check_space(spec)
     problems += _check_target(spec.target)
+    problems += _check_tables(spec)
     first: dict[str, int] = {}
     for i, objective in enumerate(spec.objectives):
         if objective.metric in first:
@@ -644,6 +938,9 @@ __all__ = [
     "MeasurementSettings",
     "ObjectiveSpec",
     "OptimizerSpec",
+    "TableEvaluation",
+    "TableMeasurement",
+    "TableTargetSpec",
     "VariableSpec",
     "load_spec",
     "parse_spec",

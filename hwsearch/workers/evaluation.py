@@ -1,7 +1,13 @@
-"""The evaluation of one candidate: train, compress, materialise, measure.
+"""The evaluation of one candidate: train, compress, materialise, measure; or look it up.
 
 A task carries only plain data (names, dicts, numbers) so it can be sent to another process
 or machine. The outcome carries every number with its provenance.
+
+Where the task's ``evaluation`` or ``measurement`` is a table (``{"type": "table", "table":
+path, "column": ..., "key": ...}``, from a table evaluation or a table target of the spec),
+those numbers are looked up in the table by the family's table key (``nb201``: the
+architecture string) instead of training or timing; they are ``measured`` numbers, taken
+elsewhere, and their details say where they come from.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hwsearch.errors import HwsearchError
 from hwsearch.records import MetricValue, Provenance
 
 
@@ -20,10 +27,12 @@ class EvalTask:
     family: str
     config: dict[str, Any]  # canonical config of the family
     config_hash: str
-    target: str
+    target: str  # a device here ("cpu") or the name of a table target
     seed: int
-    evaluation: dict[str, Any] = field(default_factory=dict)  # TrainSettings fields
-    measurement: dict[str, Any] = field(default_factory=dict)  # MeasureSettings fields
+    # TrainSettings fields, or a table description (type "table") to look accuracy up in
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    # MeasureSettings fields, or a table description (type "table") to look latency up in
+    measurement: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,13 @@ SIZE_MODEL = (
 
 
 def evaluate(task: EvalTask) -> EvalOutcome:
+    """Every metric of the candidate: trained and measured here, or looked up in tables."""
+    if _table(task.evaluation) is None and _table(task.measurement) is None:
+        return _evaluate_trained(task)
+    return _evaluate_with_tables(task)
+
+
+def _evaluate_trained(task: EvalTask) -> EvalOutcome:
     """Train and compress the candidate, measure it on its target, and return every metric."""
     # Imported here so that the driver process does not pay for torch until it evaluates.
     from hwsearch.hardware import (
@@ -61,6 +77,7 @@ def evaluate(task: EvalTask) -> EvalOutcome:
     from hwsearch.models import TrainSettings, build_candidate, get_family
 
     family = get_family(task.family)
+    _check_trainable(family.name, family)
     target = parse_target(task.target)
     train_settings = TrainSettings(**task.evaluation)
     measure_settings = MeasureSettings(**task.measurement)
@@ -125,6 +142,147 @@ def evaluate(task: EvalTask) -> EvalOutcome:
             ),
         ],
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+
+#: Metrics of an evaluation with a table target, and the ones it adds when timing here.
+TABLE_METRICS = frozenset({"accuracy", "latency_ms", "params", "macs", "size_bytes"})
+TIMED_METRICS = frozenset({"latency_p90_ms", "latency_cv", "peak_memory_bytes"})
+FLOAT32_SIZE_MODEL = "float32 weights: params x 4 bytes (no compression)"
+
+
+def metrics_with_tables(*, target_table: bool) -> frozenset[str]:
+    """The metrics an evaluation that uses a table produces (with a table target or not)."""
+    return TABLE_METRICS if target_table else TABLE_METRICS | TIMED_METRICS
+
+
+def _table(description: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return description if description.get("type") == "table" else None
+
+
+def _check_trainable(name: str, family: object) -> None:
+    if not getattr(family, "trainable", True):
+        raise HwsearchError(
+            f"family {name!r} is not trained here; take its quality from a table "
+            "(evaluation: {type: table, ...})"
+        )
+
+
+def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
+    """Look up what the tables give; train or time here only what they do not."""
+    from hwsearch.hardware import (
+        MeasureSettings,
+        TableKeyed,
+        count_macs,
+        count_params,
+        load_table,
+        measure_latency,
+        parse_target,
+    )
+    from hwsearch.models import TrainSettings, build_candidate, get_family
+
+    family = get_family(task.family)
+    if not isinstance(family, TableKeyed):
+        raise HwsearchError(f"family {family.name!r} has no key to look its configs up in a table")
+    key = family.table_key(task.config)
+    quality, timing = _table(task.evaluation), _table(task.measurement)
+
+    def metric(
+        name: str, value: float, provenance: Provenance, details: Mapping[str, Any]
+    ) -> MetricValue:
+        return MetricValue(name, float(value), provenance, task.target, dict(details))
+
+    metrics: list[MetricValue] = []
+    built = None
+    model = None
+    if quality is not None:
+        table = load_table(quality["table"], key=quality.get("key", "arch"))
+        raw = table.value(key, quality["column"])
+        scale = float(quality.get("scale", 1.0))
+        details = {
+            "source": table.path,
+            "column": quality["column"],
+            "key": key,
+            "scale": scale,
+            "table_value": raw,
+            "measured": "elsewhere: published results read from the table",
+        }
+        metrics.append(metric("accuracy", raw * scale, Provenance.MEASURED, details))
+    else:
+        _check_trainable(family.name, family)
+        built = build_candidate(family, task.config, TrainSettings(**task.evaluation), task.seed)
+        quality_details = {
+            "dataset": "sklearn digits, stratified 75/25 split",
+            "settings": dict(task.evaluation),
+            "seed": task.seed,
+        }
+        metrics.append(metric("accuracy", built.accuracy, Provenance.MEASURED, quality_details))
+
+    if timing is not None:
+        table = load_table(timing["table"], key=timing.get("key", "arch"))
+        details = {
+            "source": table.path,
+            "column": timing["column"],
+            "device": task.target,
+            "key": key,
+            "measured": f"elsewhere, on {task.target}: read from the table",
+        }
+        latency = table.value(key, timing["column"])
+        metrics.append(metric("latency_ms", latency, Provenance.MEASURED, details))
+    else:
+        target = parse_target(task.target)
+        settings = MeasureSettings(**task.measurement)
+        model = built.deploy_model if built is not None else family.build(task.config)
+        example = _example_input(family, task.config, settings.batch_size)
+        measured = measure_latency(model, example, target, settings)
+        context: dict[str, Any] = {
+            "environment": measured.environment,
+            "kernel_path": built.kernel_path if built is not None else "fp32",
+            "batch_size": settings.batch_size,
+            "threads": settings.threads,
+        }
+        timed = {
+            **context,
+            "repeats": measured.repeats,
+            "cv": measured.cv,
+            "converged": measured.converged,
+            "median_ms": measured.median_ms,
+            "p90_ms": measured.p90_ms,
+        }
+        metrics += [
+            metric("latency_ms", measured.median_ms, Provenance.MEASURED, timed),
+            metric("latency_p90_ms", measured.p90_ms, Provenance.MEASURED, timed),
+            metric("latency_cv", measured.cv, Provenance.MEASURED, timed),
+            metric("peak_memory_bytes", measured.peak_memory_bytes, Provenance.MEASURED, context),
+        ]
+
+    counts = getattr(family, "counts", None)
+    if built is None and callable(counts):
+        params, macs = counts(task.config)
+        analytic = {"model": f"analytic count of the {family.name} network (conv, linear, BN)"}
+    else:
+        counted = built.float_model if built is not None else model or family.build(task.config)
+        params = count_params(counted)
+        macs = count_macs(counted, _example_input(family, task.config, 1))
+        analytic = {"model": "analytic count over the float model"}
+    size = built.size_bytes if built is not None else 4 * params
+    size_model = SIZE_MODEL if built is not None else FLOAT32_SIZE_MODEL
+    metrics += [
+        metric("params", params, Provenance.ESTIMATED, analytic),
+        metric("macs", macs, Provenance.ESTIMATED, analytic),
+        metric("size_bytes", size, Provenance.ESTIMATED, {"model": size_model}),
+    ]
+    return EvalOutcome(task.candidate_id, metrics)
+
+
+def _example_input(family: Any, config: Mapping[str, Any], batch_size: int) -> Any:
+    """The family's input batch for ``config`` where it depends on it (nb201's input_size)."""
+    for_config = getattr(family, "example_input_for", None)
+    if callable(for_config):
+        return for_config(config, batch_size)
+    return family.example_input(batch_size)
 
 
 def evaluate_safely(task: EvalTask) -> EvalOutcome:

@@ -13,6 +13,9 @@ from hwsearch.search.spec import (
     FloatVarSpec,
     IntVarSpec,
     JobSpec,
+    MeasurementSettings,
+    TableEvaluation,
+    TableMeasurement,
     load_spec,
     parse_spec,
 )
@@ -284,3 +287,234 @@ def test_jobspec_is_frozen(toy_spec_data: dict[str, Any]) -> None:
     with pytest.raises(Exception, match="frozen"):
         spec.seed = 3
     assert isinstance(spec, JobSpec)
+
+
+# --------------------------------------------------------------------------------------------
+# Table targets and table evaluations
+
+ARCH_A = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> Path:
+    """A folder ``data/`` with small latency and accuracy tables keyed by ``arch``."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "latency.csv").write_text(f"arch,pixel3,gold_6240\n{ARCH_A},12.5,3.0\n")
+    (data / "accuracy.csv").write_text(f"arch,cifar10_acc,label\n{ARCH_A},91.5,a\n")
+    return data
+
+
+def nb201_table_spec(tables: Path) -> dict[str, Any]:
+    return {
+        "name": "nb201-tables",
+        "family": "nb201",
+        "target": {"name": "pixel3", "table": str(tables / "latency.csv")},
+        "space": {
+            "ops": {
+                "type": "choice",
+                "values": ["none", "skip_connect", "nor_conv_3x3"],
+                "per_layer": 6,
+            }
+        },
+        "objectives": [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency_ms", "direction": "minimize"},
+        ],
+        "budget": {"evaluations": 10},
+        "evaluation": {
+            "type": "table",
+            "table": str(tables / "accuracy.csv"),
+            "column": "cifar10_acc",
+            "scale": 0.01,
+        },
+    }
+
+
+def test_table_target_and_evaluation_parse(tables: Path) -> None:
+    spec = parse_spec(nb201_table_spec(tables))
+    target = spec.target_table
+    assert target is not None and spec.target == target
+    assert (target.name, target.column, target.key) == ("pixel3", "pixel3", "arch")
+    assert spec.target_name == "pixel3"
+    # the lookup travels to the workers as the measurement
+    assert isinstance(spec.measurement, TableMeasurement)
+    assert dict(spec.measurement) == {
+        "type": "table",
+        "table": str(tables / "latency.csv"),
+        "column": "pixel3",
+        "key": "arch",
+    }
+    evaluation = spec.evaluation_table
+    assert isinstance(evaluation, TableEvaluation) and spec.evaluation == evaluation
+    assert (evaluation.column, evaluation.scale, evaluation.key) == ("cifar10_acc", 0.01, "arch")
+    data = spec.to_dict()
+    assert data["target"] == {
+        "name": "pixel3",
+        "table": str(tables / "latency.csv"),
+        "column": "pixel3",
+        "key": "arch",
+    }
+    assert "measurement" not in data
+    assert data["evaluation"]["type"] == "table"
+    again = parse_spec(json.loads(json.dumps(data)))
+    assert again == spec and again.to_dict() == data
+
+
+def test_plain_targets_keep_their_shape(toy_spec_data: dict[str, Any]) -> None:
+    spec = parse_spec(toy_spec_data)
+    assert spec.target == spec.target_name == "cpu"
+    assert spec.target_table is None and spec.evaluation_table is None
+    assert isinstance(spec.measurement, MeasurementSettings)
+    assert spec.to_dict()["target"] == "cpu"
+
+
+def test_relative_table_paths_resolve_against_the_spec_file(
+    tables: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = nb201_table_spec(tables)
+    data["target"]["table"] = "../data/latency.csv"
+    data["evaluation"]["table"] = "../data/accuracy.csv"
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    path = folder / "job.json"
+    path.write_text(json.dumps(data))
+    elsewhere = tmp_path / "a" / "b"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    spec = load_spec(path)
+    assert spec.to_dict()["target"]["table"] == str((tables / "latency.csv").resolve())
+    assert spec.to_dict()["evaluation"]["table"] == str((tables / "accuracy.csv").resolve())
+    # a stored spec (absolute paths) parses from any folder
+    assert parse_spec(spec.to_dict()) == spec
+    # parsed from data, relative paths are read from base_dir, else the current folder
+    assert parse_spec(data, base_dir=folder) == spec
+    found = problems(data)
+    assert set(found) == {"target.table", "evaluation.table"}
+    assert str(elsewhere.parent / "data" / "latency.csv") in found["target.table"]
+    assert "does not exist" in found["target.table"]
+    monkeypatch.chdir(folder)
+    assert parse_spec(data) == spec
+
+
+def test_bad_table_paths_and_columns_are_named(tables: Path) -> None:
+    data = nb201_table_spec(tables)
+    data["target"] = {"name": "pixel4", "table": str(tables / "latency.csv")}
+    data["evaluation"]["table"] = str(tables / "missing.csv")
+    found = problems(data)
+    assert found == {
+        "target.column": f"column 'pixel4' not in {tables / 'latency.csv'}; "
+        "numeric columns: pixel3, gold_6240",
+        "evaluation.table": f"table file {tables / 'missing.csv'} does not exist "
+        "(a relative path is read from the spec file's folder)",
+    }
+    data = nb201_table_spec(tables)
+    data["evaluation"]["column"] = "label"
+    data["target"]["key"] = "architecture"
+    found = problems(data)
+    assert found["evaluation.column"].startswith("column 'label' of ")
+    assert found["evaluation.column"].endswith("is not numeric; numeric columns: cifar10_acc")
+    assert found["target.key"].startswith("key column 'architecture' not in ")
+    assert set(found) == {"evaluation.column", "target.key"}
+
+
+def test_table_target_shape_errors(tables: Path) -> None:
+    data = nb201_table_spec(tables)
+    data["target"] = {"table": str(tables / "latency.csv"), "device": "x"}
+    found = problems(data)
+    assert found["target.name"] == "is required"
+    assert found["target.device"] == "unknown field; allowed: name, table, column, key"
+    data["target"] = 5
+    assert problems(data) == {
+        "target": "expected a device name such as 'cpu' or a table target "
+        "{name: ..., table: FILE, column: ...}, got 5"
+    }
+    data["target"] = {"name": "cpu", "table": str(tables / "latency.csv"), "column": "pixel3"}
+    assert problems(data) == {
+        "target.name": "'cpu' names a device of this machine; give the device whose numbers "
+        "the table holds its own name (e.g. the column's)"
+    }
+
+
+def test_table_evaluation_shape_errors(tables: Path) -> None:
+    data = nb201_table_spec(tables)
+    data["evaluation"] = {"type": "lookup", "table": "x.csv"}
+    assert problems(data) == {
+        "evaluation.type": "unknown evaluation type 'lookup'; use 'table' (quality looked up "
+        "in a table) or leave type out to train each candidate"
+    }
+    data["evaluation"] = {"type": "table", "table": str(tables / "accuracy.csv"), "scale": 0}
+    found = problems(data)
+    assert found == {
+        "evaluation.column": "is required",
+        "evaluation.scale": "must be greater than 0, got 0",
+    }
+    data["evaluation"] = {"epochs": 1, "colour": "red"}
+    found = problems(data)
+    assert found["evaluation.colour"] == (
+        "unknown field; allowed: epochs, finetune_epochs, batch_size, learning_rate"
+    )
+
+
+def test_a_table_target_takes_no_timing_settings(tables: Path) -> None:
+    data = nb201_table_spec(tables)
+    data["measurement"] = {"warmup": 1}
+    assert problems(data) == {
+        "measurement": "a table target is not timed here (its latencies were measured "
+        "elsewhere); remove the measurement section"
+    }
+    data = nb201_table_spec(tables)
+    data["target"] = "cpu"
+    data["measurement"] = {"type": "table", "table": str(tables / "latency.csv"), "column": "x"}
+    found = problems(data)
+    assert set(found) == {"measurement.type"}
+    assert "given as a table target" in found["measurement.type"]
+
+
+def test_tables_need_a_keyed_family_and_the_benchmark_settings(
+    tables: Path, toy_spec_data: dict[str, Any]
+) -> None:
+    toy_spec_data["evaluation"] = nb201_table_spec(tables)["evaluation"]
+    found = problems(toy_spec_data)
+    assert found == {
+        "family": "family 'search-toy' has no key to look its configs up in a table; "
+        "table targets and table evaluations need one (e.g. nb201)"
+    }
+    data = nb201_table_spec(tables)
+    data["space"]["channels"] = {"type": "choice", "values": [8, 16]}
+    data["space"]["cells"] = 3
+    found = problems(data)
+    assert found["space.channels"] == (
+        "the tables of family 'nb201' describe networks with channels = 16; fix channels at "
+        "16 to look candidates up in them"
+    )
+    assert "cells = 5" in found["space.cells"]
+    data["space"]["channels"] = 16
+    data["space"]["cells"] = 5
+    assert parse_spec(data).constants() == {"channels": 16, "cells": 5}
+
+
+def test_nb201_is_not_trained_here(tables: Path) -> None:
+    data = nb201_table_spec(tables)
+    del data["evaluation"]
+    assert problems(data) == {
+        "evaluation": "family 'nb201' is not trained here; take its quality from a table: "
+        "evaluation: {type: table, table: FILE, column: ...}"
+    }
+
+
+def test_metrics_must_be_ones_the_tables_give(tables: Path) -> None:
+    data = nb201_table_spec(tables)
+    data["objectives"][1] = {"metric": "peak_memory_bytes", "direction": "minimize"}
+    data["constraints"] = ["latency_p90_ms <= 10", "params <= 1000000"]
+    found = problems(data)
+    assert set(found) == {"objectives[1].metric", "constraints[0]"}
+    assert found["constraints[0]"] == (
+        "metric 'latency_p90_ms' is not produced when evaluating from tables; "
+        "available: accuracy, latency_ms, macs, params, size_bytes"
+    )
+    # timed on this machine, with the quality from the table: the timing metrics exist
+    data["target"] = "cpu"
+    spec = parse_spec(data)
+    assert spec.target == "cpu" and isinstance(spec.measurement, MeasurementSettings)
+    assert spec.evaluation_table is not None

@@ -1,0 +1,330 @@
+"""The ``nb201`` family: the NAS-Bench-201 cell search space and its network.
+
+A cell is a graph of 4 nodes; node ``j`` is the sum of ``op_ij(node i)`` over ``i < j``, so
+it has 6 edges, each one of :data:`OPERATIONS`. The per-block knob ``ops`` holds the 6
+operations in the edge order of the benchmark's architecture string::
+
+    |op(0->1)~0|+|op(0->2)~0|op(1->2)~1|+|op(0->3)~0|op(1->3)~1|op(2->3)~2|
+
+The network (as in the benchmark's ``TinyNetwork``): a 3x3 conv + BatchNorm stem with ``C``
+channels; 3 stages of ``N`` cells with ``C``, ``2C`` and ``4C`` channels, separated by
+residual reduction blocks (ReLU-Conv3x3-BN with stride 2, ReLU-Conv3x3-BN; shortcut
+AvgPool2x2 + Conv1x1); BatchNorm + ReLU; global average pooling; a linear classifier.
+``nor_conv_kxk`` is ReLU-Conv-BN, ``none`` outputs zeros, ``avg_pool_3x3`` keeps the size
+(padding 1, padding not counted). The benchmark's tables describe ``C = 16, N = 5``.
+
+The family is not trained here (its data are 32x32 images, not this project's digits): its
+quality comes from a table of published results keyed by :func:`arch_string`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from hwsearch.errors import SpecError
+from hwsearch.models.base import Knob, ModelFamily, register_family
+
+OPERATIONS: tuple[str, ...] = (
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "avg_pool_3x3",
+)
+NUM_EDGES = 6
+#: (to node, from node) of each edge, in the order of the architecture string.
+EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+#: The knob values the benchmark's tables were produced with.
+BENCHMARK_SETTINGS: Mapping[str, int] = {"channels": 16, "cells": 5}
+
+
+def _multiple_of_4(value: Any) -> str | None:
+    if int(value) % 4:
+        return f"{value!r} is not a multiple of 4 (the two reductions halve it twice)"
+    return None
+
+
+KNOBS: Mapping[str, Knob] = {
+    "ops": Knob(
+        "ops",
+        "choice",
+        "nor_conv_3x3",
+        "operation of each of the 6 cell edges, in architecture-string order",
+        choices=OPERATIONS,
+        per_block=True,
+    ),
+    "channels": Knob("channels", "int", 16, "channels C of the first stage", low=1, high=1024),
+    "cells": Knob("cells", "int", 5, "cells per stage N", low=1, high=32),
+    "num_classes": Knob("num_classes", "int", 10, "classifier outputs", low=1, high=100_000),
+    "input_size": Knob(
+        "input_size",
+        "int",
+        32,
+        "height and width of the input image",
+        low=4,
+        high=1024,
+        check=_multiple_of_4,
+    ),
+}
+
+
+def canonical_nb201(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults filled in, every value checked, ``ops`` a list of exactly 6 operations."""
+    unknown = sorted(set(config) - set(KNOBS))
+    if unknown:
+        raise SpecError(
+            unknown[0], f"unknown knob of family 'nb201'; valid knobs: {', '.join(KNOBS)}"
+        )
+    out: dict[str, Any] = {}
+    for name, knob in KNOBS.items():
+        value = config.get(name, knob.default)
+        if knob.per_block:
+            values = list(value) if isinstance(value, list | tuple) else [value] * NUM_EDGES
+            if len(values) != NUM_EDGES:
+                raise SpecError(
+                    name, f"has {len(values)} value(s); a cell has exactly {NUM_EDGES} edges"
+                )
+            for i, item in enumerate(values):
+                problem = knob.problem(item)
+                if problem is not None:
+                    raise SpecError(f"{name}[{i}]", problem)
+            out[name] = values
+            continue
+        if isinstance(value, list | tuple):
+            raise SpecError(name, f"takes one value, not a list ({list(value)!r})")
+        problem = knob.problem(value)
+        if problem is not None:
+            raise SpecError(name, problem)
+        out[name] = int(value)
+    return out
+
+
+def arch_string(config: Mapping[str, Any]) -> str:
+    """The benchmark's architecture string of ``config``'s cell (its table key)."""
+    ops = canonical_nb201(config)["ops"]
+    nodes = [
+        "|".join(f"{ops[k]}~{source}" for k, (target, source) in enumerate(EDGES) if target == j)
+        for j in (1, 2, 3)
+    ]
+    return "+".join(f"|{node}|" for node in nodes)
+
+
+_NODE = re.compile(r"\|(.*)\|")
+
+
+def config_from_arch(arch: str) -> dict[str, Any]:
+    """The canonical config (other knobs at their defaults) of an architecture string.
+
+    Raises :class:`SpecError` (field ``arch``) saying what in the string is wrong.
+    """
+    if not isinstance(arch, str):
+        raise SpecError("arch", f"must be a string, got {type(arch).__name__}")
+    form = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
+    parts = arch.strip().split("+")
+    if len(parts) != 3:
+        raise SpecError(
+            "arch", f"{arch!r} has {len(parts)} node(s) separated by '+'; expected 3 as in {form}"
+        )
+    ops: list[str] = []
+    for j, part in enumerate(parts, start=1):
+        match = _NODE.fullmatch(part)
+        if match is None:
+            raise SpecError("arch", f"node {j} {part!r} is not enclosed in '|'; expected {form}")
+        edges = match.group(1).split("|")
+        if len(edges) != j:
+            raise SpecError("arch", f"node {j} has {len(edges)} edge(s), expected {j}")
+        for i, edge in enumerate(edges):
+            op, sep, source = edge.partition("~")
+            if not sep or source != str(i):
+                raise SpecError(
+                    "arch", f"edge {edge!r} of node {j} should read 'op~{i}' (input node {i})"
+                )
+            if op not in OPERATIONS:
+                raise SpecError(
+                    "arch", f"edge {edge!r}: unknown operation {op!r}; one of {list(OPERATIONS)}"
+                )
+            ops.append(op)
+    return canonical_nb201({"ops": ops})
+
+
+# --------------------------------------------------------------------------------------------
+# Analytic counts
+
+
+class Counts(NamedTuple):
+    """Parameters and multiply-accumulates of one network (conv and linear layers only for
+    MACs, as :func:`hwsearch.hardware.count_macs` counts them)."""
+
+    params: int
+    macs: int
+
+
+def nb201_counts(config: Mapping[str, Any]) -> Counts:
+    """Parameters and MACs per example of the network of ``config``, without building it."""
+    cfg = canonical_nb201(config)
+    c, n, size = cfg["channels"], cfg["cells"], cfg["input_size"]
+    params = 3 * c * 9 + 2 * c  # stem conv + BN
+    macs = size * size * c * 3 * 9
+    for stage in range(3):
+        width = c * 2**stage
+        hw = (size // 2**stage) ** 2
+        if stage > 0:  # residual reduction block from width // 2 to width
+            half = width // 2
+            params += 9 * half * width + 2 * width + 9 * width * width + 2 * width + half * width
+            macs += hw * width * (9 * half + 9 * width + half)
+        for op in cfg["ops"]:
+            kernel = {"nor_conv_3x3": 9, "nor_conv_1x1": 1}.get(op, 0)
+            if kernel:
+                params += n * (kernel * width * width + 2 * width)
+                macs += n * hw * width * width * kernel
+    last = 4 * c
+    params += 2 * last + last * cfg["num_classes"] + cfg["num_classes"]
+    macs += last * cfg["num_classes"]
+    return Counts(params=params, macs=macs)
+
+
+# --------------------------------------------------------------------------------------------
+# The network
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int
+    ) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+
+
+class Zero(nn.Module):
+    """The ``none`` operation: zeros of the input's shape (no parameters)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def make_operation(op: str, channels: int) -> nn.Module:
+    """One edge operation of a cell with ``channels`` channels (stride 1)."""
+    if op == "none":
+        return Zero()
+    if op == "skip_connect":
+        return nn.Identity()
+    if op == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1, 1, 0)
+    if op == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3, 1, 1)
+    if op == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ValueError(f"unknown operation {op!r}; one of {list(OPERATIONS)}")
+
+
+class Cell(nn.Module):
+    """Node ``j`` = sum over ``i < j`` of ``edge_ij(node i)``; the output is node 3."""
+
+    def __init__(self, ops: Sequence[str], channels: int) -> None:
+        super().__init__()
+        if len(ops) != NUM_EDGES:
+            raise ValueError(f"a cell needs {NUM_EDGES} operations, got {len(ops)}")
+        self.edges = nn.ModuleList(make_operation(op, channels) for op in ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        edges = iter(zip(self.edges, EDGES, strict=True))
+        for j in (1, 2, 3):
+            total: torch.Tensor | None = None
+            for _ in range(j):  # node j has j incoming edges, next in EDGES order
+                edge, (_, source) = next(edges)
+                out = edge(nodes[source])
+                total = out if total is None else total + out
+            assert total is not None
+            nodes.append(total)
+        return nodes[3]
+
+
+class ReductionBlock(nn.Module):
+    """The residual block between stages: halves H and W, doubles the channels."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(in_channels, out_channels, 3, 2, 1)
+        self.conv_b = ReLUConvBN(out_channels, out_channels, 3, 1, 1)
+        self.downsample = nn.Sequential(
+            nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(x) + self.conv_b(self.conv_a(x))
+
+
+class NB201Network(nn.Module):
+    def __init__(self, ops: Sequence[str], channels: int, cells: int, num_classes: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+        )
+        layers: list[nn.Module] = []
+        width = channels
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ReductionBlock(width, width * 2))
+                width *= 2
+            layers.extend(Cell(ops, width) for _ in range(cells))
+        self.cells = nn.Sequential(*layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.lastact(self.cells(self.stem(x)))
+        return self.classifier(self.pool(out).flatten(1))
+
+
+class NB201Family(ModelFamily):
+    """The NAS-Bench-201 cell space; quality from tables keyed by :func:`arch_string`."""
+
+    name = "nb201"
+    knobs: Mapping[str, Knob] = KNOBS
+    #: Not trained on this project's data; see the module docstring.
+    trainable = False
+    #: Knob values the benchmark tables assume (a spec using tables must keep them).
+    table_settings: Mapping[str, int] = BENCHMARK_SETTINGS
+
+    def num_blocks(self, config: Mapping[str, Any]) -> int:
+        return NUM_EDGES
+
+    def canonical(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return canonical_nb201(config)
+
+    def build(self, config: Mapping[str, Any]) -> NB201Network:
+        cfg = canonical_nb201(config)
+        return NB201Network(cfg["ops"], cfg["channels"], cfg["cells"], cfg["num_classes"])
+
+    def example_input(self, batch_size: int) -> torch.Tensor:
+        """A batch of 3x32x32 images (the default ``input_size``)."""
+        return self.example_input_for({}, batch_size)
+
+    def example_input_for(self, config: Mapping[str, Any], batch_size: int) -> torch.Tensor:
+        """A batch of 3 x input_size x input_size images for ``config``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+        size = canonical_nb201(config)["input_size"]
+        generator = torch.Generator().manual_seed(0)
+        return torch.randn(batch_size, 3, size, size, generator=generator)
+
+    def table_key(self, config: Mapping[str, Any]) -> str:
+        """The key of ``config`` in a table of benchmark results: its architecture string."""
+        return arch_string(config)
+
+    def counts(self, config: Mapping[str, Any]) -> Counts:
+        return nb201_counts(config)
+
+
+NB201 = register_family(NB201Family())
