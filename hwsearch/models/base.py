@@ -57,6 +57,9 @@ class ModelFamily(abc.ABC):
 
     name: str
     knobs: Mapping[str, Knob]
+    #: Whether ``build_candidate`` can train this family on the digits data. Families whose
+    #: quality comes from published tables (``nb201``) set it to False.
+    trainable: bool = True
 
     @abc.abstractmethod
     def num_blocks(self, config: Mapping[str, Any]) -> int:
@@ -78,6 +81,11 @@ class ModelFamily(abc.ABC):
     @abc.abstractmethod
     def example_input(self, batch_size: int) -> torch.Tensor:
         """An input batch of the shape the family's models take."""
+
+    def example_input_for(self, config: Mapping[str, Any], batch_size: int) -> torch.Tensor:
+        """An input batch for the model of ``config`` (families whose input shape is a knob
+        override this)."""
+        return self.example_input(batch_size)
 
 
 _REGISTRY: dict[str, ModelFamily] = {}

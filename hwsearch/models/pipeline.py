@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hwsearch.errors import HwsearchError
 from hwsearch.models.base import ModelFamily
 from hwsearch.models.compression import (
     CompressibleNet,
@@ -72,6 +73,11 @@ def build_candidate(
 
     Deterministic for a given seed and thread count; the global torch RNG is left as it was.
     """
+    if not family.trainable:
+        raise HwsearchError(
+            f"family {family.name!r} is not trained here; take its quality from a table "
+            "(evaluation: {type: table, table: ..., column: ...})"
+        )
     cfg = family.canonical(config)
     spec = CompressionSpec.from_config(cfg)
     data = load_digits_split(seed)

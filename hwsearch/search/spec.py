@@ -854,7 +854,7 @@ def _check_tables(spec: JobSpec) -> list[SpecError]:
         family = _get_family(spec.family)
     except UnknownNameError:
         return problems  # reported by _check_space
-    if evaluation is None and not getattr(family, "trainable", True):
+    if evaluation is None and not family.trainable:
         problems.append(
             SpecError(
                 "evaluation",

@@ -237,13 +237,11 @@ def export(
         result = export_candidate(_open_store(db), job_id, candidate_id, out)
         for path in result.files:
             console.print(f"wrote {path}")
-        if (
-            result.stored_accuracy is not None
-            and abs(result.stored_accuracy - result.reproduced_accuracy) > 1e-6
-        ):
+        stored, rebuilt = result.stored_accuracy, result.reproduced_accuracy
+        if stored is not None and rebuilt is not None and abs(stored - rebuilt) > 1e-6:
             errors.print(
-                f"[yellow]warning:[/yellow] rebuilt accuracy {result.reproduced_accuracy:.4f} "
-                f"differs from the stored {result.stored_accuracy:.4f}"
+                f"[yellow]warning:[/yellow] rebuilt accuracy {rebuilt:.4f} "
+                f"differs from the stored {stored:.4f}"
             )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from hwsearch.db import Store
-from hwsearch.records import CandidateRecord, JobRecord
+from hwsearch.records import CandidateRecord, JobRecord, MetricValue
 from hwsearch.search.spec import parse_spec
 
 
@@ -25,7 +25,7 @@ class ExportResult:
     out_dir: Path
     files: list[Path]
     stored_accuracy: float | None
-    reproduced_accuracy: float
+    reproduced_accuracy: float | None  # None where the family is not trained here
 
 
 def _describe(candidate: CandidateRecord, job: JobRecord) -> dict[str, Any]:
@@ -54,8 +54,7 @@ def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path
     candidate = store.get_candidate(job_id, candidate_id)
     spec = parse_spec(job.spec)
     family = get_family(job.family)
-    settings = TrainSettings(**dict(spec.evaluation))
-    built = build_candidate(family, candidate.config, settings, spec.seed)
+    example = family.example_input_for(candidate.config, 1)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     description = _describe(candidate, job)
@@ -63,64 +62,65 @@ def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path
     files[0].write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
     files[1].write_text(yaml.safe_dump(description, sort_keys=True))
 
+    reproduced: float | None = None
+    if family.trainable:
+        settings = TrainSettings(**dict(spec.evaluation))
+        built = build_candidate(family, candidate.config, settings, spec.seed)
+        weights, deployed, kernel_path = built.float_model, built.deploy_model, built.kernel_path
+        reproduced = built.accuracy
+        how_built = (
+            f"trained with {asdict(settings)} and seed {spec.seed}; test accuracy of this "
+            f"rebuilt model: {reproduced:.4f}"
+        )
+    else:  # quality came from a published table: the architecture is exported untrained
+        weights = deployed = family.build(candidate.config).eval()
+        kernel_path = "fp32"
+        how_built = (
+            "not trained here: the quality figures come from a published table, so the "
+            "network is exported with freshly initialised weights for you to train"
+        )
+
     state_path = out_dir / "model_state_dict.pt"
-    torch.save(built.float_model.state_dict(), state_path)
+    torch.save(weights.state_dict(), state_path)
     script_path = out_dir / "model_torchscript.pt"
-    example = family.example_input(1)
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
-        scripted = torch.jit.trace(built.deploy_model, example)
+        scripted = torch.jit.trace(deployed, example)
     scripted.save(str(script_path))
     files += [state_path, script_path]
 
     front = store.latest_front(job_id)
     stored = candidate.metrics.get("accuracy")
     readme = out_dir / "README.md"
-    readme.write_text(
-        _readme(
-            description,
-            candidate,
-            built.accuracy,
-            built.kernel_path,
-            front is not None and any(p.candidate_id == candidate.id for p in front.points),
-            asdict(settings),
-            spec.seed,
-        )
-    )
+    on_front = front is not None and any(p.candidate_id == candidate.id for p in front.points)
+    readme.write_text(_readme(description, candidate, kernel_path, on_front, how_built))
     files.append(readme)
-    return ExportResult(out_dir, files, stored.value if stored else None, built.accuracy)
+    return ExportResult(out_dir, files, stored.value if stored else None, reproduced)
 
 
 def _readme(
     description: dict[str, Any],
     candidate: CandidateRecord,
-    reproduced: float,
     kernel_path: str,
     on_front: bool,
-    settings: dict[str, Any],
-    seed: int,
+    how_built: str,
 ) -> str:
-    latency = candidate.metrics.get("latency_ms")
-    details = latency.details if latency else {}
-    env = details.get("environment", {})
-    stored = candidate.metrics.get("accuracy")
     rows = "\n".join(
         f"| {name} | {m.value:.6g} | {m.provenance.value} |"
         for name, m in sorted(candidate.metrics.items())
     )
-    env_rows = "\n".join(f"- {k}: {v}" for k, v in sorted(env.items()))
+    stored = candidate.metrics.get("accuracy")
+    place = "On" if on_front else "Not on"
     return f"""# Candidate {candidate.id} of job {description["job_id"]} ({description["job_name"]})
 
 Family `{description["family"]}`, target `{description["target"]}`, config hash
-`{candidate.config_hash}`. {
-        "On the job's latest Pareto front." if on_front else "Not on the job's latest Pareto front."
-    }
+`{candidate.config_hash}`. {place} the job's latest Pareto front.
 
 ## Files
 
 - `config.json`, `config.yaml`: the configuration and every stored metric.
-- `model_torchscript.pt`: the model as it ran on the target (kernel path `{kernel_path}`);
-  load with `torch.jit.load` and call it on a `(N, ...)` batch like the family's inputs.
+- `model_torchscript.pt`: the model as it runs on the target (kernel path `{kernel_path}`);
+  load it with `torch.jit.load` and call it on a batch shaped like the family's inputs.
 - `model_state_dict.pt`: the compressed float model's tensors (pruned layers already
   smaller, sparsity masks applied, fake-quantised weights).
 
@@ -130,17 +130,30 @@ Family `{description["family"]}`, target `{description["target"]}`, config hash
 |---|---|---|
 {rows}
 
-Accuracy stored during the search: {stored.value if stored else float("nan"):.4f};
-accuracy of this rebuilt model: {reproduced:.4f} (training settings {settings}, seed {seed}).
+Accuracy stored during the search: {stored.value if stored else float("nan"):.4f}. The exported
+model was {how_built}.
 
 ## How latency was measured
 
-Median of {details.get("repeats", "?")} timed runs after warm-up, batch size
+{_latency_story(candidate.metrics.get("latency_ms"), kernel_path)}
+"""
+
+
+def _latency_story(latency: MetricValue | None, kernel_path: str) -> str:
+    if latency is None:
+        return "Latency was not measured for this candidate."
+    details = latency.details
+    if "source" in details:  # a table target: measured elsewhere
+        return (
+            f"Not measured here: read from `{details['source']}`, column "
+            f"`{details.get('column', '?')}` ({details.get('measured', 'published results')})."
+        )
+    env = "\n".join(f"- {k}: {v}" for k, v in sorted(details.get("environment", {}).items()))
+    return f"""Median of {details.get("repeats", "?")} timed runs after warm-up, batch size
 {details.get("batch_size", "?")}, {details.get("threads", "?")} thread(s), coefficient of
 variation {details.get("cv", float("nan")):.3g} (converged: {details.get("converged", "?")}),
 p90 {details.get("p90_ms", float("nan")):.4g} ms, kernel path
 `{details.get("kernel_path", kernel_path)}`.
 
 Environment:
-{env_rows}
-"""
+{env}"""

@@ -77,7 +77,6 @@ def _evaluate_trained(task: EvalTask) -> EvalOutcome:
     from hwsearch.models import TrainSettings, build_candidate, get_family
 
     family = get_family(task.family)
-    _check_trainable(family.name, family)
     target = parse_target(task.target)
     train_settings = TrainSettings(**task.evaluation)
     measure_settings = MeasureSettings(**task.measurement)
@@ -162,14 +161,6 @@ def _table(description: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return description if description.get("type") == "table" else None
 
 
-def _check_trainable(name: str, family: object) -> None:
-    if not getattr(family, "trainable", True):
-        raise HwsearchError(
-            f"family {name!r} is not trained here; take its quality from a table "
-            "(evaluation: {type: table, ...})"
-        )
-
-
 def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
     """Look up what the tables give; train or time here only what they do not."""
     from hwsearch.hardware import (
@@ -211,7 +202,6 @@ def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         }
         metrics.append(metric("accuracy", raw * scale, Provenance.MEASURED, details))
     else:
-        _check_trainable(family.name, family)
         built = build_candidate(family, task.config, TrainSettings(**task.evaluation), task.seed)
         quality_details = {
             "dataset": "sklearn digits, stratified 75/25 split",

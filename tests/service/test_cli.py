@@ -150,3 +150,21 @@ def test_bad_spec_exits_2_naming_fields_and_writes_nothing(
     assert "objectives[0].metric" in result.output and "acc" in result.output
     assert "budget" in result.output
     assert not db_file.exists()
+
+
+def test_table_job_exports_its_architecture_untrained(tmp_path: Path) -> None:
+    """An nb201 job takes its figures from tables; export gives the network to train."""
+    spec = Path(__file__).parents[2] / "examples" / "nb201_pixel3.yaml"
+    url = f"sqlite:///{tmp_path / 'nb201.db'}"
+    result = runner.invoke(app, ["run", str(spec), "--db", url, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    front = Store.open(url).latest_front(1)
+    assert front is not None
+    out = tmp_path / "export"
+    chosen = front.points[-1].candidate_id
+    result = runner.invoke(app, ["export", "1", str(chosen), "--db", url, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    model = torch.jit.load(str(out / "model_torchscript.pt"))
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    readme = (out / "README.md").read_text()
+    assert "not trained here" in readme and "latency_ms.csv" in readme
