@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import importlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -156,6 +156,16 @@ class RandomOptimizer(Optimizer):
 _REGISTRY: dict[str, type[Optimizer] | str] = {
     "random": RandomOptimizer,
     "optuna-nsga2": "hwsearch.search._optuna:OptunaNSGA2",
+    "default": "hwsearch.search._strategy:SurrogateStrategy",
+    "optuna-nsga3": "hwsearch.search._optuna:OptunaNSGA3",
+    "optuna-tpe": "hwsearch.search._optuna:OptunaTPE",
+    "optuna-gp": "hwsearch.search._optuna:OptunaGP",
+    "optuna-random": "hwsearch.search._optuna:OptunaRandom",
+    "pymoo-nsga2": "hwsearch.search._pymoo:PymooNSGA2",
+    "pymoo-nsga3": "hwsearch.search._pymoo:PymooNSGA3",
+    "pymoo-moead": "hwsearch.search._pymoo:PymooMOEAD",
+    "pymoo-agemoea": "hwsearch.search._pymoo:PymooAGEMOEA",
+    "pymoo-smsemoa": "hwsearch.search._pymoo:PymooSMSEMOA",
 }
 
 
@@ -195,11 +205,25 @@ def make_optimizer(
     n_constraints: int,
     seed: int,
     options: Mapping[str, Any],
+    prior: Callable[[Mapping[str, Any]], Any] | None = None,
 ) -> Optimizer:
-    """Build the optimizer registered as ``name`` (UnknownNameError lists the valid names)."""
+    """Build the optimizer registered as ``name`` (UnknownNameError lists the valid names).
+
+    ``prior`` (params -> 1-D array of features known beforehand, such as other devices'
+    log-latencies of the config) reaches optimizers whose class sets ``USES_PRIOR``; the
+    others ignore it.
+    """
     cls = get_optimizer_class(name)
+    extra: dict[str, Any] = {}
+    if prior is not None and getattr(cls, "USES_PRIOR", False):
+        extra["prior"] = prior
     return cls(
-        space=space, objectives=objectives, n_constraints=n_constraints, seed=seed, options=options
+        space=space,
+        objectives=objectives,
+        n_constraints=n_constraints,
+        seed=seed,
+        options=options,
+        **extra,
     )
 
 
