@@ -59,7 +59,12 @@ def parse_nm(pattern: str) -> tuple[int, int] | None:
 
 def _pattern_problem(value: Any) -> str | None:
     if not isinstance(value, str):
-        return f"{value!r} is not a string"
+        hint = (
+            ' (YAML reads an unquoted 2:4 as 124: quote it, "2:4")'
+            if isinstance(value, int)
+            else ""
+        )
+        return f"{value!r} is not a string{hint}"
     if value in PATTERNS:
         return None
     nm = parse_nm(value)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class DigitsSplit:
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    mean: torch.Tensor  # (64,) per-pixel mean of the raw training images (0..16)
+    std: torch.Tensor  # (64,) per-pixel deviation, 1 where a pixel is constant
 
 
 @functools.lru_cache(maxsize=1)
@@ -49,8 +52,34 @@ def load_digits_split(seed: int, test_size: float = 0.25) -> DigitsSplit:
         return tensor
 
     return DigitsSplit(
-        images(x_train), torch.from_numpy(y_train), images(x_test), torch.from_numpy(y_test)
+        images(x_train),
+        torch.from_numpy(y_train),
+        images(x_test),
+        torch.from_numpy(y_test),
+        torch.from_numpy(mean.astype(np.float32)),
+        torch.from_numpy(std.astype(np.float32)),
     )
+
+
+class RawPixelInput(nn.Module):
+    """Wraps a model trained on standardised digits so that it takes raw pixels (0..16).
+
+    The exported model then needs nothing from this package: inputs are shaped like the
+    family's (``(N, 64)`` for mlp, ``(N, 1, 8, 8)`` for cnn) and hold the digits' pixel values.
+    """
+
+    def __init__(self, model: nn.Module, split: DigitsSplit, example: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        shape = example.shape[1:]
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.register_buffer("mean", split.mean.reshape(shape).clone())
+        self.register_buffer("std", split.std.reshape(shape).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.model((x - self.mean) / self.std)
+        return out
 
 
 def batches(

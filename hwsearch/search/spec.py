@@ -537,15 +537,57 @@ def parse_spec(
         raise SpecErrors(
             [SpecError("", f"a job spec must be a mapping of fields, got {type(data).__name__}")]
         )
+    context = {"default_name": default_name, "base_dir": base_dir}
     try:
-        context = {"default_name": default_name, "base_dir": base_dir}
         spec = JobSpec.model_validate(dict(data), context=context)
     except ValidationError as exc:
-        raise SpecErrors(_convert_errors(exc)) from None
+        problems = _convert_errors(exc)
+        raise SpecErrors(problems + _meaning_of_the_rest(data, problems, context)) from None
     problems = _check_meaning(spec)
     if problems:
         raise SpecErrors(problems)
     return spec
+
+
+# Stand-ins for required sections whose own errors are already reported, so that the rest
+# of a broken spec can still be checked for meaning (and every problem reported at once).
+_STAND_INS: dict[str, Any] = {
+    "budget": {"evaluations": 1},
+    "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+    "target": "cpu",
+    "space": {},
+}
+
+
+def _meaning_of_the_rest(
+    data: Mapping[str, Any], reported: list[SpecError], context: dict[str, Any]
+) -> list[SpecError]:
+    """Meaning problems of the parts of ``data`` that parsed, beside the ``reported`` ones."""
+    broken_sections = {_section(p.field) for p in reported}
+    broken_entries = {
+        p.field.split(".")[1].split("[")[0] for p in reported if p.field.startswith("space.")
+    }
+    rest = dict(data)
+    for section in broken_sections - {"space", "family"}:
+        if section in _STAND_INS:
+            rest[section] = _STAND_INS[section]
+        else:
+            rest.pop(section, None)
+    if isinstance(rest.get("space"), Mapping):
+        rest["space"] = {k: v for k, v in rest["space"].items() if k not in broken_entries}
+    try:
+        spec = JobSpec.model_validate(rest, context=context)
+    except (ValidationError, SpecError, SpecErrors):
+        return []  # too broken to say more
+    return [
+        p
+        for p in _check_meaning(spec)
+        if _section(p.field) not in broken_sections or p.field.startswith("space.")
+    ]
+
+
+def _section(field: str) -> str:
+    return field.split(".")[0].split("[")[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -790,7 +832,42 @@ def _check_space(spec: JobSpec) -> list[SpecError]:
         problems.append(
             SpecError("space", "has no variables; give at least one knob a range or choices")
         )
+    if not problems:
+        problems += _check_per_layer_lengths(spec, family)
     return problems
+
+
+def _largest(entry: Any) -> Any:
+    """The value of a space entry that makes the deepest network (its largest value)."""
+    if isinstance(entry, IntVarSpec | FloatVarSpec):
+        return entry.high
+    if isinstance(entry, ChoiceVarSpec):
+        numbers = [v for v in entry.values if isinstance(v, int | float)]
+        return max(numbers) if len(numbers) == len(entry.values) else entry.values[0]
+    return entry
+
+
+def _check_per_layer_lengths(spec: JobSpec, family: ModelFamily) -> list[SpecError]:
+    """Each per-layer knob needs a value for every block of the deepest network searched."""
+    deepest = {key: _largest(entry) for key, entry in spec.space.items()}
+    for key, entry in spec.space.items():  # lists must be long enough to build it at all
+        if isinstance(entry, VariableSpec) and entry.per_layer is not None:
+            deepest[key] = [_largest(entry)] * max(entry.per_layer, 64)
+    try:
+        blocks = family.num_blocks(family.canonical(deepest))
+    except (ValueError, SpecError):
+        return []  # the values themselves are checked elsewhere
+    return [
+        SpecError(
+            f"space.{key}.per_layer",
+            f"is {entry.per_layer}, but the deepest network in this space has {blocks} "
+            f"blocks; give per_layer: {blocks}",
+        )
+        for key, entry in spec.space.items()
+        if isinstance(entry, VariableSpec)
+        and entry.per_layer is not None
+        and entry.per_layer < blocks
+    ]
 
 
 _LOCAL_DEVICE = re.compile(r"\s*(cpu|cuda(:\d+)?)\s*", re.IGNORECASE)

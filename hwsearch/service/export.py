@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from hwsearch.db import Store
-from hwsearch.records import CandidateRecord, JobRecord, MetricValue
+from hwsearch.errors import HwsearchError
+from hwsearch.records import CandidateRecord, CandidateStatus, JobRecord, MetricValue
 from hwsearch.search.spec import parse_spec
 
 
@@ -49,9 +50,16 @@ def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path
     import torch
 
     from hwsearch.models import TrainSettings, build_candidate, get_family
+    from hwsearch.models.data import RawPixelInput, load_digits_split
 
     job = store.get_job(job_id)
     candidate = store.get_candidate(job_id, candidate_id)
+    if candidate.status != CandidateStatus.DONE:
+        reason = f": {candidate.error}" if candidate.error else ""
+        raise HwsearchError(
+            f"candidate {candidate_id} of job {job_id} is {candidate.status.value}{reason}; "
+            "only evaluated candidates can be exported"
+        )
     spec = parse_spec(job.spec)
     family = get_family(job.family)
     example = family.example_input_for(candidate.config, 1)
@@ -66,7 +74,8 @@ def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path
     if family.trainable:
         settings = TrainSettings(**dict(spec.evaluation))
         built = build_candidate(family, candidate.config, settings, spec.seed)
-        weights, deployed, kernel_path = built.float_model, built.deploy_model, built.kernel_path
+        weights, kernel_path = built.float_model, built.kernel_path
+        deployed: torch.nn.Module = RawPixelInput(built.deploy_model, load_digits_split(spec.seed), example)
         reproduced = built.accuracy
         how_built = (
             f"trained with {asdict(settings)} and seed {spec.seed}; test accuracy of this "
@@ -93,7 +102,9 @@ def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path
     stored = candidate.metrics.get("accuracy")
     readme = out_dir / "README.md"
     on_front = front is not None and any(p.candidate_id == candidate.id for p in front.points)
-    readme.write_text(_readme(description, candidate, kernel_path, on_front, how_built))
+    readme.write_text(
+        _readme(description, candidate, kernel_path, on_front, how_built, tuple(example.shape))
+    )
     files.append(readme)
     return ExportResult(out_dir, files, stored.value if stored else None, reproduced)
 
@@ -104,6 +115,7 @@ def _readme(
     kernel_path: str,
     on_front: bool,
     how_built: str,
+    example_shape: tuple[int, ...],
 ) -> str:
     rows = "\n".join(
         f"| {name} | {m.value:.6g} | {m.provenance.value} |"
@@ -111,6 +123,7 @@ def _readme(
     )
     stored = candidate.metrics.get("accuracy")
     place = "On" if on_front else "Not on"
+    input_shape = "(N, " + ", ".join(str(d) for d in example_shape[1:]) + ")"
     return f"""# Candidate {candidate.id} of job {description["job_id"]} ({description["job_name"]})
 
 Family `{description["family"]}`, target `{description["target"]}`, config hash
@@ -120,7 +133,9 @@ Family `{description["family"]}`, target `{description["target"]}`, config hash
 
 - `config.json`, `config.yaml`: the configuration and every stored metric.
 - `model_torchscript.pt`: the model as it runs on the target (kernel path `{kernel_path}`);
-  load it with `torch.jit.load` and call it on a batch shaped like the family's inputs.
+  load it with `torch.jit.load` and call it on a float batch shaped
+  `{input_shape}`. Models trained here take raw pixel values (digits: 0..16) and
+  standardise them inside, with the training split's per-pixel mean and deviation.
 - `model_state_dict.pt`: the compressed float model's tensors (pruned layers already
   smaller, sparsity masks applied, fake-quantised weights).
 

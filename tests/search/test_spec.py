@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hwsearch.errors import SpecError, SpecErrors
 from hwsearch.search.spec import (
@@ -112,13 +113,6 @@ def test_load_yaml_and_bad_yaml(toy_spec_data: dict[str, Any], tmp_path: Path) -
 
 
 def test_demo_spec_with_cnn_family(tmp_path: Path) -> None:
-    try:
-        import hwsearch.models  # noqa: F401
-        from hwsearch.models.base import get_family
-
-        get_family("cnn")
-    except (ImportError, KeyError):
-        pytest.skip("the cnn family is not registered")
     path = tmp_path / "digits.yaml"
     path.write_text(DEMO_YAML)
     spec = load_spec(path)
@@ -209,7 +203,8 @@ def test_per_layer_only_on_per_block_knobs(toy_spec_data: dict[str, Any]) -> Non
     toy_spec_data["space"]["bits"]["per_layer"] = 0
     found = problems(toy_spec_data)
     assert found["space.bits.per_layer"] == "must be at least 1, got 0"
-    assert set(found) == {"space.bits.per_layer"}  # shape errors come before meaning
+    # The other, well-formed entries are checked for meaning in the same pass.
+    assert set(found) == {"space.bits.per_layer", "space.depth.per_layer"}
     toy_spec_data["space"]["bits"]["per_layer"] = 2
     found = problems(toy_spec_data)
     assert found == {
@@ -231,7 +226,8 @@ def test_constants(toy_spec_data: dict[str, Any]) -> None:
     toy_spec_data["space"]["depth"] = [1, 2]
     toy_spec_data["space"]["dropout"] = {"nested": True}
     found = problems(toy_spec_data)
-    assert set(found) == {"space.dropout"}  # a mapping without type: shape error first
+    # The mapping without a type is a shape error; the other entries are still checked.
+    assert set(found) == {"space.dropout", "space.width[2]", "space.depth"}
     toy_spec_data["space"]["dropout"] = 0.25
     found = problems(toy_spec_data)
     assert found["space.width[2]"] == "7 is not even"
@@ -518,3 +514,38 @@ def test_metrics_must_be_ones_the_tables_give(tables: Path) -> None:
     spec = parse_spec(data)
     assert spec.target == "cpu" and isinstance(spec.measurement, MeasurementSettings)
     assert spec.evaluation_table is not None
+
+
+def _cnn_spec() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(DEMO_YAML)
+    return data
+
+
+def test_problems_in_structure_and_meaning_are_reported_together() -> None:
+    """A type error elsewhere must not hide a bad knob value (the README's example)."""
+    data = _cnn_spec()
+    data["space"]["width"]["values"] = [8, -4]
+    data["space"]["depth"] = {"type": "int", "low": 1, "high": 3}
+    data["objectives"][0]["metric"] = "acc"
+    data["evaluation"]["epochs"] = -1
+    found = problems(data)
+    assert "unknown metric 'acc'" in found["objectives[0].metric"]
+    assert "at least 1" in found["evaluation.epochs"]
+    assert "-4 is below the minimum 1" in found["space.width.values[1]"]
+    assert "not a knob of family 'cnn'" in found["space.depth"]
+
+
+def test_per_layer_must_cover_the_deepest_network() -> None:
+    data = _cnn_spec()
+    data["space"]["width"]["per_layer"] = 2  # stages go up to 3
+    found = problems(data)
+    assert set(found) == {"space.width.per_layer"}
+    assert "deepest network in this space has 3 blocks" in found["space.width.per_layer"]
+    data["space"]["stages"]["high"] = 2
+    assert parse_spec(data).space["width"].per_layer == 2  # type: ignore[union-attr]
+
+
+def test_unquoted_n_m_pattern_gets_a_hint() -> None:
+    data = yaml.safe_load(DEMO_YAML.replace('"2:4"', "2:4"))
+    found = problems(data)
+    assert "quote it" in found["space.sparsity_pattern.values[1]"]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from hwsearch.db import Store
@@ -108,6 +109,21 @@ def test_jobs_lists_the_finished_job(finished_job: tuple[str, int, Path]) -> Non
     assert "tiny" in result.output and "finished" in result.output
 
 
+def test_export_refuses_a_candidate_that_was_not_evaluated(
+    finished_job: tuple[str, int, Path],
+) -> None:
+    url, job_id, folder = finished_job
+    store = Store.open(url)
+    (pending,) = store.add_candidates(job_id, [("0" * 64, {"depth": 1}, 99)])
+    out = folder / "never"
+    result = runner.invoke(
+        app, ["export", str(job_id), str(pending.id), "--db", url, "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "is pending" in result.output
+    assert not out.exists()
+
+
 def test_unknown_job_is_a_clear_error(finished_job: tuple[str, int, Path]) -> None:
     url, _, _ = finished_job
     result = runner.invoke(app, ["front", "999", "--db", url])
@@ -130,7 +146,12 @@ def test_export_writes_a_loadable_model(finished_job: tuple[str, int, Path]) -> 
     assert config["candidate_id"] == chosen
     assert yaml.safe_load((out / "config.yaml").read_text()) == config
     model = torch.jit.load(str(out / "model_torchscript.pt"))
-    assert model(torch.zeros(3, 64)).shape == (3, 10)
+    # The exported model takes raw pixels, as a user has them, and classifies them well.
+    digits = load_digits()
+    with torch.inference_mode():
+        predicted = model(torch.tensor(digits.data, dtype=torch.float32)).argmax(dim=1)
+    agreement = (predicted.numpy() == digits.target).mean()
+    assert agreement > config["metrics"]["accuracy"]["value"] - 0.1
     state = torch.load(out / "model_state_dict.pt", weights_only=True)
     assert state and all(isinstance(t, torch.Tensor) for t in state.values())
     readme = (out / "README.md").read_text()
