@@ -113,3 +113,21 @@ def tiny_spec() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def tiny_spec_module() -> dict[str, Any]:
     return _tiny_spec()
+
+
+SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def nb201_data() -> Path:
+    """The folder of the shared NAS-Bench-201 tables (``../shared/data/nb201``).
+
+    Skipped with the reason where it is missing, except under ``CI``, which has it.
+    """
+    folder = SHARED_DATA / "nb201"
+    if not ((folder / "accuracy.csv").exists() and (folder / "latency_ms.csv").exists()):
+        reason = f"shared NAS-Bench-201 tables not found in {folder}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return folder

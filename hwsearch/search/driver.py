@@ -42,6 +42,7 @@ from hwsearch.workers import EvalOutcome, EvalTask, Executor, InProcessExecutor
 # A generation that proposes only configs evaluated before costs no evaluation; after this
 # many such generations in a row the space is taken as exhausted.
 MAX_IDLE_GENERATIONS = 5
+BATCH_SIZE = 8
 
 Told = tuple[list[float] | None, list[float]]  # objective values (None: failed), violations
 
@@ -96,16 +97,19 @@ class Driver:
         self.constraints = spec.get_constraints()
         self.target = target_name(spec)
         self.context = measurement_context(spec)
-        options = dict(spec.optimizer.options)
-        self.batch_size = max(int(options.get("population_size", 8)), self.executor.max_workers)
         self.optimizer: Optimizer = make_optimizer(
             spec.optimizer.name,
             space=self.space,
             objectives=self.objectives,
             n_constraints=len(self.constraints),
             seed=spec.seed,
-            options=options,
+            options=dict(spec.optimizer.options),
         )
+        # A generation of a population-based optimizer is one batch; others take batches of
+        # BATCH_SIZE, and never fewer than the executor's workers.
+        population = self.optimizer.options.get("population_size") or BATCH_SIZE
+        self.batch_size = max(int(population), self.executor.max_workers)
+        self.job_id: int | None = None  # set once the job exists
         self._reference: list[float] | None = None
         self._saved_generations: set[int] = set()
         self._stored: dict[str, CandidateRecord] = {}  # this job's candidates, when resuming
@@ -143,6 +147,7 @@ class Driver:
     # -- the loop ---------------------------------------------------------------------------
 
     def _drive(self, job_id: int) -> JobRecord:
+        self.job_id = job_id
         self.store.set_job_state(job_id, JobState.RUNNING)
         try:
             self._search(job_id)

@@ -122,7 +122,19 @@ def probability_option(options: Mapping[str, Any], key: str) -> float | None:
 
 
 class RandomOptimizer(Optimizer):
-    """Uniform independent sampling of the space: a baseline, and a dependency-free default."""
+    """Uniform independent sampling of the space: a baseline, and a dependency-free default.
+
+    ``population_size`` only sets how many configs the driver asks for at a time, so that a
+    spec written for a population-based algorithm runs unchanged with this one.
+    """
+
+    OPTIONS: ClassVar[Mapping[str, Any]] = {"population_size": 8}
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        merged = super().check_options(options)
+        merged["population_size"] = int_option(merged, "population_size", minimum=1)
+        return merged
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

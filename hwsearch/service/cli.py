@@ -59,10 +59,27 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _open_store(url: str | None) -> Any:
-    from hwsearch.db import Store
+def _open_store(url: str | None, *, create: bool = False) -> Any:
+    """The store at ``url``; only commands that write (``create``) may make a new database."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
 
-    return Store.open(url)
+    from hwsearch.db import Store
+    from hwsearch.db.engine import database_url
+
+    resolved = database_url(url)
+    parsed = make_url(resolved)
+    shown = parsed.render_as_string(hide_password=True)
+    is_file = parsed.get_backend_name() == "sqlite" and bool(parsed.database)
+    if not create and is_file and not Path(str(parsed.database)).exists():
+        raise HwsearchError(
+            f"no database at {shown}; run a job first, or name one with --db or HWSEARCH_DB_URL"
+        )
+    try:
+        return Store.open(resolved)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise HwsearchError(f"cannot open database {shown}: {reason}") from None
 
 
 class Executor(StrEnum):
@@ -90,7 +107,7 @@ def run(
 
     with _user_errors():
         spec = load_spec(spec_path)  # a bad spec stops here, before the database is touched
-        store = _open_store(db)
+        store = _open_store(db, create=True)
         _drive(store, spec, executor, workers, out, lambda driver: driver.run())
 
 
@@ -149,7 +166,19 @@ def _drive(
             )
             bar.update(task, completed=p.evaluations, status=status)
 
-        job = start(Driver(spec, store, executor=pool, on_progress=show))
+        driver = Driver(spec, store, executor=pool, on_progress=show)
+        try:
+            job = start(driver)
+        except KeyboardInterrupt:
+            bar.stop()
+            if driver.job_id is None:
+                raise typer.Exit(130) from None
+            done = store.get_job(driver.job_id).evaluations
+            errors.print(
+                f"job {driver.job_id} interrupted with {done} candidate(s) evaluated and "
+                f"stored; continue it with: hwsearch resume {driver.job_id}"
+            )
+            raise typer.Exit(130) from None
     view = load_front(store, job.id)
     console.print(_front_table(view))
     out_dir = out or Path("runs") / f"job-{job.id}"
@@ -267,6 +296,8 @@ def db_current(db: DbOption = None) -> None:
 
 def _front_table(view: Any) -> Table:
     """The front as a table: objectives (with their direction), provenance, compact config."""
+    from hwsearch.service.fronts import unsettled_timing
+
     front = view.front
     title = (
         f"Pareto front of job {front.job_id}: {len(view.candidates)} point(s), "
@@ -283,10 +314,16 @@ def _front_table(view: Any) -> Table:
         table.add_row(
             str(c.id),
             *(f"{c.metrics[m].value:.4g}" for m in front.objectives),
-            "yes" if measured.get(c.id) else "predicted",
+            _measured_label(measured.get(c.id, False), unsettled_timing(c)),
             _short_config(c.config),
         )
     return table
+
+
+def _measured_label(measured: bool, unsettled_cv: float | None) -> str:
+    if not measured:
+        return "predicted"
+    return "yes" if unsettled_cv is None else f"yes, noisy (cv {unsettled_cv:.2f})"
 
 
 def _short_config(config: dict[str, Any]) -> str:

@@ -75,7 +75,9 @@ def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path
         settings = TrainSettings(**dict(spec.evaluation))
         built = build_candidate(family, candidate.config, settings, spec.seed)
         weights, kernel_path = built.float_model, built.kernel_path
-        deployed: torch.nn.Module = RawPixelInput(built.deploy_model, load_digits_split(spec.seed), example)
+        deployed: torch.nn.Module = RawPixelInput(
+            built.deploy_model, load_digits_split(spec.seed), example
+        )
         reproduced = built.accuracy
         how_built = (
             f"trained with {asdict(settings)} and seed {spec.seed}; test accuracy of this "

@@ -13,6 +13,10 @@ from hwsearch.errors import FilterError, NotFoundError
 from hwsearch.records import CandidateRecord, FrontRecord
 from hwsearch.search.filters import parse_filter
 
+# Details of a metric worth showing beside its value: how settled a timing was, which
+# kernels ran, where a value measured elsewhere came from.
+SHOWN_DETAILS = ("converged", "cv", "repeats", "kernel_path", "source", "column", "reused")
+
 # Metrics shown in tables after the objectives, when the candidate has them.
 EXTRA_METRICS = ("accuracy", "latency_ms", "latency_cv", "size_bytes", "params", "macs")
 
@@ -89,6 +93,7 @@ def to_json(view: FrontView) -> str:
                         "value": m.value,
                         "provenance": m.provenance.value,
                         "target": m.target,
+                        "details": {k: m.details[k] for k in SHOWN_DETAILS if k in m.details},
                     }
                     for name, m in sorted(c.metrics.items())
                 },
@@ -122,3 +127,11 @@ def to_csv(view: FrontView) -> str:
 
 def repr_value(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
+
+
+def unsettled_timing(candidate: CandidateRecord) -> float | None:
+    """The latency dispersion of a candidate whose timing never settled, else None."""
+    latency = candidate.metrics.get("latency_ms")
+    if latency is None or latency.details.get("converged", True):
+        return None
+    return float(latency.details.get("cv", float("nan")))

@@ -15,10 +15,13 @@ from __future__ import annotations
 import traceback
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hwsearch.errors import HwsearchError
 from hwsearch.records import MetricValue, Provenance
+
+if TYPE_CHECKING:  # torch is imported only where a candidate is evaluated
+    from hwsearch.hardware import LatencyMeasurement, MeasureSettings
 
 
 @dataclass(frozen=True)
@@ -90,20 +93,6 @@ def _evaluate_trained(task: EvalTask) -> EvalOutcome:
     )
     macs = count_macs(built.float_model, family.example_input(1))
 
-    measured: dict[str, Any] = {
-        "environment": latency.environment,
-        "kernel_path": built.kernel_path,
-        "batch_size": measure_settings.batch_size,
-        "threads": measure_settings.threads,
-    }
-    timing = {
-        **measured,
-        "repeats": latency.repeats,
-        "cv": latency.cv,
-        "converged": latency.converged,
-        "median_ms": latency.median_ms,
-        "p90_ms": latency.p90_ms,
-    }
     quality = {
         "dataset": "sklearn digits, stratified 75/25 split",
         "settings": asdict(train_settings),
@@ -120,10 +109,7 @@ def _evaluate_trained(task: EvalTask) -> EvalOutcome:
         task.candidate_id,
         [
             metric("accuracy", built.accuracy, Provenance.MEASURED, quality),
-            metric("latency_ms", latency.median_ms, Provenance.MEASURED, timing),
-            metric("latency_p90_ms", latency.p90_ms, Provenance.MEASURED, timing),
-            metric("latency_cv", latency.cv, Provenance.MEASURED, timing),
-            metric("peak_memory_bytes", latency.peak_memory_bytes, Provenance.MEASURED, measured),
+            *timing_metrics(latency, measure_settings, built.kernel_path, task.target),
             metric("size_bytes", built.size_bytes, Provenance.ESTIMATED, {"model": SIZE_MODEL}),
             metric("params", count_params(built.float_model), Provenance.ESTIMATED, analytic),
             metric(
@@ -227,26 +213,8 @@ def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         model = built.deploy_model if built is not None else family.build(task.config)
         example = _example_input(family, task.config, settings.batch_size)
         measured = measure_latency(model, example, target, settings)
-        context: dict[str, Any] = {
-            "environment": measured.environment,
-            "kernel_path": built.kernel_path if built is not None else "fp32",
-            "batch_size": settings.batch_size,
-            "threads": settings.threads,
-        }
-        timed = {
-            **context,
-            "repeats": measured.repeats,
-            "cv": measured.cv,
-            "converged": measured.converged,
-            "median_ms": measured.median_ms,
-            "p90_ms": measured.p90_ms,
-        }
-        metrics += [
-            metric("latency_ms", measured.median_ms, Provenance.MEASURED, timed),
-            metric("latency_p90_ms", measured.p90_ms, Provenance.MEASURED, timed),
-            metric("latency_cv", measured.cv, Provenance.MEASURED, timed),
-            metric("peak_memory_bytes", measured.peak_memory_bytes, Provenance.MEASURED, context),
-        ]
+        kernel_path = built.kernel_path if built is not None else "fp32"
+        metrics += timing_metrics(measured, settings, kernel_path, task.target)
 
     counts = getattr(family, "counts", None)
     if built is None and callable(counts):
@@ -282,3 +250,42 @@ def evaluate_safely(task: EvalTask) -> EvalOutcome:
     except Exception as exc:  # a failing candidate must not stop the job
         last = traceback.format_exception_only(exc)[-1].strip()
         return EvalOutcome(task.candidate_id, error=last)
+
+
+def timing_metrics(
+    latency: LatencyMeasurement, settings: MeasureSettings, kernel_path: str, target: str
+) -> list[MetricValue]:
+    """The metrics of one latency measurement, each with how it was taken.
+
+    Every timing metric carries the environment, the kernel path, batch size, threads,
+    repeats and dispersion; ``latency_ms`` also keeps every sample.
+    """
+    setup: dict[str, Any] = {
+        "environment": latency.environment,
+        "kernel_path": kernel_path,
+        "batch_size": settings.batch_size,
+        "threads": settings.threads,
+    }
+    timing = {
+        **setup,
+        "repeats": latency.repeats,
+        "cv": latency.cv,
+        "converged": latency.converged,
+        "median_ms": latency.median_ms,
+        "p90_ms": latency.p90_ms,
+        "mean_ms": latency.mean_ms,
+        "std_ms": latency.std_ms,
+    }
+    measured = Provenance.MEASURED
+    return [
+        MetricValue(
+            "latency_ms",
+            latency.median_ms,
+            measured,
+            target,
+            {**timing, "samples_ms": list(latency.samples_ms)},
+        ),
+        MetricValue("latency_p90_ms", latency.p90_ms, measured, target, timing),
+        MetricValue("latency_cv", latency.cv, measured, target, timing),
+        MetricValue("peak_memory_bytes", float(latency.peak_memory_bytes), measured, target, setup),
+    ]

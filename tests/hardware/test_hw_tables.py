@@ -19,7 +19,6 @@ from hwsearch.hardware import (
     load_table,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nb201"
 A1 = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 A2 = "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
@@ -125,10 +124,8 @@ def test_load_table_caches_per_path_and_key(latency_csv: Path, tmp_path: Path) -
     assert load_table(latency_csv) is not again
 
 
-def test_all_nb201_latencies_look_up_fast_and_exactly() -> None:
-    path = SHARED / "latency_ms.csv"
-    if not path.exists():
-        pytest.skip(f"shared data not found at {path}")
+def test_all_nb201_latencies_look_up_fast_and_exactly(nb201_data: Path) -> None:
+    path = nb201_data / "latency_ms.csv"
     table = load_table(path)
     frame = pd.read_csv(path)
     assert len(table) == len(frame) == 15_625

@@ -88,11 +88,12 @@ def test_bad_options_name_the_option() -> None:
         make("optuna-nsga2", crossover_prob=1.5)
     assert info.value.field == "optimizer.crossover_prob"
     with pytest.raises(SpecError) as info:
-        make("random", population_size=8)
+        make("random", generations=8)
     assert (info.value.field, info.value.reason) == (
-        "optimizer.population_size",
-        "unknown option; options: none",
+        "optimizer.generations",
+        "unknown option; options: population_size",
     )
+    assert make("random", population_size=4).options == {"population_size": 4}
 
 
 def test_nsga2_improves_hypervolume_and_respects_constraints() -> None:

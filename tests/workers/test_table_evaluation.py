@@ -21,16 +21,15 @@ from hwsearch.workers import EvalTask, evaluate, evaluate_safely
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "nb201_pixel3.yaml"
-SHARED = ROOT / ".." / "shared" / "data" / "nb201"
+SHARED = (ROOT / ".." / "shared" / "data" / "nb201").resolve()
 ACCURACY = SHARED / "accuracy.csv"
 LATENCY = SHARED / "latency_ms.csv"
 
 
 @pytest.fixture(scope="module")
-def csv_rows() -> dict[str, dict[str, Any]]:
+def csv_rows(nb201_data: Path) -> dict[str, dict[str, Any]]:
     """Accuracy and latency rows of the shared NAS-Bench-201 tables, by architecture."""
-    if not (ACCURACY.exists() and LATENCY.exists()):
-        pytest.skip(f"shared NAS-Bench-201 tables not found in {SHARED}")
+    assert nb201_data == SHARED
     merged = pd.read_csv(ACCURACY).merge(pd.read_csv(LATENCY), on=["index", "arch"])
     return {row["arch"]: row for row in merged.to_dict("records")}
 
