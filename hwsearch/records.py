@@ -28,6 +28,13 @@ class JobState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class TokenScope(enum.StrEnum):
+    """What an API token may do: ``read`` queries; ``write`` also submits and cancels jobs."""
+
+    READ = "read"
+    WRITE = "write"
+
+
 class CandidateStatus(enum.StrEnum):
     PENDING = "pending"
     DONE = "done"
@@ -92,3 +99,62 @@ class FrontRecord:
     hypervolume: float
     evaluations: int  # candidates evaluated when this front was taken
     points: list[FrontPoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token as stored: its secret is never kept, only the SHA-256 digest of it."""
+
+    id: int
+    name: str
+    scope: TokenScope
+    created_at: datetime
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class HypervolumePoint:
+    """One generation of a job's hypervolume history (a front without its points)."""
+
+    generation: int
+    evaluations: int
+    hypervolume: float
+    points: int  # size of the front
+
+
+@dataclass(frozen=True)
+class TargetRecord:
+    """A stored target profile (see ``hwsearch.hardware.profiles.TargetProfile``): the
+    factors energy and carbon accounting use, and where each comes from."""
+
+    name: str
+    kind: str  # "cpu", "cuda" or "table"
+    tdp_w: float
+    cores: int
+    embodied_kgco2e: float
+    lifetime_years: float
+    busy_share: float
+    region: str
+    pue: float
+    grid_gco2e_per_kwh: float | None
+    meter: str
+    sources: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    def profile_data(self) -> dict[str, Any]:
+        """The profile fields, as ``TargetProfile.from_dict`` takes them."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "tdp_w": self.tdp_w,
+            "cores": self.cores,
+            "embodied_kgco2e": self.embodied_kgco2e,
+            "lifetime_years": self.lifetime_years,
+            "busy_share": self.busy_share,
+            "region": self.region,
+            "pue": self.pue,
+            "grid_gco2e_per_kwh": self.grid_gco2e_per_kwh,
+            "meter": self.meter,
+            "sources": dict(self.sources),
+        }

@@ -1,1 +1,2 @@
-"""The web dashboard, served by the API (not built yet)."""
+"""The web dashboard: static HTML, CSS and plain JavaScript under ``static/``, served by the
+API at ``/dashboard/``; nothing to build."""

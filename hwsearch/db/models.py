@@ -26,19 +26,22 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from hwsearch.records import CandidateStatus, JobState, Provenance
+from hwsearch.records import CandidateStatus, JobState, Provenance, TokenScope
 
 __all__ = [
+    "ApiToken",
     "Base",
     "Candidate",
     "Front",
     "FrontPointRow",
     "Job",
     "Measurement",
+    "TargetRow",
     "utcnow",
 ]
 
@@ -119,6 +122,10 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # Set by the service to ask the job's driver to stop after the generation in flight.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Energy and carbon of the search itself (hwsearch.hardware.footprint), once it ran.
+    footprint: Mapped[dict[str, Any] | None]
 
     candidates: Mapped[list[Candidate]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
@@ -214,3 +221,48 @@ class FrontPointRow(Base):
 
     front: Mapped[Front] = relationship(back_populates="points")
     candidate: Mapped[Candidate] = relationship()
+
+
+class ApiToken(Base):
+    """A service API token: only the SHA-256 digest of its secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[TokenScope] = mapped_column(_enum_column(TokenScope, "token_scope"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class TargetRow(Base):
+    """The energy and carbon profile of one target (hwsearch.hardware.profiles)."""
+
+    __tablename__ = "targets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(
+        Enum(
+            "cpu",
+            "cuda",
+            "table",
+            name="target_kind",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+        )
+    )
+    tdp_w: Mapped[float] = mapped_column(Double)
+    cores: Mapped[int] = mapped_column(Integer)
+    embodied_kgco2e: Mapped[float] = mapped_column(Double)
+    lifetime_years: Mapped[float] = mapped_column(Double)
+    busy_share: Mapped[float] = mapped_column(Double)
+    region: Mapped[str] = mapped_column(String(16))
+    pue: Mapped[float] = mapped_column(Double)
+    grid_gco2e_per_kwh: Mapped[float | None] = mapped_column(Double)
+    meter: Mapped[str] = mapped_column(String(16))
+    sources: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -27,17 +27,31 @@ from hwsearch.db.engine import (
     normalize_url,
     upgrade_engine,
 )
-from hwsearch.db.models import Candidate, Front, FrontPointRow, Job, Measurement, utcnow
+from hwsearch.db.models import (
+    ApiToken,
+    Candidate,
+    Front,
+    FrontPointRow,
+    Job,
+    Measurement,
+    TargetRow,
+    utcnow,
+)
+from hwsearch.db.retry import install as _install_retries
 from hwsearch.errors import HwsearchError, NotFoundError, SpecError
 from hwsearch.records import (
     CandidateRecord,
     CandidateStatus,
     FrontPoint,
     FrontRecord,
+    HypervolumePoint,
     JobRecord,
     JobState,
     MetricValue,
     Provenance,
+    TargetRecord,
+    TokenRecord,
+    TokenScope,
 )
 
 __all__ = ["JOB_TRANSITIONS", "Store"]
@@ -194,6 +208,13 @@ class Store:
             query = query.where(Job.state == _coerce_enum("state", state, JobState))
         with self._reading() as session:
             return [_job_record(job, evaluations=n) for job, n in session.execute(query)]
+
+    def count_jobs(self, *, state: JobState | None = None) -> int:
+        query = select(func.count(Job.id))
+        if state is not None:
+            query = query.where(Job.state == _coerce_enum("state", state, JobState))
+        with self._reading() as session:
+            return int(session.scalar(query) or 0)
 
     # -- candidates ---------------------------------------------------------------------
 
@@ -477,6 +498,177 @@ class Store:
             )
             return found is not None
 
+    def latest_front_id(self, job_id: int) -> int | None:
+        """The id of the job's newest front (a cheap check whether a cached front is stale)."""
+        with self._reading() as session:
+            _require_job(session, job_id)
+            found = session.scalar(
+                select(Front.id)
+                .where(Front.job_id == job_id)
+                .order_by(Front.generation.desc())
+                .limit(1)
+            )
+            return None if found is None else int(found)
+
+    def hypervolume_history(self, job_id: int) -> list[HypervolumePoint]:
+        """Hypervolume and front size of every generation, without loading the points."""
+        size = (
+            select(func.count(FrontPointRow.candidate_id))
+            .where(FrontPointRow.front_id == Front.id)
+            .correlate(Front)
+            .scalar_subquery()
+        )
+        query = (
+            select(Front.generation, Front.evaluations, Front.hypervolume, size)
+            .where(Front.job_id == job_id)
+            .order_by(Front.generation)
+        )
+        with self._reading() as session:
+            _require_job(session, job_id)
+            return [
+                HypervolumePoint(int(g), int(e), float(hv), int(n or 0))
+                for g, e, hv, n in session.execute(query)
+            ]
+
+    # -- the service's queue and tokens ---------------------------------------------------
+
+    def request_cancel(self, job_id: int) -> JobRecord:
+        """Cancel a job: a queued one at once; a running one is flagged, and its driver stops
+        after the generation in flight (see :meth:`cancel_requested`).
+
+        A finished, failed or cancelled job cannot be cancelled (``SpecError`` on ``state``).
+        """
+        with self._writing() as session:
+            job = session.scalars(
+                select(Job).where(Job.id == job_id).with_for_update()
+            ).one_or_none()
+            if job is None:
+                raise NotFoundError(f"job {job_id} not found")
+            if job.state is JobState.QUEUED:
+                job.state = JobState.CANCELLED
+                job.finished_at = utcnow()
+            elif job.state is JobState.RUNNING:
+                job.cancel_requested = True
+            else:
+                raise SpecError(
+                    "state",
+                    f"job {job_id} is {job.state.value}; only queued or running jobs "
+                    "can be cancelled",
+                )
+            session.flush()
+            return _job_record(job, evaluations=_count(session, job_id, CandidateStatus.DONE))
+
+    def cancel_requested(self, job_id: int) -> bool:
+        with self._reading() as session:
+            flag = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+            if flag is None:
+                raise NotFoundError(f"job {job_id} not found")
+            return bool(flag)
+
+    def clear_cancel_request(self, job_id: int) -> None:
+        """Drop a job's cancel flag (done once its driver has stopped)."""
+        with self._writing() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"job {job_id} not found")
+            job.cancel_requested = False
+
+    def add_token(self, *, name: str, token_hash: str, scope: TokenScope) -> TokenRecord:
+        """Store an API token by the SHA-256 hex digest of its secret (never the secret)."""
+        _check_text("name", name, _MAX_LABEL)
+        if not isinstance(token_hash, str) or len(token_hash) != 64:
+            raise SpecError("token_hash", "must be a SHA-256 hex digest (64 characters)")
+        try:
+            checked = TokenScope(scope)
+        except ValueError:
+            valid = ", ".join(s.value for s in TokenScope)
+            raise SpecError("scope", f"unknown value {scope!r}; valid values: {valid}") from None
+        with self._writing() as session:
+            token = ApiToken(name=name, token_hash=token_hash, scope=checked)
+            session.add(token)
+            session.flush()
+            return _token_record(token)
+
+    def find_token(self, token_hash: str) -> TokenRecord | None:
+        """The token with this digest, revoked or not; ``None`` when there is none."""
+        with self._reading() as session:
+            token = session.scalars(
+                select(ApiToken).where(ApiToken.token_hash == token_hash)
+            ).one_or_none()
+            return None if token is None else _token_record(token)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._reading() as session:
+            tokens = session.scalars(select(ApiToken).order_by(ApiToken.id))
+            return [_token_record(t) for t in tokens]
+
+    def revoke_token(self, token_id: int) -> TokenRecord:
+        with self._writing() as session:
+            token = session.get(ApiToken, token_id)
+            if token is None:
+                raise NotFoundError(f"token {token_id} not found")
+            token.revoked = True
+            session.flush()
+            return _token_record(token)
+
+    # -- target profiles and job footprints ------------------------------------------------
+
+    def save_target(self, profile: dict[str, Any], *, replace: bool = True) -> TargetRecord:
+        """Store a target profile by its ``name`` (the fields of ``TargetRecord`` less the
+        timestamps). An existing profile of that name is updated, or with ``replace=False``
+        kept as it is and returned."""
+        values = _check_target_profile(profile)
+        with self._writing() as session:
+            row = session.scalars(
+                select(TargetRow).where(TargetRow.name == values["name"]).with_for_update()
+            ).one_or_none()
+            if row is None:
+                row = TargetRow(**values)
+                session.add(row)
+            elif replace:
+                for key, value in values.items():
+                    setattr(row, key, value)
+                row.updated_at = utcnow()
+            session.flush()
+            return _target_record(row)
+
+    def get_target(self, name: str) -> TargetRecord:
+        with self._reading() as session:
+            row = session.scalars(select(TargetRow).where(TargetRow.name == name)).one_or_none()
+            if row is None:
+                raise NotFoundError(f"target {name!r} not found")
+            return _target_record(row)
+
+    def list_targets(self) -> list[TargetRecord]:
+        """Every stored target profile, by name."""
+        with self._reading() as session:
+            return [
+                _target_record(r)
+                for r in session.scalars(select(TargetRow).order_by(TargetRow.name))
+            ]
+
+    def set_job_footprint(self, job_id: int, footprint: dict[str, Any]) -> None:
+        """Store the energy and carbon of job ``job_id``'s own search."""
+        stored = _json_object("footprint", footprint)
+        with self._writing() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"job {job_id} not found")
+            job.footprint = stored
+
+    def get_job_footprint(self, job_id: int) -> dict[str, Any] | None:
+        """The footprint stored with job ``job_id``, or ``None`` before one is."""
+        with self._reading() as session:
+            found = session.execute(select(Job.footprint).where(Job.id == job_id)).one_or_none()
+            if found is None:
+                raise NotFoundError(f"job {job_id} not found")
+            return found[0]
+
+
+# Every public method runs again after a serialisation failure or a lost connection on
+# PostgreSQL, within a bounded window (hwsearch/db/retry.py).
+_install_retries(Store)
+
 
 # -- queries --------------------------------------------------------------------------------
 
@@ -531,6 +723,75 @@ def _job_record(job: Job, *, evaluations: int) -> JobRecord:
         finished_at=job.finished_at,
         evaluations=int(evaluations),
         error=job.error,
+    )
+
+
+def _target_record(row: TargetRow) -> TargetRecord:
+    return TargetRecord(
+        name=row.name,
+        kind=row.kind,
+        tdp_w=row.tdp_w,
+        cores=row.cores,
+        embodied_kgco2e=row.embodied_kgco2e,
+        lifetime_years=row.lifetime_years,
+        busy_share=row.busy_share,
+        region=row.region,
+        pue=row.pue,
+        grid_gco2e_per_kwh=row.grid_gco2e_per_kwh,
+        meter=row.meter,
+        sources=dict(row.sources),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+_TARGET_KINDS = ("cpu", "cuda", "table")
+_TARGET_NUMBERS = ("tdp_w", "embodied_kgco2e", "lifetime_years", "busy_share", "pue")
+
+
+def _check_target_profile(profile: object) -> dict[str, Any]:
+    """The columns of a target profile, each checked (a ``SpecError`` names the field)."""
+    if not isinstance(profile, dict):
+        raise SpecError("profile", f"must be a dict, got {type(profile).__name__}")
+    allowed = {*_TARGET_NUMBERS, "name", "kind", "cores", "region", "grid_gco2e_per_kwh"}
+    allowed |= {"meter", "sources"}
+    unknown = sorted(set(profile) - allowed)
+    if unknown:
+        raise SpecError(unknown[0], f"not a profile field; fields: {', '.join(sorted(allowed))}")
+    _check_text("name", profile.get("name"), _MAX_LABEL)
+    if profile.get("kind") not in _TARGET_KINDS:
+        raise SpecError(
+            "kind", f"must be one of {list(_TARGET_KINDS)}, got {profile.get('kind')!r}"
+        )
+    values: dict[str, Any] = {"name": profile["name"], "kind": profile["kind"]}
+    for key in _TARGET_NUMBERS:
+        values[key] = _check_finite(key, profile.get(key))
+        if values[key] < 0:
+            raise SpecError(key, f"must not be negative, got {values[key]!r}")
+    cores = profile.get("cores", 1)
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise SpecError("cores", f"must be an integer >= 1, got {cores!r}")
+    values["cores"] = cores
+    grid = profile.get("grid_gco2e_per_kwh")
+    values["grid_gco2e_per_kwh"] = (
+        None if grid is None else _check_finite("grid_gco2e_per_kwh", grid)
+    )
+    _check_text("region", profile.get("region"), 16)
+    values["region"] = profile["region"]
+    meter = profile.get("meter", "auto")
+    _check_text("meter", meter, 16)
+    values["meter"] = meter
+    values["sources"] = _json_object("sources", profile.get("sources") or {})
+    return values
+
+
+def _token_record(token: ApiToken) -> TokenRecord:
+    return TokenRecord(
+        id=token.id,
+        name=token.name,
+        scope=token.scope,
+        created_at=token.created_at,
+        revoked=token.revoked,
     )
 
 

@@ -1,4 +1,5 @@
-"""Model families (``mlp``, ``cnn``, ``nb201``), their compression, training and deployment.
+"""Model families (``mlp``, ``cnn``, ``nb201``, ``transformer``), their compression, training
+and deployment.
 
 Importing this package registers the families; ``get_family(name)`` returns one.
 """
@@ -6,6 +7,7 @@ Importing this package registers the families; ``get_family(name)`` returns one.
 from hwsearch.models import cnn as _cnn  # noqa: F401  (registers "cnn")
 from hwsearch.models import mlp as _mlp  # noqa: F401  (registers "mlp")
 from hwsearch.models import nb201 as _nb201  # noqa: F401  (registers "nb201")
+from hwsearch.models import transformer as _transformer  # noqa: F401  (registers "transformer")
 from hwsearch.models.base import Knob, ModelFamily, family_names, get_family
 from hwsearch.models.compression import CompressionSpec, model_size_bytes
 from hwsearch.models.pipeline import BuiltCandidate, TrainSettings, build_candidate

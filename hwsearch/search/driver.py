@@ -86,11 +86,15 @@ class Driver:
         *,
         executor: Executor | None = None,
         on_progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
         self.executor = executor or InProcessExecutor()
         self.on_progress = on_progress or (lambda progress: None)
+        # Asked before each generation; True ends the job as cancelled, keeping what finished.
+        self.should_stop = should_stop or (lambda: False)
+        self.stopped = False
         self.family = get_family(spec.family)
         self.space = SearchSpace.from_spec(spec)
         self.objectives = spec.get_objectives()
@@ -117,6 +121,10 @@ class Driver:
         self._evaluations = 0
         self._failed = 0
         self._reused = 0
+        # The last front's candidates and those settled since: the next front is taken from
+        # them alone (the front of all candidates is the front of this pool), not from the
+        # whole job read back from the database after every generation.
+        self._pool: dict[int, CandidateRecord] = {}
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -155,7 +163,9 @@ class Driver:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
             self.store.set_job_state(job_id, JobState.FAILED, error=reason or type(exc).__name__)
             raise
-        return self.store.set_job_state(job_id, JobState.FINISHED)
+        return self.store.set_job_state(
+            job_id, JobState.CANCELLED if self.stopped else JobState.FINISHED
+        )
 
     def _search(self, job_id: int) -> None:
         budget = self.spec.budget
@@ -171,6 +181,9 @@ class Driver:
             if remaining is not None and remaining <= 0:
                 break
             if deadline is not None and time.monotonic() >= deadline:
+                break
+            if self.should_stop():
+                self.stopped = True
                 break
             size = self.batch_size if remaining is None else min(self.batch_size, remaining)
             evaluated = self._generation(job_id, generation, self.optimizer.ask(size))
@@ -197,8 +210,9 @@ class Driver:
             )
             to_evaluate = [c for c in candidates if not self._reuse(c)]
             for outcome in self.executor.run([self._task(c) for c in to_evaluate]):
-                digest = next(c.config_hash for c in to_evaluate if c.id == outcome.candidate_id)
-                self._told[digest] = self._store_outcome(outcome)
+                candidate = next(c for c in to_evaluate if c.id == outcome.candidate_id)
+                self._told[candidate.config_hash] = self._store_outcome(outcome)
+                self._remember(candidate, outcome.metrics)
                 self._evaluations += 1
                 self.on_progress(self._progress(job_id, generation))
         # Told in the order asked, so that a replay reaches the same optimizer state.
@@ -217,6 +231,7 @@ class Driver:
             self._failed += 1
         else:
             self._told[digest] = self._values(stored.metrics)
+            self._pool[stored.id] = stored
         self._evaluations += 1
         return True
 
@@ -235,9 +250,22 @@ class Driver:
         feasible = all(v <= 0 for v in told[1])
         self.store.record_result(candidate.id, metrics, feasible=feasible, context=self.context)
         self._told[candidate.config_hash] = told
+        self._remember(candidate, metrics)
         self._evaluations += 1
         self._reused += 1
         return True
+
+    def _remember(self, candidate: CandidateRecord, metrics: Sequence[MetricValue]) -> None:
+        """Add a settled candidate, as stored, to the pool of the next front."""
+        values, violations = self._told[candidate.config_hash]
+        if values is None:  # failed: never on a front
+            return
+        self._pool[candidate.id] = replace(
+            candidate,
+            status=CandidateStatus.DONE,
+            feasible=all(v <= 0 for v in violations),
+            metrics={m.name: m for m in metrics},
+        )
 
     def _needed(self) -> set[str]:
         return {o.metric for o in self.objectives} | {c.metric for c in self.constraints}
@@ -281,7 +309,7 @@ class Driver:
     def _take_front(self, job_id: int, generation: int) -> None:
         if generation in self._saved_generations:  # taken before the job was interrupted
             return
-        candidates = self.store.list_candidates(job_id)
+        candidates = list(self._pool.values())
         if self._reference is None:
             reference = reference_point(candidates, self.objectives)
             if any(r != r for r in reference):  # NaN: nothing scored yet
@@ -299,6 +327,7 @@ class Driver:
             points=points,
         )
         self._saved_generations.add(generation)
+        self._pool = {p.candidate_id: self._pool[p.candidate_id] for p in points}
         self.on_progress(self._progress(job_id, generation, volume, points))
 
     def _progress(

@@ -25,6 +25,24 @@ METRICS: dict[str, str] = {
     "macs": "multiply-accumulate operations per input example",
     "peak_memory_bytes": "peak memory used by one inference batch, in bytes",
     "sparsity": "fraction of weights that are zero (0..1)",
+    # energy and carbon (see docs/energy_carbon.md)
+    "energy_j_per_inference": "energy of one inference on the target, in joules (NVML or RAPL "
+    "counter where readable, else estimated from the TDP; see the provenance)",
+    "carbon_g_per_1k": "gCO2e per 1,000 inferences: operational + embodied",
+    "carbon_operational_g_per_1k": "gCO2e per 1,000 inferences from the energy drawn "
+    "(energy x PUE x grid intensity)",
+    "carbon_embodied_g_per_1k": "gCO2e per 1,000 inferences from making the device, amortised "
+    "over its busy lifetime",
+    # language models (family transformer); an inference is one request: a prompt, then tokens
+    "ttft_ms": "time to first token: the prompt batch through the model and one token chosen, "
+    "in milliseconds",
+    "decode_ms_per_token": "time of one decode step of the batch (one new token per sequence), "
+    "in milliseconds",
+    "tokens_per_s": "tokens generated per second while decoding (batch / decode step time)",
+    "kv_cache_bytes": "bytes of the KV cache of the batch at the full context (formula)",
+    "energy_j_per_token": "energy of one decode step per sequence, in joules",
+    "val_loss": "validation cross-entropy of the language model, in nats per character",
+    "perplexity": "validation perplexity of the language model (exp of val_loss)",
 }
 
 DIRECTIONS: tuple[Direction, ...] = ("minimize", "maximize")

@@ -29,6 +29,17 @@ Tables of metrics measured elsewhere (CSV files with one row per architecture, s
 * a **table evaluation**, ``evaluation: {type: table, table: accuracy.csv, column:
   cifar10_acc, scale: 0.01}``: the ``accuracy`` metric is the table's value times ``scale``.
 
+A **device target** with a profile, ``target: {name: cpu, region: FR, pue: 1.2, tdp_w: 95,
+embodied_kgco2e: 800, lifetime_years: 5, busy_share: 0.3, cores: 16, grid_gco2e_per_kwh:
+60, meter: auto}``: a device of this machine whose energy and carbon factors
+(:mod:`hwsearch.hardware.profiles`) differ from the defaults; every factor is optional.
+Internally the factors travel to the workers as ``measurement.target_profile``.
+
+The ``transformer`` family takes an LM evaluation, ``evaluation: {type: lm, steps: 150,
+finetune_steps: 30, batch_size: 16, seq_len: 64, learning_rate: 0.003, eval_windows: 32,
+prompt_len: 32, new_tokens: 32}`` (``type: lm`` and every setting may be left out for it);
+``measurement.batch_size`` is the serving batch of its prefill and decode timings.
+
 Both need a family whose configs have a table key (``nb201``: its architecture string) and
 both take ``key`` (the key column, default ``arch``). A relative ``table`` path is read from
 the spec file's folder (:func:`load_spec`), else from ``base_dir`` or the current directory
@@ -285,6 +296,50 @@ class EvaluationSettings(_Model):
     learning_rate: float = Field(default=0.05, gt=0)
 
 
+class LMEvaluation(_Model):
+    """How a language model (family ``transformer``) is trained, evaluated and served; see
+    :class:`hwsearch.models.lm_pipeline.LMSettings`."""
+
+    type: Literal["lm"]
+    steps: int = Field(default=150, ge=1)
+    finetune_steps: int = Field(default=30, ge=0)
+    batch_size: int = Field(default=16, ge=1)
+    seq_len: int = Field(default=64, ge=2, le=512)
+    learning_rate: float = Field(default=3e-3, gt=0)
+    eval_windows: int = Field(default=32, ge=1)
+    prompt_len: int = Field(default=32, ge=1)
+    new_tokens: int = Field(default=32, ge=1)
+
+    @model_validator(mode="after")
+    def _context(self) -> LMEvaluation:
+        if self.prompt_len + self.new_tokens > 512:
+            raise ValueError(
+                f"prompt_len + new_tokens ({self.prompt_len + self.new_tokens}) exceeds the "
+                "models' context of 512"
+            )
+        return self
+
+
+class DeviceTargetSpec(_Model):
+    """A device of this machine with energy and carbon factors that differ from its
+    defaults (:mod:`hwsearch.hardware.profiles`)."""
+
+    name: Annotated[str, StringConstraints(min_length=1)]
+    tdp_w: float | None = Field(default=None, gt=0)
+    cores: int | None = Field(default=None, ge=1)
+    embodied_kgco2e: float | None = Field(default=None, ge=0)
+    lifetime_years: float | None = Field(default=None, gt=0)
+    busy_share: float | None = Field(default=None, gt=0, le=1)
+    region: Annotated[str, StringConstraints(min_length=1)] | None = None
+    pue: float | None = Field(default=None, ge=1)
+    grid_gco2e_per_kwh: float | None = Field(default=None, ge=0)
+    meter: Literal["auto", "nvml", "rapl", "estimate"] | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The factors given, by name."""
+        return self.model_dump(exclude={"name"}, exclude_none=True)
+
+
 def _resolve_path(value: str, info: ValidationInfo) -> str:
     """``value`` as an absolute path; a relative one is taken from the context's base_dir."""
     path = Path(value).expanduser()
@@ -344,6 +399,10 @@ class TableMeasurement(_Model):
 def _target_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return "device-name"
+    if isinstance(value, DeviceTargetSpec):
+        return "device-profile"
+    if isinstance(value, Mapping) and not {"table", "column", "key"} & set(value):
+        return "device-profile"
     if isinstance(value, Mapping | TableTargetSpec):
         return "device-table"
     return None
@@ -352,8 +411,10 @@ def _target_kind(value: Any) -> str | None:
 def _evaluation_kind(value: Any) -> str | None:
     if isinstance(value, TableEvaluation):
         return "table-lookup"
+    if isinstance(value, LMEvaluation):
+        return "lm"
     if isinstance(value, Mapping) and "type" in value:
-        return "table-lookup" if value["type"] == "table" else None
+        return {"table": "table-lookup", "lm": "lm"}.get(value["type"])
     return "training"
 
 
@@ -367,12 +428,14 @@ def _measurement_kind(value: Any) -> str:
 
 TargetSpec = Annotated[
     Annotated[Annotated[str, StringConstraints(min_length=1)], Tag("device-name")]
-    | Annotated[TableTargetSpec, Tag("device-table")],
+    | Annotated[TableTargetSpec, Tag("device-table")]
+    | Annotated[DeviceTargetSpec, Tag("device-profile")],
     Discriminator(_target_kind, custom_error_type="target_kind", custom_error_message="bad"),
 ]
 EvaluationSpec = Annotated[
     Annotated[EvaluationSettings, Tag("training")]
-    | Annotated[TableEvaluation, Tag("table-lookup")],
+    | Annotated[TableEvaluation, Tag("table-lookup")]
+    | Annotated[LMEvaluation, Tag("lm")],
     Discriminator(
         _evaluation_kind, custom_error_type="evaluation_type", custom_error_message="bad"
     ),
@@ -389,6 +452,8 @@ class MeasurementSettings(_Model):
     max_repeats: int = Field(default=200, ge=2)
     target_cv: float = Field(default=0.05, gt=0)
     max_seconds: float = Field(default=10.0, gt=0)
+    # Derived from a device target's profile factors; not written by users.
+    target_profile: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _repeats(self) -> MeasurementSettings:
@@ -443,10 +508,52 @@ class JobSpec(_Model):
                 data = {**data, "measurement": parsed.lookup().model_dump()}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _device_profile_and_lm(cls, data: Any) -> Any:
+        """A device target's factors travel as ``measurement.target_profile``; a transformer
+        without an evaluation type gets the LM evaluation."""
+        if not isinstance(data, Mapping):
+            return data
+        target = data.get("target")
+        measurement = data.get("measurement", {})
+        if (
+            isinstance(target, Mapping)
+            and "table" not in target
+            and isinstance(measurement, Mapping)
+            and "target_profile" not in measurement
+        ):
+            factors = {k: v for k, v in target.items() if k != "name" and v is not None}
+            if factors:
+                data = {**data, "measurement": {**measurement, "target_profile": factors}}
+        if data.get("family") == "transformer":
+            evaluation = data.get("evaluation")
+            if evaluation is None:
+                data = {**data, "evaluation": {"type": "lm"}}
+            elif isinstance(evaluation, Mapping) and "type" not in evaluation:
+                data = {**data, "evaluation": {"type": "lm", **evaluation}}
+        return data
+
     @property
     def target_name(self) -> str:
         """The target's name: a device here (``cpu``) or a table target's ``name``."""
-        return self.target.name if isinstance(self.target, TableTargetSpec) else self.target
+        if isinstance(self.target, TableTargetSpec | DeviceTargetSpec):
+            return self.target.name
+        return self.target
+
+    @property
+    def target_overrides(self) -> dict[str, Any]:
+        """The profile factors the spec gives its device target (none for a plain name)."""
+        return self.target.overrides() if isinstance(self.target, DeviceTargetSpec) else {}
+
+    def target_profile(self) -> Any:
+        """The target's :class:`~hwsearch.hardware.profiles.TargetProfile`: its defaults
+        with the spec's factors applied."""
+        from hwsearch.hardware.profiles import resolve_profile
+
+        if self.target_table is not None:
+            return resolve_profile(self.target_name, self.target_overrides, kind="table")
+        return resolve_profile(self.target_name, self.target_overrides)
 
     @property
     def target_table(self) -> TableTargetSpec | None:
@@ -475,6 +582,8 @@ class JobSpec(_Model):
         data["optimizer"] = self.optimizer.to_dict()
         if self.target_table is not None:  # derived from the target again when parsed
             data.pop("measurement", None)
+        if isinstance(data.get("measurement"), dict):  # derived from the target, likewise
+            data["measurement"].pop("target_profile", None)
         return data
 
 
@@ -609,6 +718,8 @@ _TAGGED_MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("target", "device-table"): TableTargetSpec,
     ("evaluation", "training"): EvaluationSettings,
     ("evaluation", "table-lookup"): TableEvaluation,
+    ("evaluation", "lm"): LMEvaluation,
+    ("target", "device-profile"): DeviceTargetSpec,
     ("measurement", "timing"): MeasurementSettings,
     ("measurement", "table-measurement"): TableMeasurement,
 }
@@ -706,7 +817,8 @@ def _reason(error: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
         kind_given = value.get("type") if isinstance(value, Mapping) else None
         return (
             f"unknown evaluation type {_describe(kind_given)}; use 'table' (quality looked up "
-            "in a table) or leave type out to train each candidate"
+            "in a table), 'lm' (language models of family transformer) or leave type out to "
+            "train each candidate"
         )
     if kind == "space_entry":
         value = error.get("input")
@@ -749,9 +861,11 @@ def _get_family(name: str) -> ModelFamily:
     return get_family(name)
 
 
-def _check_target(name: str | TableTargetSpec) -> list[SpecError]:
+def _check_target(name: str | TableTargetSpec | DeviceTargetSpec) -> list[SpecError]:
     if isinstance(name, TableTargetSpec):
         return []  # see _check_tables
+    if isinstance(name, DeviceTargetSpec):
+        return [SpecError("target.name", p.reason) for p in _check_target(name.name)]
     try:
         from hwsearch.hardware.targets import parse_target
     except ImportError:
@@ -980,12 +1094,104 @@ def _check_tables(spec: JobSpec) -> list[SpecError]:
     return problems
 
 
+def _check_energy_and_lm(spec: JobSpec) -> list[SpecError]:
+    """Target profile factors, LM evaluations only for language models, and metrics the
+    family's evaluation produces."""
+    problems: list[SpecError] = []
+    measurement = spec.measurement
+    if (
+        isinstance(measurement, MeasurementSettings)
+        and measurement.target_profile is not None
+        and measurement.target_profile != (spec.target_overrides or None)
+    ):
+        problems.append(
+            SpecError(
+                "measurement.target_profile",
+                "is derived from the target; give profile factors on the target: "
+                "target: {name: cpu, region: FR, ...}",
+            )
+        )
+    if isinstance(spec.target, DeviceTargetSpec) and not _check_target(spec.target):
+        problems += _profile_problems(spec)
+    try:
+        family = _get_family(spec.family)
+    except UnknownNameError:
+        return problems  # reported by _check_space
+    language_model = bool(getattr(family, "language_model", False))
+    if isinstance(spec.evaluation, LMEvaluation) and not language_model:
+        problems.append(
+            SpecError(
+                "evaluation.type",
+                f"'lm' evaluates language models (family transformer), not {family.name!r}",
+            )
+        )
+    if language_model and not isinstance(spec.evaluation, LMEvaluation):
+        problems.append(
+            SpecError("evaluation", "family 'transformer' takes an LM evaluation: {type: lm, ...}")
+        )
+    if spec.target_table is not None or spec.evaluation_table is not None:
+        return problems  # the metrics of table evaluations are checked by _check_tables
+    from hwsearch.workers.evaluation import produced_metrics
+
+    available = produced_metrics(language_model=language_model)
+    used = [(f"objectives[{i}].metric", o.metric) for i, o in enumerate(spec.objectives)]
+    used += [(f"constraints[{i}]", c.metric) for i, c in enumerate(spec.get_constraints())]
+    for field, metric in used:
+        if metric not in available:
+            problems.append(
+                SpecError(
+                    field,
+                    f"metric {metric!r} is not produced for family {family.name!r}; "
+                    f"available: {', '.join(sorted(available))}",
+                )
+            )
+    return problems
+
+
+def _profile_problems(spec: JobSpec) -> list[SpecError]:
+    """Factors that resolve to no usable profile: an unknown region, a meter not here."""
+    from hwsearch.hardware.carbon import GRID_INTENSITY
+    from hwsearch.hardware.energy import meter_available
+    from hwsearch.hardware.profiles import normalise_region
+
+    overrides = spec.target_overrides
+    problems: list[SpecError] = []
+    try:
+        profile = spec.target_profile()
+    except SpecError as exc:
+        return [exc]
+    if "grid_gco2e_per_kwh" not in overrides and profile.region not in GRID_INTENSITY:
+        problems.append(
+            SpecError(
+                "target.region",
+                f"no grid intensity for region {normalise_region(profile.region)!r}; known: "
+                f"{', '.join(sorted(GRID_INTENSITY))} (or give grid_gco2e_per_kwh)",
+            )
+        )
+    meter = overrides.get("meter")
+    if meter == "nvml" and profile.kind != "cuda":
+        problems.append(SpecError("target.meter", "nvml measures NVIDIA GPUs; use a cuda target"))
+    elif meter in ("nvml", "rapl"):
+        index = int(profile.name.split(":")[1]) if ":" in profile.name else 0
+        if not meter_available(meter, device_index=index):
+            where = (
+                "no readable /sys/class/powercap/intel-rapl:N/energy_uj"
+                if meter == "rapl"
+                else "NVML's energy counter cannot be read (nvidia-ml-py, driver, GPU)"
+            )
+            problems.append(
+                SpecError("target.meter", f"{meter} is not available here: {where}; use auto")
+            )
+    return problems
+
+
 def _check_meaning(spec: JobSpec) -> list[SpecError]:
     from hwsearch.search.optimizer import check_optimizer_options
 
     problems = _check_space(spec)
     problems += _check_target(spec.target)
     problems += _check_tables(spec)
+    problems += _check_energy_and_lm(spec)
     first: dict[str, int] = {}
     for i, objective in enumerate(spec.objectives):
         if objective.metric in first:
@@ -1008,10 +1214,12 @@ def _check_meaning(spec: JobSpec) -> list[SpecError]:
 __all__ = [
     "Budget",
     "ChoiceVarSpec",
+    "DeviceTargetSpec",
     "EvaluationSettings",
     "FloatVarSpec",
     "IntVarSpec",
     "JobSpec",
+    "LMEvaluation",
     "MeasurementSettings",
     "ObjectiveSpec",
     "OptimizerSpec",

@@ -37,6 +37,24 @@ DbOption = Annotated[
         help="SQLAlchemy URL of the database (default: sqlite:///hwsearch.db here).",
     ),
 ]
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="HWSEARCH_SERVER",
+        help="URL of an hwsearch server to ask instead of the local database.",
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="HWSEARCH_TOKEN", help="API token for --server."),
+]
+
+
+def _client(server: str, token: str | None) -> Any:
+    from hwsearch.service.client import ServiceClient
+
+    return ServiceClient(server, token)
 
 
 @contextmanager
@@ -85,13 +103,28 @@ def _open_store(url: str | None, *, create: bool = False) -> Any:
 class Executor(StrEnum):
     local = "local"
     pool = "pool"
+    ray = "ray"
 
 
 OutOption = Annotated[
     Path | None, typer.Option(help="Folder for the front CSV and plot (default runs/job-ID).")
 ]
 ExecutorOption = Annotated[Executor, typer.Option(help="Where candidates are evaluated.")]
-WorkersOption = Annotated[int, typer.Option(min=1, help="Workers of the pool executor.")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Workers of the pool executor (default 2); for ray, most tasks at once "
+        "(default: every CPU of the cluster).",
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Ray cluster to connect to, e.g. ray://head:10001 or auto (ray executor; "
+        "default: RAY_ADDRESS, else a new local Ray).",
+    ),
+]
 
 
 @app.command()
@@ -100,7 +133,8 @@ def run(
     db: DbOption = None,
     out: OutOption = None,
     executor: ExecutorOption = Executor.local,
-    workers: WorkersOption = 2,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
 ) -> None:
     """Run a search job to the end of its budget and print its Pareto front."""
     from hwsearch.search.spec import load_spec
@@ -108,7 +142,7 @@ def run(
     with _user_errors():
         spec = load_spec(spec_path)  # a bad spec stops here, before the database is touched
         store = _open_store(db, create=True)
-        _drive(store, spec, executor, workers, out, lambda driver: driver.run())
+        _drive(store, spec, executor, workers, out, lambda driver: driver.run(), address)
 
 
 @app.command()
@@ -117,7 +151,8 @@ def resume(
     db: DbOption = None,
     out: OutOption = None,
     executor: ExecutorOption = Executor.local,
-    workers: WorkersOption = 2,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
 ) -> None:
     """Continue an interrupted job; candidates it finished are not evaluated again."""
     from hwsearch.search.spec import parse_spec
@@ -125,16 +160,17 @@ def resume(
     with _user_errors():
         store = _open_store(db)
         spec = parse_spec(store.get_job(job_id).spec)
-        _drive(store, spec, executor, workers, out, lambda driver: driver.resume(job_id))
+        _drive(store, spec, executor, workers, out, lambda driver: driver.resume(job_id), address)
 
 
 def _drive(
     store: Any,
     spec: Any,
     executor: Executor,
-    workers: int,
+    workers: int | None,
     out: Path | None,
     start: Callable[[Any], Any],
+    address: str | None = None,
 ) -> None:
     """Run a driver with a progress bar, then print the front and write its CSV and plot."""
     from hwsearch.search.driver import Driver
@@ -150,8 +186,14 @@ def _drive(
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
+    tracker = _footprint_tracker(spec)  # the search's own energy and carbon
+    tracker.start()
     with (
-        make_executor(executor.value, workers=workers) as pool,
+        make_executor(
+            executor.value,
+            workers=workers if workers is not None or executor is Executor.ray else 2,
+            address=address,
+        ) as pool,
         Progress(*columns, console=console, transient=False) as bar,
     ):
         task = bar.add_task(spec.name, total=spec.budget.evaluations, status="starting")
@@ -179,6 +221,7 @@ def _drive(
                 f"stored; continue it with: hwsearch resume {driver.job_id}"
             )
             raise typer.Exit(130) from None
+    footprint = _store_footprint(store, spec, job.id, tracker)
     view = load_front(store, job.id)
     console.print(_front_table(view))
     out_dir = out or Path("runs") / f"job-{job.id}"
@@ -190,6 +233,31 @@ def _drive(
         f"front of {len(view.candidates)}; wrote {out_dir / 'front.csv'} and "
         f"{out_dir / 'front.png'}"
     )
+    console.print(footprint, highlight=False)
+
+
+def _footprint_tracker(spec: Any) -> Any:
+    """A tracker of the job's own footprint, with the target's profile factors."""
+    from hwsearch.hardware.footprint import FootprintTracker
+
+    profile = spec.target_profile()
+    index = int(profile.name.split(":")[1]) if profile.kind == "cuda" and ":" in profile.name else 0
+    return FootprintTracker(profile, device_index=index)
+
+
+def _store_footprint(store: Any, spec: Any, job_id: int, tracker: Any) -> str:
+    """Store the search's footprint with the job (added to that of earlier runs of it) and
+    the target's profile among the targets; return the line to show."""
+    from hwsearch.hardware.footprint import merge_footprints
+
+    footprint = tracker.stop()
+    total = merge_footprints(store.get_job_footprint(job_id), footprint.to_dict())
+    store.set_job_footprint(job_id, total)
+    store.save_target(spec.target_profile().to_dict(), replace=False)
+    line = f"job {job_id} {footprint.summary()}"
+    if total["runs"] > 1:
+        line += f"; all {total['runs']} runs of the job: {total['total_g']:.3g} gCO2e"
+    return line
 
 
 @app.command()
@@ -197,6 +265,8 @@ def jobs(
     db: DbOption = None,
     state: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """List jobs, newest first."""
     from hwsearch.records import JobState
@@ -204,8 +274,12 @@ def jobs(
     with _user_errors():
         if state is not None and state not in {s.value for s in JobState}:
             raise SpecError("--state", f"{state!r} is not one of {[s.value for s in JobState]}")
-        store = _open_store(db)
-        records = store.list_jobs(state=JobState(state) if state else None, limit=limit)
+        wanted = JobState(state) if state else None
+        if server:
+            with _client(server, token) as client:
+                records = client.list_jobs(state=wanted, limit=limit)
+        else:
+            records = _open_store(db).list_jobs(state=wanted, limit=limit)
         table = Table("id", "name", "family", "target", "state", "evaluated", "created")
         for job in records:
             table.add_row(
@@ -238,12 +312,18 @@ def front(
     sort: Annotated[
         str | None, typer.Option(help="Sort by a metric; prefix '-' for descending.")
     ] = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Show the latest Pareto front of a job."""
     from hwsearch.service.fronts import load_front, to_csv, to_json
 
     with _user_errors():
-        view = load_front(_open_store(db), job_id, where=where, sort=sort)
+        if server:
+            with _client(server, token) as client:
+                view = client.front(job_id, where=where, sort=sort)
+        else:
+            view = load_front(_open_store(db), job_id, where=where, sort=sort)
         if format is Format.json:
             sys.stdout.write(to_json(view) + "\n")
         elif format is Format.csv:
@@ -258,12 +338,18 @@ def export(
     candidate_id: Annotated[int, typer.Argument(metavar="CANDIDATE")],
     out: Annotated[Path, typer.Option(help="Folder to write the export into.")],
     db: DbOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Export a candidate: config (JSON, YAML), state dict, TorchScript and a README."""
     from hwsearch.service.export import export_candidate
 
     with _user_errors():
-        result = export_candidate(_open_store(db), job_id, candidate_id, out)
+        if server:
+            with _client(server, token) as client:
+                result = client.export(job_id, candidate_id, out)
+        else:
+            result = export_candidate(_open_store(db), job_id, candidate_id, out)
         for path in result.files:
             console.print(f"wrote {path}")
         stored, rebuilt = result.stored_accuracy, result.reproduced_accuracy
@@ -272,6 +358,230 @@ def export(
                 f"[yellow]warning:[/yellow] rebuilt accuracy {rebuilt:.4f} "
                 f"differs from the stored {stored:.4f}"
             )
+
+
+# -- the service: serve, submit, tokens --------------------------------------------------------
+
+tokens_app = typer.Typer(help="API tokens of the server.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    executor: ExecutorOption = Executor.local,
+    workers: Annotated[int, typer.Option(min=1, help="Workers per job (pool, ray).")] = 1,
+    max_jobs: Annotated[int, typer.Option(min=1, help="Jobs run at once.")] = 1,
+    address: AddressOption = None,
+    tables: Annotated[
+        list[Path] | None,
+        typer.Option(help="Folder specs may read table files from (repeatable)."),
+    ] = None,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option(help="Module to import at start, registering families or optimizers."),
+    ] = None,
+    max_body_bytes: Annotated[int, typer.Option(min=1024)] = 1 << 20,
+    run_jobs: Annotated[bool, typer.Option(help="Run queued jobs in this server.")] = True,
+) -> None:
+    """Serve the REST API and the dashboard, and run queued jobs."""
+    import uvicorn
+
+    from hwsearch.service.api import ServiceSettings, create_app
+    from hwsearch.service.runner import RunnerSettings
+
+    with _user_errors():
+        store = _open_store(db, create=True)
+        settings = ServiceSettings(
+            db_url=store.url,
+            max_body_bytes=max_body_bytes,
+            table_roots=tuple(tables or ()),
+            plugins=tuple(plugin or ()),
+            runner=RunnerSettings(
+                executor=executor.value, workers=workers, max_jobs=max_jobs, address=address
+            ),
+            run_jobs=run_jobs,
+        )
+        api = create_app(settings, store=store)
+    errors.print(f"hwsearch serving on http://{host}:{port}/ (dashboard at /dashboard/)")
+    uvicorn.run(api, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def submit(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec, YAML or JSON.")],
+    wait: Annotated[bool, typer.Option(help="Wait for the job and print its front.")] = False,
+    db: DbOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Queue a job for a server: sent to --server, or written to the local database for
+    `hwsearch serve` on it to run."""
+    import time
+
+    import yaml
+
+    from hwsearch.records import JobState
+    from hwsearch.search.driver import target_name
+    from hwsearch.search.spec import load_spec
+    from hwsearch.service.fronts import load_front
+
+    terminal = {JobState.FINISHED, JobState.FAILED, JobState.CANCELLED}
+    with _user_errors():
+        if server:
+            try:
+                data = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise SpecErrors(
+                    [SpecError("", f"cannot read {str(spec_path)!r}: {exc}")]
+                ) from None
+            if isinstance(data, dict):
+                data.setdefault("name", spec_path.stem)
+            with _client(server, token) as client:
+                job = client.submit(data)
+                console.print(f"job {job.id} {job.state.value}")
+                if not wait:
+                    return
+                job = client.wait(job.id)
+                view = client.front(job.id) if job.state is JobState.FINISHED else None
+        else:
+            spec = load_spec(spec_path)
+            store = _open_store(db, create=True)
+            job = store.create_job(
+                name=spec.name, family=spec.family, target=target_name(spec), spec=spec.to_dict()
+            )
+            console.print(f"job {job.id} {job.state.value}")
+            if not wait:
+                return
+            while job.state not in terminal:
+                time.sleep(1.0)
+                job = store.get_job(job.id)
+            view = load_front(store, job.id) if job.state is JobState.FINISHED else None
+        if view is not None:
+            console.print(_front_table(view))
+        console.print(f"job {job.id} {job.state.value}: {job.evaluations} evaluated")
+        if job.state is not JobState.FINISHED:
+            if job.error:
+                errors.print(f"[red]error:[/red] {job.error}", highlight=False)
+            raise typer.Exit(1)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option(help="Who or what the token is for.")],
+    read_only: Annotated[bool, typer.Option(help="Queries only; no submit or cancel.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Create an API token; its secret is printed once and stored only as a hash."""
+    from hwsearch.records import TokenScope
+    from hwsearch.service.api.auth import create_token
+
+    with _user_errors():
+        scope = TokenScope.READ if read_only else TokenScope.WRITE
+        secret, record = create_token(_open_store(db, create=True), name, scope)
+        errors.print(f"token {record.id} ({record.name}, {record.scope.value}); keep it now:")
+        sys.stdout.write(secret + "\n")
+
+
+@tokens_app.command("list")
+def tokens_list(db: DbOption = None) -> None:
+    """List API tokens (never their secrets)."""
+    with _user_errors():
+        table = Table("id", "name", "scope", "created", "revoked")
+        for t in _open_store(db).list_tokens():
+            table.add_row(
+                str(t.id),
+                t.name,
+                t.scope.value,
+                t.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "yes" if t.revoked else "",
+            )
+        console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[int, typer.Argument(metavar="ID")], db: DbOption = None
+) -> None:
+    """Revoke an API token (servers notice within their token cache time, 30 s)."""
+    with _user_errors():
+        record = _open_store(db).revoke_token(token_id)
+        console.print(f"token {record.id} ({record.name}) revoked")
+
+
+@app.command()
+def targets(
+    db: DbOption = None,
+    sources: Annotated[bool, typer.Option(help="Show where each factor comes from.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the profiles as JSON.")] = False,
+) -> None:
+    """List the targets with their energy and carbon profiles.
+
+    The devices of this machine (cpu, cuda:N) are added with their default profiles when
+    missing; targets that jobs ran on are stored with the profile they ran with.
+    """
+    import json
+    from dataclasses import asdict
+
+    from hwsearch.hardware.carbon import GRID_INTENSITY
+    from hwsearch.hardware.energy import meter_available
+    from hwsearch.hardware.profiles import default_profile
+    from hwsearch.hardware.targets import available_targets
+
+    with _user_errors():
+        store = _open_store(db, create=True)
+        here = available_targets()
+        for target in here:
+            store.save_target(default_profile(target.name).to_dict(), replace=False)
+        records = store.list_targets()
+        local = {t.name: t for t in here}
+        if json_out:
+            data = [
+                {
+                    **asdict(r),
+                    "created_at": r.created_at.isoformat(),
+                    "updated_at": r.updated_at.isoformat(),
+                }
+                for r in records
+            ]
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+            return
+        table = Table(title="Targets", box=None, pad_edge=False, header_style="bold underline")
+        for name in ("name", "kind", "here"):
+            table.add_column(name)
+        for name in ("TDP W", "cores", "kgCO2e", "life/busy", "gCO2e/kWh", "PUE"):
+            table.add_column(name, justify="right", min_width=len(name))
+        table.add_column("meter", min_width=8)
+        for r in records:
+            grid = r.grid_gco2e_per_kwh
+            if grid is None and r.region in GRID_INTENSITY:
+                grid = GRID_INTENSITY[r.region].g_per_kwh
+            device = local.get(r.name)
+            meter = r.meter
+            if device is not None and r.meter == "auto":
+                counter = "nvml" if device.kind == "cuda" else "rapl"
+                available = meter_available(counter, device_index=device.device_index)
+                meter = counter if available else "estimate"
+            table.add_row(
+                r.name,
+                r.kind,
+                "yes" if device is not None else "no",
+                f"{r.tdp_w:g}",
+                str(r.cores),
+                f"{r.embodied_kgco2e:g}",
+                f"{r.lifetime_years:g}y/{r.busy_share:.0%}",
+                f"{r.region} {'?' if grid is None else f'{grid:g}'}",
+                f"{r.pue:g}",
+                meter,
+            )
+        console.print(table)
+        if sources:
+            for r in records:
+                console.print(f"[bold]{r.name}[/bold]")
+                for factor, source in sorted(r.sources.items()):
+                    console.print(f"  {factor}: {source}", highlight=False)
 
 
 @db_app.command("upgrade")
@@ -307,6 +617,11 @@ def _front_table(view: Any) -> Table:
     table.add_column("id", justify="right")
     for metric, direction in zip(front.objectives, front.directions, strict=True):
         table.add_column(metric + (" ↑" if direction == "maximize" else " ↓"), justify="right")
+    carbon = _carbon_breakdown_shown(view)
+    if carbon:
+        table.add_column("operational g/1k", justify="right")
+        table.add_column("embodied g/1k", justify="right")
+        table.add_column("energy J/inf.", justify="right")
     table.add_column("measured")
     table.add_column("config", overflow="fold", ratio=1)
     measured = {p.candidate_id: p.measured for p in front.points}
@@ -314,10 +629,36 @@ def _front_table(view: Any) -> Table:
         table.add_row(
             str(c.id),
             *(f"{c.metrics[m].value:.4g}" for m in front.objectives),
+            *(_carbon_cells(c) if carbon else ()),
             _measured_label(measured.get(c.id, False), unsettled_timing(c)),
             _short_config(c.config),
         )
     return table
+
+
+_CARBON_PARTS = (
+    "carbon_operational_g_per_1k",
+    "carbon_embodied_g_per_1k",
+    "energy_j_per_inference",
+)
+
+
+def _carbon_breakdown_shown(view: Any) -> bool:
+    """Whether the front's table shows carbon's parts: a carbon objective and every part."""
+    if not any(m.startswith("carbon") for m in view.front.objectives):
+        return False
+    return all(all(p in c.metrics for p in _CARBON_PARTS) for c in view.candidates)
+
+
+def _carbon_cells(candidate: Any) -> list[str]:
+    """Operational and embodied carbon, and the energy with its provenance and meter."""
+    operational, embodied, energy = (candidate.metrics[p] for p in _CARBON_PARTS)
+    meter = energy.details.get("meter", "?")
+    return [
+        f"{operational.value:.3g}",
+        f"{embodied.value:.3g}",
+        f"{energy.value:.3g} ({energy.provenance.value}, {meter})",
+    ]
 
 
 def _measured_label(measured: bool, unsettled_cv: float | None) -> str:

@@ -45,8 +45,16 @@ def _describe(candidate: CandidateRecord, job: JobRecord) -> dict[str, Any]:
     }
 
 
-def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path) -> ExportResult:
-    """Write config (JSON, YAML), state dict, TorchScript and a README into ``out_dir``."""
+def candidate_description(store: Store, job_id: int, candidate_id: int) -> dict[str, Any]:
+    """What ``config.json`` of an export holds, without rebuilding the model."""
+    return _describe(store.get_candidate(job_id, candidate_id), store.get_job(job_id))
+
+
+def export_candidate(
+    store: Store, job_id: int, candidate_id: int, out_dir: Path, *, onnx: bool = False
+) -> ExportResult:
+    """Write config (JSON, YAML), state dict, TorchScript and a README into ``out_dir``;
+    with ``onnx``, also ``model.onnx`` (the float model, needs the ``onnx`` package)."""
     import torch
 
     from hwsearch.models import TrainSettings, build_candidate, get_family
@@ -75,16 +83,16 @@ def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path
         settings = TrainSettings(**dict(spec.evaluation))
         built = build_candidate(family, candidate.config, settings, spec.seed)
         weights, kernel_path = built.float_model, built.kernel_path
-        deployed: torch.nn.Module = RawPixelInput(
-            built.deploy_model, load_digits_split(spec.seed), example
-        )
+        split = load_digits_split(spec.seed)
+        deployed: torch.nn.Module = RawPixelInput(built.deploy_model, split, example)
+        portable: torch.nn.Module = RawPixelInput(built.float_model, split, example).eval()
         reproduced = built.accuracy
         how_built = (
             f"trained with {asdict(settings)} and seed {spec.seed}; test accuracy of this "
             f"rebuilt model: {reproduced:.4f}"
         )
     else:  # quality came from a published table: the architecture is exported untrained
-        weights = deployed = family.build(candidate.config).eval()
+        weights = deployed = portable = family.build(candidate.config).eval()
         kernel_path = "fp32"
         how_built = (
             "not trained here: the quality figures come from a published table, so the "
@@ -99,6 +107,8 @@ def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path
         scripted = torch.jit.trace(deployed, example)
     scripted.save(str(script_path))
     files += [state_path, script_path]
+    if onnx:
+        files.append(_write_onnx(portable, example, out_dir / "model.onnx"))
 
     front = store.latest_front(job_id)
     stored = candidate.metrics.get("accuracy")
@@ -109,6 +119,29 @@ def export_candidate(store: Store, job_id: int, candidate_id: int, out_dir: Path
     )
     files.append(readme)
     return ExportResult(out_dir, files, stored.value if stored else None, reproduced)
+
+
+def _write_onnx(model: Any, example: Any, path: Path) -> Path:
+    """The float model (compression applied to its weights, fp32 kernels) as ONNX, checked
+    with ``onnx.checker``; quantized kernels have no portable ONNX form here."""
+    import torch
+
+    try:
+        import onnx
+    except ImportError as exc:
+        raise HwsearchError("ONNX export needs the onnx package: pip install onnx") from exc
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["pixels"],
+            output_names=["logits"],
+            dynamo=False,
+        )
+    onnx.checker.check_model(onnx.load(str(path)))
+    return path
 
 
 def _readme(

@@ -15,10 +15,18 @@ from hwsearch.search.filters import parse_filter
 
 # Details of a metric worth showing beside its value: how settled a timing was, which
 # kernels ran, where a value measured elsewhere came from.
-SHOWN_DETAILS = ("converged", "cv", "repeats", "kernel_path", "source", "column", "reused")
+SHOWN_DETAILS: tuple[str, ...] = (
+    *("converged", "cv", "repeats", "kernel_path", "source", "column", "reused"),
+    # ... and for energy and carbon: the meter and the factors used.
+    *("meter", "energy_provenance", "region", "grid_gco2e_per_kwh", "pue"),
+)
 
 # Metrics shown in tables after the objectives, when the candidate has them.
-EXTRA_METRICS = ("accuracy", "latency_ms", "latency_cv", "size_bytes", "params", "macs")
+EXTRA_METRICS: tuple[str, ...] = (
+    *("accuracy", "latency_ms", "latency_cv", "size_bytes", "params", "macs"),
+    # Carbon's parts and the energy behind them, where a job measured them.
+    *("carbon_operational_g_per_1k", "carbon_embodied_g_per_1k", "energy_j_per_inference"),
+)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,17 @@ path, "column": ..., "key": ...}``, from a table evaluation or a table target of
 those numbers are looked up in the table by the family's table key (``nb201``: the
 architecture string) instead of training or timing; they are ``measured`` numbers, taken
 elsewhere, and their details say where they come from.
+
+Energy is measured in the same run as the latency: an energy window
+(:mod:`hwsearch.hardware.energy`) is open while the latency is measured, and energy per
+inference is the window's average power times the latency. Carbon per 1,000 inferences
+follows from it and the target's profile (:mod:`hwsearch.hardware.carbon`); the profile is
+the target's default with the spec's factors (``measurement["target_profile"]``).
+
+Language models (``evaluation["type"] == "lm"``, family ``transformer``) are trained on the
+bundled corpus and timed as a server runs them: time to first token of a prompt batch, and
+the time of one decode step. One of their inferences is one request: the prompt, then
+``new_tokens`` decode steps.
 """
 
 from __future__ import annotations
@@ -21,7 +32,9 @@ from hwsearch.errors import HwsearchError
 from hwsearch.records import MetricValue, Provenance
 
 if TYPE_CHECKING:  # torch is imported only where a candidate is evaluated
-    from hwsearch.hardware import LatencyMeasurement, MeasureSettings
+    from hwsearch.hardware import LatencyMeasurement, MeasureSettings, Target
+    from hwsearch.hardware.energy import EnergyMeter, EnergyReading, EnergyWindow
+    from hwsearch.hardware.profiles import TargetProfile
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,8 @@ SIZE_MODEL = (
 
 def evaluate(task: EvalTask) -> EvalOutcome:
     """Every metric of the candidate: trained and measured here, or looked up in tables."""
+    if task.evaluation.get("type") == "lm":
+        return _evaluate_lm(task)
     if _table(task.evaluation) is None and _table(task.measurement) is None:
         return _evaluate_trained(task)
     return _evaluate_with_tables(task)
@@ -82,15 +97,16 @@ def _evaluate_trained(task: EvalTask) -> EvalOutcome:
     family = get_family(task.family)
     target = parse_target(task.target)
     train_settings = TrainSettings(**task.evaluation)
-    measure_settings = MeasureSettings(**task.measurement)
+    measure_settings = MeasureSettings(**timing_settings(task.measurement))
+    profile = target_profile(task)
+    meter = _meter(profile, target)
 
     built = build_candidate(family, task.config, train_settings, task.seed)
-    latency = measure_latency(
-        built.deploy_model,
-        family.example_input(measure_settings.batch_size),
-        target,
-        measure_settings,
-    )
+    example = family.example_input(measure_settings.batch_size)
+    with meter.window() as window:  # energy in the same run as the latency
+        latency = measure_latency(built.deploy_model, example, target, measure_settings)
+        padded = _pad(window, built.deploy_model, example, target, measure_settings.threads)
+    energy = _per_inference(window, latency.median_ms / 1000, measure_settings.batch_size, padded)
     macs = count_macs(built.float_model, family.example_input(1))
 
     quality = {
@@ -124,6 +140,13 @@ def _evaluate_trained(task: EvalTask) -> EvalOutcome:
                 built.sparsity,
                 Provenance.MEASURED,
                 {"model": "share of zero weights in compressible layers"},
+            ),
+            *energy_carbon_metrics(
+                energy,
+                busy_s=latency.median_ms / 1000 / measure_settings.batch_size,
+                profile=profile,
+                threads=measure_settings.threads,
+                target=task.target,
             ),
         ],
     )
@@ -209,7 +232,7 @@ def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         metrics.append(metric("latency_ms", latency, Provenance.MEASURED, details))
     else:
         target = parse_target(task.target)
-        settings = MeasureSettings(**task.measurement)
+        settings = MeasureSettings(**timing_settings(task.measurement))
         model = built.deploy_model if built is not None else family.build(task.config)
         example = _example_input(family, task.config, settings.batch_size)
         measured = measure_latency(model, example, target, settings)
@@ -241,6 +264,329 @@ def _example_input(family: Any, config: Mapping[str, Any], batch_size: int) -> A
     if callable(for_config):
         return for_config(config, batch_size)
     return family.example_input(batch_size)
+
+
+# --------------------------------------------------------------------------------------------
+# Energy and carbon
+
+#: Metrics of an evaluation trained and measured here (families other than language models).
+TRAINED_METRICS = frozenset(
+    {
+        "accuracy",
+        "latency_ms",
+        "latency_p90_ms",
+        "latency_cv",
+        "peak_memory_bytes",
+        "size_bytes",
+        "params",
+        "nonzero_params",
+        "macs",
+        "sparsity",
+        "energy_j_per_inference",
+        "carbon_g_per_1k",
+        "carbon_operational_g_per_1k",
+        "carbon_embodied_g_per_1k",
+    }
+)
+#: Metrics of a language model's evaluation.
+LM_METRICS = frozenset(
+    {
+        "val_loss",
+        "perplexity",
+        "accuracy",
+        "ttft_ms",
+        "decode_ms_per_token",
+        "tokens_per_s",
+        "kv_cache_bytes",
+        "peak_memory_bytes",
+        "params",
+        "size_bytes",
+        "sparsity",
+        "energy_j_per_inference",
+        "energy_j_per_token",
+        "carbon_g_per_1k",
+        "carbon_operational_g_per_1k",
+        "carbon_embodied_g_per_1k",
+    }
+)
+CARBON_MODEL = (
+    "per 1,000 inferences: operational = energy x PUE x grid intensity; embodied = busy "
+    "time x device share x embodied carbon / (lifetime x busy share)"
+)
+
+
+def produced_metrics(*, language_model: bool) -> frozenset[str]:
+    """The metrics an evaluation without tables produces for a family."""
+    return LM_METRICS if language_model else TRAINED_METRICS
+
+
+def timing_settings(measurement: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``MeasureSettings`` fields of a task's measurement (its profile factors left out)."""
+    return {k: v for k, v in measurement.items() if k != "target_profile"}
+
+
+def target_profile(task: EvalTask) -> TargetProfile:
+    """The task's target profile: the target's defaults with the spec's factors."""
+    from hwsearch.hardware.profiles import resolve_profile
+
+    overrides = task.measurement.get("target_profile") or {}
+    return resolve_profile(task.target, overrides)
+
+
+def _meter(profile: TargetProfile, target: Target) -> EnergyMeter:
+    from hwsearch.hardware.energy import select_meter
+
+    return select_meter(profile, device_index=target.device_index)
+
+
+def _pad(window: EnergyWindow, model: Any, example: Any, target: Target, threads: int) -> int:
+    """Untimed inferences until the window is long enough for its counter (none for the
+    estimate)."""
+    if window.meter.min_window_s <= 0:
+        return 0
+    import torch
+
+    from hwsearch.hardware.energy import pad_window
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            batch = example.to(target.device)
+            return pad_window(window, lambda: model(batch))
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class InferenceEnergy:
+    """Energy of one inference and how it was obtained."""
+
+    joules: float
+    provenance: Provenance
+    details: dict[str, Any]
+
+
+def _per_inference(
+    window: EnergyWindow, latency_s: float, batch_size: int, padded: int
+) -> InferenceEnergy:
+    from hwsearch.hardware.energy import energy_per_inference
+
+    reading = _reading(window)
+    joules, details = energy_per_inference(reading, latency_s, batch_size)
+    return InferenceEnergy(joules, reading.provenance, {**details, "padding_runs": padded})
+
+
+def _reading(window: EnergyWindow) -> EnergyReading:
+    if window.reading is None:
+        raise HwsearchError("the energy window was not closed")
+    return window.reading
+
+
+def energy_carbon_metrics(
+    energy: InferenceEnergy,
+    *,
+    busy_s: float,
+    profile: TargetProfile,
+    threads: int,
+    target: str,
+) -> list[MetricValue]:
+    """``energy_j_per_inference`` and carbon per 1,000 inferences, total and its two parts.
+
+    Energy keeps its meter's provenance (``measured`` from NVML or RAPL, ``estimated`` with
+    the model named); carbon is always ``estimated`` (grid averages and embodied figures),
+    its details holding every factor and the energy's provenance.
+    """
+    from hwsearch.hardware.carbon import carbon_per_1k
+
+    share = profile.device_share(threads)
+    breakdown = carbon_per_1k(
+        energy_j=energy.joules, busy_s=busy_s, profile=profile, device_share=share
+    )
+    carbon_details = {
+        "model": CARBON_MODEL,
+        **breakdown.to_dict(),
+        "energy_provenance": energy.provenance.value,
+        "energy_meter": energy.details.get("meter"),
+        "energy_j_per_inference": energy.joules,
+        "profile": profile.to_dict(),
+    }
+    estimated = Provenance.ESTIMATED
+    return [
+        MetricValue(
+            "energy_j_per_inference", energy.joules, energy.provenance, target, energy.details
+        ),
+        MetricValue("carbon_g_per_1k", breakdown.total_g_per_1k, estimated, target, carbon_details),
+        MetricValue(
+            "carbon_operational_g_per_1k",
+            breakdown.operational_g_per_1k,
+            estimated,
+            target,
+            carbon_details,
+        ),
+        MetricValue(
+            "carbon_embodied_g_per_1k",
+            breakdown.embodied_g_per_1k,
+            estimated,
+            target,
+            carbon_details,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Language models
+
+
+def _evaluate_lm(task: EvalTask) -> EvalOutcome:
+    """Train a language model, time its prefill and decode on the target, and return every
+    metric (quality, serving latency, memory, energy, carbon)."""
+    import torch
+
+    from hwsearch.hardware import MeasureSettings, measure_latency, parse_target
+    from hwsearch.hardware.kernels import kernel_paths
+    from hwsearch.models import get_family
+    from hwsearch.models.lm_data import char_data
+    from hwsearch.models.lm_pipeline import DATASET, LM_SIZE_MODEL, LMSettings, build_lm
+    from hwsearch.models.transformer import DecodeStep, Prefill, TransformerFamily, kv_cache_bytes
+
+    family = get_family(task.family)
+    if not isinstance(family, TransformerFamily):
+        raise HwsearchError(f"an LM evaluation needs family 'transformer', not {family.name!r}")
+    target = parse_target(task.target)
+    settings = LMSettings.from_dict(task.evaluation)
+    timing = MeasureSettings(**timing_settings(task.measurement))
+    profile = target_profile(task)
+    meter = _meter(profile, target)
+    batch = timing.batch_size
+
+    built = build_lm(family, task.config, settings, task.seed)
+    model = built.model
+    prompt = char_data().val[: settings.prompt_len].unsqueeze(0)
+    prompts = prompt.repeat(batch, 1)
+    prefill = Prefill(model, batch, settings.context)
+    with meter.window() as prefill_window:
+        ttft = measure_latency(prefill, prompts, target, timing)
+        padded = _pad(prefill_window, prefill, prompts, target, timing.threads)
+    prefill_energy = _per_inference(prefill_window, ttft.median_ms / 1000, batch, padded)
+    decode = DecodeStep(model.to(torch.device("cpu")), prompts, settings.context)
+    last = prompts[:, -1:]
+    with meter.window() as decode_window:
+        step = measure_latency(decode, last, target, timing)
+        padded = _pad(decode_window, decode, last, target, timing.threads)
+    token_energy = _per_inference(decode_window, step.median_ms / 1000, batch, padded)
+
+    paths = sorted(set(kernel_paths(model).values())) or ["fp32-dense"]
+    setup: dict[str, Any] = {
+        "environment": ttft.environment,
+        "kernel_path": "+".join(paths),
+        "layers": built.layer_kinds,
+        "batch_size": batch,
+        "threads": timing.threads,
+        "prompt_len": settings.prompt_len,
+    }
+
+    def timed(latency: LatencyMeasurement) -> dict[str, Any]:
+        return {
+            **setup,
+            "repeats": latency.repeats,
+            "cv": latency.cv,
+            "converged": latency.converged,
+            "median_ms": latency.median_ms,
+            "p90_ms": latency.p90_ms,
+            "samples_ms": list(latency.samples_ms),
+        }
+
+    request_s = (ttft.median_ms + settings.new_tokens * step.median_ms) / 1000
+    request_energy = InferenceEnergy(
+        prefill_energy.joules + settings.new_tokens * token_energy.joules,
+        prefill_energy.provenance
+        if prefill_energy.provenance == token_energy.provenance
+        else Provenance.ESTIMATED,
+        {
+            **prefill_energy.details,
+            "method": "prefill energy + new_tokens x decode-step energy, per sequence; each "
+            "the window's average power x median latency / batch",
+            "prefill": prefill_energy.details,
+            "decode_step": token_energy.details,
+            "new_tokens": settings.new_tokens,
+        },
+    )
+    shape = built.shape
+    kv_bytes = kv_cache_bytes(
+        layers_used=shape.layers_used,
+        batch=batch,
+        context=settings.context,
+        kv_heads=shape.kv_heads,
+        head_dim=shape.head_dim,
+    )
+    quality = {"dataset": DATASET, "settings": settings_dict(settings), "seed": task.seed}
+    measured, estimated = Provenance.MEASURED, Provenance.ESTIMATED
+
+    def metric(
+        name: str, value: float, provenance: Provenance, details: Mapping[str, Any]
+    ) -> MetricValue:
+        return MetricValue(name, float(value), provenance, task.target, dict(details))
+
+    return EvalOutcome(
+        task.candidate_id,
+        [
+            metric("val_loss", built.val_loss, measured, quality),
+            metric("perplexity", built.perplexity, measured, quality),
+            metric("accuracy", built.accuracy, measured, {**quality, "task": "next character"}),
+            metric("ttft_ms", ttft.median_ms, measured, timed(ttft)),
+            metric("decode_ms_per_token", step.median_ms, measured, timed(step)),
+            metric(
+                "tokens_per_s",
+                batch * 1000.0 / step.median_ms,
+                measured,
+                {**setup, "model": "batch / median decode step time"},
+            ),
+            metric(
+                "kv_cache_bytes",
+                kv_bytes,
+                estimated,
+                {
+                    "model": "2 x layers_used x batch x (prompt_len + new_tokens) x kv_heads x "
+                    "head_dim x 4 bytes",
+                    "layers_used": shape.layers_used,
+                    "context": settings.context,
+                    "kv_heads": shape.kv_heads,
+                    "head_dim": shape.head_dim,
+                },
+            ),
+            metric(
+                "peak_memory_bytes", ttft.peak_memory_bytes, measured, {**setup, "phase": "prefill"}
+            ),
+            metric(
+                "params", built.params, estimated, {"model": "parameters of the deployed layers"}
+            ),
+            metric("size_bytes", built.size_bytes, estimated, {"model": LM_SIZE_MODEL}),
+            metric(
+                "sparsity",
+                built.sparsity,
+                measured,
+                {"model": "share of zero weights in the block linears"},
+            ),
+            metric(
+                "energy_j_per_token",
+                token_energy.joules,
+                token_energy.provenance,
+                token_energy.details,
+            ),
+            *energy_carbon_metrics(
+                request_energy,
+                busy_s=request_s / batch,
+                profile=profile,
+                threads=timing.threads,
+                target=task.target,
+            ),
+        ],
+    )
+
+
+def settings_dict(settings: Any) -> dict[str, Any]:
+    return asdict(settings)
 
 
 def evaluate_safely(task: EvalTask) -> EvalOutcome:

@@ -12,7 +12,7 @@ import concurrent.futures as cf
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 
-from hwsearch.errors import UnknownNameError
+from hwsearch.errors import SpecError, UnknownNameError
 from hwsearch.workers.evaluation import EvalOutcome, EvalTask, evaluate_safely
 
 
@@ -85,13 +85,36 @@ class ProcessPoolExecutor(Executor):
 EXECUTORS: dict[str, Callable[[int], Executor]] = {
     "local": lambda workers: InProcessExecutor(),
     "pool": lambda workers: ProcessPoolExecutor(workers=workers),
+    "ray": lambda workers: _ray_executor(workers=workers),
 }
 
 
-def make_executor(name: str, *, workers: int = 1) -> Executor:
-    """The executor registered as ``name`` (``local`` or ``pool``)."""
+def _ray_executor(*, workers: int | None, address: str | None = None) -> Executor:
+    """The Ray executor, importing Ray only now (it is large and slow to import)."""
+    try:
+        from hwsearch.workers.ray_executor import RayExecutor
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "ray":
+            raise
+        raise ImportError(
+            "the ray executor needs Ray: pip install 'ray[default]>=2.40' "
+            "(or install hwsearch with its dev extra)"
+        ) from exc
+    return RayExecutor(address=address, workers=workers)
+
+
+def make_executor(name: str, *, workers: int | None = 1, address: str | None = None) -> Executor:
+    """The executor registered as ``name`` (``local``, ``pool`` or ``ray``).
+
+    ``workers`` ``None`` means the executor's own default: every CPU of the cluster for
+    ``ray``, one worker otherwise. ``address`` (a Ray cluster) is for ``ray`` only.
+    """
+    if name == "ray":
+        return _ray_executor(workers=workers, address=address)
+    if address is not None:
+        raise SpecError("address", f"only the ray executor connects to an address, not {name!r}")
     try:
         factory = EXECUTORS[name]
     except KeyError:
         raise UnknownNameError("executor", name, EXECUTORS) from None
-    return factory(workers)
+    return factory(1 if workers is None else workers)

@@ -19,7 +19,15 @@ from hwsearch.db.engine import alembic_config, head_revision, normalize_url
 from hwsearch.db.models import Base
 from hwsearch.errors import HwsearchError, SpecError
 
-TABLES = {"jobs", "candidates", "measurements", "fronts", "front_points"}
+TABLES = {
+    "jobs",
+    "candidates",
+    "measurements",
+    "fronts",
+    "front_points",
+    "api_tokens",
+    "targets",
+}
 
 
 def test_database_url_prefers_explicit_then_environment_then_local_file(

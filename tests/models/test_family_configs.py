@@ -17,7 +17,7 @@ CNN = get_family("cnn")
 def test_both_families_are_registered() -> None:
     assert {"mlp", "cnn"} <= set(family_names())
     with pytest.raises(UnknownNameError, match=r"valid names: .*cnn"):
-        get_family("transformer")
+        get_family("lstm")
 
 
 def test_defaults_are_filled_and_per_block_scalars_expanded() -> None:

@@ -41,7 +41,7 @@ def test_missing_metric_compares_false() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("foo < 3", "unknown metric 'foo' at column 1; known: accuracy, latency_cv"),
+        ("foo < 3", "unknown metric 'foo' at column 1; known: accuracy, carbon_embodied_g_per_1k"),
         ("latency_ms <= fast", "expected a number after '<=' at column 15, found 'fast'"),
         ("latency_ms <=", "expected a number after '<=' at the end, found nothing"),
         ("latency_ms 3", "expected a comparison (< <= > >= == !=) after 'latency_ms' at column 12"),

@@ -37,7 +37,7 @@ def test_nan_value_is_a_violation() -> None:
     ("text", "reason"),
     [
         ("latency", "cannot read 'latency'; write 'metric op number', e.g. 'latency_ms <= 5'"),
-        ("speed < 3", "unknown metric 'speed'; known: accuracy, latency_cv,"),
+        ("speed < 3", "unknown metric 'speed'; known: accuracy, carbon_embodied_g_per_1k,"),
         ("latency_ms == 3", "operator '==' is not allowed; use one of <=, <, >=, >"),
         ("latency_ms < fast", "the bound 'fast' is not a number"),
         ("latency_ms < inf", "the bound 'inf' is not a finite number"),

@@ -152,10 +152,10 @@ def test_structural_errors_are_reported_together(toy_spec_data: dict[str, Any]) 
 
 
 def test_unknown_family_lists_valid_ones(toy_spec_data: dict[str, Any]) -> None:
-    toy_spec_data["family"] = "transformer"
+    toy_spec_data["family"] = "lstm"
     found = problems(toy_spec_data)
     assert set(found) == {"family"}
-    assert found["family"].startswith("unknown model family 'transformer'; valid names:")
+    assert found["family"].startswith("unknown model family 'lstm'; valid names:")
     assert "search-toy" in found["family"]
 
 
@@ -437,7 +437,8 @@ def test_table_evaluation_shape_errors(tables: Path) -> None:
     data["evaluation"] = {"type": "lookup", "table": "x.csv"}
     assert problems(data) == {
         "evaluation.type": "unknown evaluation type 'lookup'; use 'table' (quality looked up "
-        "in a table) or leave type out to train each candidate"
+        "in a table), 'lm' (language models of family transformer) or leave type out to "
+        "train each candidate"
     }
     data["evaluation"] = {"type": "table", "table": str(tables / "accuracy.csv"), "scale": 0}
     found = problems(data)

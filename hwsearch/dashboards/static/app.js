@@ -1,0 +1,315 @@
+// The hwsearch dashboard: plain JavaScript over the REST API, plots drawn as SVG.
+// The API token is kept in localStorage; a link may carry it as #token=... (taken once,
+// then removed from the address bar).
+"use strict";
+
+const TOKEN_KEY = "hwsearch.token";
+const ACTIVE = new Set(["queued", "running"]);
+const SVG = "http://www.w3.org/2000/svg";
+const state = { job: null, front: null, selected: null, timer: null };
+
+const $ = (id) => document.getElementById(id);
+
+function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
+
+function takeTokenFromFragment() {
+  const match = location.hash.match(/token=([^&]+)/);
+  if (match) {
+    localStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + "#/");
+  }
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: { Authorization: `Bearer ${token()}`, ...(options.headers || {}) },
+  });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail; } catch (e) { /* not JSON */ }
+    const error = new Error(`${response.status}: ${detail}`);
+    error.status = response.status;
+    throw error;
+  }
+  return response;
+}
+
+function say(text) { $("message").textContent = text || ""; }
+
+function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function svgEl(tag, attrs = {}, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function fmt(v) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a === 0) return "0";
+  if (a >= 1e5 || a < 1e-3) return v.toExponential(2);
+  if (a >= 100) return String(Math.round(v));
+  return String(Number(v.toPrecision(3)));
+}
+
+// -- routing ----------------------------------------------------------------------------
+
+function route() {
+  clearTimeout(state.timer);
+  const match = location.hash.match(/^#\/jobs\/(\d+)/);
+  $("jobs-view").hidden = !!match;
+  $("job-view").hidden = !match;
+  if (!token()) { say("Enter an API token (hwsearch tokens create) to see jobs."); return; }
+  if (match) showJob(Number(match[1]), true); else showJobs();
+}
+
+// -- job list ---------------------------------------------------------------------------
+
+async function showJobs() {
+  try {
+    const data = await (await api("/jobs?limit=100")).json();
+    const body = $("jobs").querySelector("tbody");
+    body.replaceChildren();
+    for (const job of data.items) {
+      const row = el("tr", { "data-job-id": job.id });
+      row.append(el("td", {}, job.id), el("td", {}, job.name), el("td", {}, job.family),
+        el("td", {}, job.target));
+      const stateCell = el("td");
+      stateCell.append(el("span", { class: `state ${job.state}` }, job.state));
+      row.append(stateCell, progressCell(job), el("td", {}, job.created_at.slice(0, 19)));
+      row.addEventListener("click", () => { location.hash = `#/jobs/${job.id}`; });
+      body.append(row);
+    }
+    say(data.count ? "" : "No jobs yet: submit one with hwsearch submit SPEC.");
+    if (data.items.some((j) => ACTIVE.has(j.state))) state.timer = setTimeout(showJobs, 2000);
+  } catch (error) { say(error.message); }
+}
+
+function progressCell(job) {
+  const cell = el("td");
+  const bar = el("span", { class: "bar" });
+  const fill = el("span");
+  fill.style.width = `${Math.round(100 * (job.progress || 0))}%`;
+  bar.append(fill);
+  const budget = job.budget_evaluations ? `/${job.budget_evaluations}` : "";
+  cell.append(bar, document.createTextNode(` ${job.evaluations}${budget}`));
+  return cell;
+}
+
+// -- one job ----------------------------------------------------------------------------
+
+async function showJob(jobId, first) {
+  try {
+    const job = await (await api(`/jobs/${jobId}`)).json();
+    state.job = job;
+    $("job-title").textContent = `Job ${job.id}: ${job.name}`;
+    renderSummary(job);
+    renderHypervolume(job.hypervolume_history);
+    if (job.hypervolume_history.length) {
+      state.front = await loadFront(jobId);
+      if (first) fillMetricChoices(state.front);
+      renderFront();
+    } else {
+      $("front-plot").replaceChildren(svgEl("text", { x: 20, y: 30 }, "No front yet."));
+    }
+    say(job.error ? `error: ${job.error}` : "");
+    if (ACTIVE.has(job.state)) state.timer = setTimeout(() => showJob(jobId, false), 2000);
+  } catch (error) { say(error.message); }
+}
+
+async function loadFront(jobId) {
+  const points = [];
+  let front = null;
+  for (let offset = 0; ; offset += 500) {
+    front = await (await api(`/jobs/${jobId}/front?limit=500&offset=${offset}`)).json();
+    points.push(...front.points);
+    if (points.length >= front.count || front.points.length === 0) break;
+  }
+  front.points = points;
+  return front;
+}
+
+function renderSummary(job) {
+  const box = $("job-summary");
+  box.replaceChildren();
+  box.append(el("span", { class: `state ${job.state}`, id: "job-state" }, job.state), " ");
+  box.append(progressCell(job).firstChild, ` ${job.evaluations}`
+    + (job.budget_evaluations ? ` of ${job.budget_evaluations}` : "") + " evaluated · "
+    + `${job.candidates.failed} failed · family ${job.family} · target ${job.target}`);
+  if (ACTIVE.has(job.state)) {
+    const cancel = el("button", { id: "cancel" }, job.cancel_requested ? "Cancelling…" : "Cancel");
+    cancel.disabled = job.cancel_requested;
+    cancel.addEventListener("click", async () => {
+      try { await api(`/jobs/${job.id}/cancel`, { method: "POST" }); showJob(job.id, false); }
+      catch (error) { say(error.message); }
+    });
+    box.append(" ", cancel);
+  }
+}
+
+function fillMetricChoices(front) {
+  const names = new Set();
+  for (const p of front.points) Object.keys(p.metrics).forEach((n) => names.add(n));
+  const objectives = front.objectives.map((o) => o.metric);
+  const all = [...objectives, ...[...names].filter((n) => !objectives.includes(n)).sort()];
+  const preferred = ["size_bytes", "latency_ms", "energy_j_per_inference", "params"];
+  const colourBy = objectives[2] || preferred.find((n) => names.has(n) && !objectives.includes(n))
+    || all.find((n) => !objectives.includes(n)) || objectives[0];
+  const defaults = { "x-metric": objectives[1] || objectives[0], "y-metric": objectives[0],
+    "c-metric": colourBy };
+  for (const id of ["x-metric", "y-metric", "c-metric"]) {
+    const select = $(id);
+    select.replaceChildren(...all.map((n) => el("option", { value: n }, n)));
+    select.value = defaults[id];
+  }
+}
+
+function colour(t) {  // blue (low) to orange (high)
+  const hue = 220 - 190 * Math.max(0, Math.min(1, t));
+  return `hsl(${hue}, 75%, 48%)`;
+}
+
+function scale(values, lo, hi) {
+  let min = Math.min(...values), max = Math.max(...values);
+  if (!(max > min)) { min -= 1; max += 1; }
+  const pad = (max - min) * 0.06;
+  min -= pad; max += pad;
+  return { f: (v) => lo + ((v - min) / (max - min)) * (hi - lo), min, max };
+}
+
+function axes(svg, x, y, width, height, left, bottom, xLabel, yLabel) {
+  svg.append(svgEl("line", { class: "axis", x1: left, y1: height - bottom, x2: width - 10,
+    y2: height - bottom }));
+  svg.append(svgEl("line", { class: "axis", x1: left, y1: 18, x2: left, y2: height - bottom }));
+  for (let i = 0; i <= 4; i++) {
+    const xv = x.min + ((x.max - x.min) * i) / 4, yv = y.min + ((y.max - y.min) * i) / 4;
+    svg.append(svgEl("text", { x: x.f(xv), y: height - bottom + 14, "text-anchor": "middle" },
+      fmt(xv)));
+    svg.append(svgEl("text", { x: left - 4, y: y.f(yv) + 4, "text-anchor": "end" }, fmt(yv)));
+  }
+  svg.append(svgEl("text", { class: "x-label", x: (left + width) / 2, y: height - 4,
+    "text-anchor": "middle" }, xLabel));
+  svg.append(svgEl("text", { class: "y-label", x: left, y: 11, "text-anchor": "middle" },
+    yLabel));
+}
+
+function renderFront() {
+  const svg = $("front-plot");
+  svg.replaceChildren();
+  const front = state.front;
+  const [xm, ym, cm] = ["x-metric", "y-metric", "c-metric"].map((id) => $(id).value);
+  const measuredOnly = $("measured-only").checked;
+  const points = front.points.filter((p) => xm in p.metrics && ym in p.metrics
+    && (!measuredOnly || p.measured));
+  svg.setAttribute("data-points", String(points.length));
+  if (!points.length) { svg.append(svgEl("text", { x: 20, y: 30 }, "No points.")); return; }
+  const W = 560, H = 380, L = 64, B = 34;
+  const x = scale(points.map((p) => p.metrics[xm].value), L + 8, W - 18);
+  const y = scale(points.map((p) => p.metrics[ym].value), H - B - 8, 26);
+  axes(svg, x, y, W, H, L, B, xm, ym);
+  const cv = points.map((p) => (cm in p.metrics ? p.metrics[cm].value : NaN));
+  const cmin = Math.min(...cv.filter(Number.isFinite)), cmax = Math.max(...cv.filter(Number.isFinite));
+  points.forEach((p, i) => {
+    const t = cmax > cmin ? (cv[i] - cmin) / (cmax - cmin) : 0.5;
+    const c = svgEl("circle", {
+      class: `point ${p.measured ? "measured" : "predicted"}`
+        + (state.selected === p.id ? " selected" : ""),
+      cx: x.f(p.metrics[xm].value), cy: y.f(p.metrics[ym].value), r: 6,
+      fill: colour(t), stroke: colour(t), "data-candidate-id": p.id,
+    });
+    c.append(svgEl("title", {}, `candidate ${p.id}: ${xm} ${fmt(p.metrics[xm].value)}, `
+      + `${ym} ${fmt(p.metrics[ym].value)}, ${cm} ${fmt(cv[i])}`
+      + (p.measured ? "" : " (predicted)")));
+    c.addEventListener("click", () => showCandidate(p.id));
+    svg.append(c);
+  });
+  svg.append(svgEl("text", { x: W - 12, y: 14, "text-anchor": "end" },
+    `colour: ${cm} ${fmt(cmin)} → ${fmt(cmax)}`));
+}
+
+function renderHypervolume(history) {
+  const svg = $("hv-plot");
+  svg.replaceChildren();
+  if (!history.length) { svg.append(svgEl("text", { x: 20, y: 30 }, "No generation yet.")); return; }
+  const W = 560, H = 220, L = 64, B = 30;
+  const x = scale(history.map((h) => h.evaluations), L + 8, W - 18);
+  const y = scale(history.map((h) => h.hypervolume), H - B - 8, 24);
+  axes(svg, x, y, W, H, L, B, "evaluations", "hypervolume");
+  svg.append(svgEl("polyline", { class: "hv",
+    points: history.map((h) => `${x.f(h.evaluations)},${y.f(h.hypervolume)}`).join(" ") }));
+  for (const h of history) {
+    svg.append(svgEl("circle", { cx: x.f(h.evaluations), cy: y.f(h.hypervolume), r: 3,
+      fill: "#2563eb" }));
+  }
+}
+
+// -- one candidate ----------------------------------------------------------------------
+
+async function showCandidate(candidateId) {
+  state.selected = candidateId;
+  renderFront();
+  const jobId = state.job.id;
+  const box = $("candidate");
+  try {
+    const c = await (await api(`/jobs/${jobId}/candidates/${candidateId}`)).json();
+    box.replaceChildren(el("h2", {}, `Candidate ${c.id}`));
+    const table = el("table", { id: "candidate-metrics" });
+    table.append(el("tr")); table.lastChild.append(el("th", {}, "metric"), el("th", {}, "value"),
+      el("th", {}, "provenance"));
+    for (const [name, m] of Object.entries(c.metrics)) {
+      const row = el("tr");
+      row.append(el("td", {}, name), el("td", {}, fmt(m.value)), el("td", {}, m.provenance));
+      table.append(row);
+    }
+    box.append(table, el("h2", {}, "Config"), el("pre", { id: "candidate-config" },
+      JSON.stringify(c.config, null, 2)));
+    const buttons = el("div");
+    for (const format of ["json", "yaml", "torchscript", "onnx", "zip"]) {
+      const button = el("button", { "data-export": format }, `Export ${format}`);
+      button.addEventListener("click", () => download(jobId, c.id, format, button));
+      buttons.append(button);
+    }
+    box.append(buttons);
+  } catch (error) { say(error.message); }
+}
+
+async function download(jobId, candidateId, format, button) {
+  button.disabled = true;
+  say(format === "json" || format === "yaml" ? "" : "Rebuilding the model for export…");
+  try {
+    const response = await api(`/jobs/${jobId}/candidates/${candidateId}/export?format=${format}`);
+    const name = (response.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: url, download: name ? name[1] : `export.${format}` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    say("");
+  } catch (error) { say(error.message); }
+  button.disabled = false;
+}
+
+// -- start ------------------------------------------------------------------------------
+
+$("login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const value = $("token").value.trim();
+  if (value) localStorage.setItem(TOKEN_KEY, value);
+  $("token").value = "";
+  route();
+});
+for (const id of ["x-metric", "y-metric", "c-metric", "measured-only"]) {
+  $(id).addEventListener("change", renderFront);
+}
+window.addEventListener("hashchange", route);
+takeTokenFromFragment();
+route();

@@ -1,0 +1,85 @@
+"""The FastAPI application of ``hwsearch serve``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+import hwsearch
+from hwsearch.db import Store
+from hwsearch.errors import HwsearchError
+from hwsearch.service.api.auth import TokenCache
+from hwsearch.service.api.errors import install_error_handlers
+from hwsearch.service.api.fronts import FrontCache
+from hwsearch.service.api.routers import catalog, fronts, jobs
+from hwsearch.service.api.settings import ServiceSettings
+from hwsearch.service.runner import JobRunner
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "static"
+
+DESCRIPTION = """Submit hardware-aware search jobs, follow them, query their Pareto fronts and
+export chosen candidates. Every endpoint but `/health` needs `Authorization: Bearer <token>`
+(tokens come from `hwsearch tokens create`)."""
+
+
+def load_plugins(modules: tuple[str, ...]) -> None:
+    """Import the allow-listed plug-in modules (they register families or optimizers)."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise HwsearchError(f"plug-in {name!r} cannot be imported: {exc}") from exc
+
+
+def create_app(settings: ServiceSettings | None = None, *, store: Store | None = None) -> FastAPI:
+    """The API (and, with ``settings.run_jobs``, the job runner) over one database.
+
+    A ``store`` given here is used as is and left open; otherwise one is opened from
+    ``settings.db_url`` at start-up and closed at shutdown.
+    """
+    settings = settings or ServiceSettings()
+    load_plugins(settings.plugins)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = store or Store.open(settings.db_url)
+        app.state.store = opened
+        app.state.tokens = TokenCache(opened, settings.token_cache_s)
+        app.state.fronts = FrontCache(opened)
+        runner = JobRunner(opened, settings.runner) if settings.run_jobs else None
+        app.state.runner = runner
+        if runner is not None:
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
+            if store is None:
+                opened.close()
+
+    app = FastAPI(
+        title="hwsearch",
+        version=hwsearch.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(catalog.router)
+    app.include_router(jobs.router)
+    app.include_router(fronts.router)
+    app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    return app

@@ -1,0 +1,149 @@
+"""``/jobs``: submit, list, inspect and cancel jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from hwsearch.errors import NotFoundError, SpecError
+from hwsearch.records import CandidateStatus, JobRecord, JobState
+from hwsearch.search.driver import target_name
+from hwsearch.service.api.deps import (
+    JobId,
+    PageDep,
+    RunnerDep,
+    SettingsDep,
+    StoreDep,
+    TokenDep,
+    WriteTokenDep,
+)
+from hwsearch.service.api.policy import check_submission
+from hwsearch.service.api.schemas import (
+    ErrorPublic,
+    HypervolumePublic,
+    JobCreate,
+    JobDetail,
+    JobList,
+    JobPublic,
+)
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorPublic}}
+
+
+def _budget(job: JobRecord) -> tuple[int | None, float | None]:
+    budget = job.spec.get("budget") or {}
+    evaluations = budget.get("evaluations")
+    wall = budget.get("wall_time_s")
+    return (
+        int(evaluations) if isinstance(evaluations, int) else None,
+        float(wall) if isinstance(wall, int | float) else None,
+    )
+
+
+def job_public(job: JobRecord) -> dict[str, Any]:
+    evaluations, _ = _budget(job)
+    progress = min(1.0, job.evaluations / evaluations) if evaluations else None
+    if job.state is JobState.FINISHED:
+        progress = 1.0
+    return {
+        "id": job.id,
+        "name": job.name,
+        "family": job.family,
+        "target": job.target,
+        "state": job.state,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "evaluations": job.evaluations,
+        "budget_evaluations": evaluations,
+        "progress": progress,
+        "error": job.error,
+    }
+
+
+def _get_job(store: Any, job_id: int) -> JobRecord:
+    try:
+        job: JobRecord = store.get_job(job_id)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return job
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
+    responses={422: {"model": ErrorPublic}},
+    summary="Submit a job spec; it is queued and run by the server's runner.",
+)
+def submit_job(
+    body: JobCreate,
+    store: StoreDep,
+    settings: SettingsDep,
+    runner: RunnerDep,
+    token: WriteTokenDep,
+    response: Response,
+) -> dict[str, Any]:
+    spec = check_submission(body.spec, settings.table_roots)  # SpecErrors: 422 by field
+    job = store.create_job(
+        name=spec.name, family=spec.family, target=target_name(spec), spec=spec.to_dict()
+    )
+    if runner is not None:
+        runner.wake()
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job_public(job)
+
+
+@router.get("", response_model=JobList, summary="Jobs, newest first.")
+def list_jobs(
+    store: StoreDep,
+    page: PageDep,
+    token: TokenDep,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+) -> dict[str, Any]:
+    items = store.list_jobs(state=state, limit=page.limit, offset=page.offset)
+    return {"count": store.count_jobs(state=state), "items": [job_public(j) for j in items]}
+
+
+@router.get("/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
+def get_job(job_id: JobId, store: StoreDep, token: TokenDep) -> dict[str, Any]:
+    """State, progress, budget used, hypervolume history and errors of one job."""
+    job = _get_job(store, job_id)
+    _, wall = _budget(job)
+    counts = {s.value: store.count_candidates(job_id, status=s) for s in CandidateStatus}
+    history = [
+        HypervolumePublic(
+            generation=h.generation,
+            evaluations=h.evaluations,
+            hypervolume=h.hypervolume,
+            points=h.points,
+        )
+        for h in store.hypervolume_history(job_id)
+    ]
+    return {
+        **job_public(job),
+        "spec": job.spec,
+        "budget_wall_time_s": wall,
+        "cancel_requested": store.cancel_requested(job_id),
+        "candidates": counts,
+        "hypervolume_history": history,
+    }
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    responses={**NOT_FOUND, 409: {"model": ErrorPublic}},
+)
+def cancel_job(job_id: JobId, store: StoreDep, token: WriteTokenDep) -> dict[str, Any]:
+    """Cancel a job: a queued one at once; a running one stops after its generation in
+    flight (state stays ``running`` until then), keeping what it finished."""
+    _get_job(store, job_id)
+    try:
+        job = store.request_cancel(job_id)
+    except SpecError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, exc.reason) from None
+    return job_public(job)

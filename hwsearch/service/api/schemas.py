@@ -1,0 +1,142 @@
+"""Request and response bodies, one family per resource (Create / Public / list with count)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hwsearch.records import CandidateStatus, JobState, Provenance
+
+# -- errors ------------------------------------------------------------------------------
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. 'budget.evaluations'.")
+    reason: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error response: a message, and for bad input each problem by field."""
+
+    detail: str
+    errors: list[FieldProblem] = Field(default_factory=list)
+
+
+# -- jobs --------------------------------------------------------------------------------
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: dict[str, Any] = Field(
+        description="A job spec as in the YAML files (docs/spec.md); table paths are read "
+        "from the server's table folders."
+    )
+
+
+class JobPublic(BaseModel):
+    id: int
+    name: str
+    family: str
+    target: str
+    state: JobState
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    evaluations: int = Field(description="Candidates evaluated so far.")
+    budget_evaluations: int | None = Field(description="The spec's evaluation budget, if any.")
+    progress: float | None = Field(description="evaluations / budget_evaluations, at most 1.")
+    error: str | None
+
+
+class JobList(BaseModel):
+    count: int = Field(description="Jobs matching the filter, on every page.")
+    items: list[JobPublic]
+
+
+class HypervolumePublic(BaseModel):
+    generation: int
+    evaluations: int
+    hypervolume: float
+    points: int
+
+
+class JobDetail(JobPublic):
+    spec: dict[str, Any]
+    budget_wall_time_s: float | None
+    cancel_requested: bool
+    candidates: dict[str, int] = Field(description="Candidates by status: pending, done, failed.")
+    hypervolume_history: list[HypervolumePublic]
+
+
+# -- fronts and candidates ----------------------------------------------------------------
+
+
+class MetricPublic(BaseModel):
+    value: float
+    provenance: Provenance
+    target: str
+    details: dict[str, Any]
+
+
+class CandidatePublic(BaseModel):
+    id: int
+    job_id: int
+    config_hash: str
+    config: dict[str, Any]
+    generation: int
+    status: CandidateStatus
+    feasible: bool | None
+    error: str | None
+    metrics: dict[str, MetricPublic]
+
+
+class FrontCandidatePublic(CandidatePublic):
+    measured: bool = Field(description="No objective of this point comes from a predictor.")
+
+
+class ObjectivePublic(BaseModel):
+    metric: str
+    direction: Literal["minimize", "maximize"]
+
+
+class FrontPublic(BaseModel):
+    """One page of a job's latest front, after filtering and sorting."""
+
+    job_id: int
+    generation: int
+    objectives: list[ObjectivePublic]
+    reference_point: list[float]
+    hypervolume: float
+    evaluations: int
+    size: int = Field(description="Points on the front before filtering.")
+    count: int = Field(description="Points matching the filter, on every page.")
+    offset: int
+    limit: int
+    points: list[FrontCandidatePublic]
+
+
+# -- catalogue ---------------------------------------------------------------------------
+
+
+class TargetPublic(BaseModel):
+    name: str
+    kind: str
+
+
+class TargetList(BaseModel):
+    count: int
+    items: list[TargetPublic]
+
+
+class NameList(BaseModel):
+    count: int
+    items: list[str]
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"]
+    version: str
+    running_jobs: list[int]

@@ -1,0 +1,41 @@
+"""Server settings: database, limits, where table files may be read, plug-ins, the runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hwsearch.service.runner import RunnerSettings
+
+#: Largest page of jobs or front points one request may ask for.
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything ``hwsearch serve`` configures.
+
+    ``table_roots``: folders a submitted spec may read table files from (relative paths in
+    a spec are taken from the first); a spec naming a file elsewhere is refused before the
+    file is opened. ``plugins``: modules imported at start-up, which may register extra
+    families or optimizers; specs still name only registered names, never Python.
+    ``run_jobs`` off serves the API without running anything (another server runs them).
+    """
+
+    db_url: str | None = None
+    max_body_bytes: int = 1 << 20
+    table_roots: tuple[Path, ...] = ()
+    plugins: tuple[str, ...] = ()
+    runner: RunnerSettings = field(default_factory=RunnerSettings)
+    run_jobs: bool = True
+    token_cache_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_body_bytes, bool) or self.max_body_bytes < 1024:
+            raise ValueError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes!r}")
+        if self.token_cache_s < 0:
+            raise ValueError(f"token_cache_s must not be negative, got {self.token_cache_s!r}")
+        object.__setattr__(
+            self, "table_roots", tuple(Path(p).expanduser().resolve() for p in self.table_roots)
+        )

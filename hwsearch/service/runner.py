@@ -1,0 +1,190 @@
+"""The job runner of ``hwsearch serve``: takes queued jobs from the database and runs them.
+
+One runner serves one database. It polls for ``queued`` jobs (oldest first; a submission
+wakes it at once) and runs each in a thread of its own with the driver's
+:meth:`~hwsearch.search.driver.Driver.resume`, which starts a job that never ran and
+continues one that was interrupted. At most ``max_jobs`` jobs run at once. When the runner
+starts, jobs left ``running`` by a server that stopped are resumed first: their finished
+candidates are replayed, not evaluated again.
+
+Cancelling a running job sets its ``cancel_requested`` flag; the driver reads it before each
+generation and ends the job ``cancelled``, with every finished candidate kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hwsearch.db import Store
+from hwsearch.errors import HwsearchError
+from hwsearch.records import JobState
+from hwsearch.workers import Executor, make_executor
+
+__all__ = ["JobRunner", "RunnerSettings"]
+
+log = logging.getLogger("hwsearch.runner")
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """How the runner runs jobs: ``executor`` is ``local`` (in the server's process),
+    ``pool`` (``workers`` processes per job) or ``ray`` (``address``: the cluster; default a
+    local Ray); ``max_jobs`` jobs at once."""
+
+    executor: str = "local"
+    workers: int = 1
+    max_jobs: int = 1
+    poll_s: float = 1.0
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.executor not in ("local", "pool", "ray"):
+            raise ValueError(f"executor must be 'local', 'pool' or 'ray', got {self.executor!r}")
+        if self.address is not None and self.executor != "ray":
+            raise ValueError(f"address is for the ray executor only, not {self.executor!r}")
+        for name in ("workers", "max_jobs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.poll_s > 0:
+            raise ValueError(f"poll_s must be positive, got {self.poll_s!r}")
+
+
+class JobRunner:
+    """Runs the database's queued jobs in background threads until :meth:`stop`."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: RunnerSettings | None = None,
+        *,
+        executor_factory: Callable[[], Executor] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or RunnerSettings()
+        self._executor_factory = executor_factory or (
+            lambda: make_executor(
+                self.settings.executor, workers=self.settings.workers, address=self.settings.address
+            )
+        )
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._active: dict[int, threading.Thread] = {}
+        self._loop: threading.Thread | None = None
+
+    # -- control ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start polling; jobs a stopped server left ``running`` are taken first."""
+        if self._loop is not None:
+            raise HwsearchError("the runner is already started")
+        self._stopping.clear()
+        self._loop = threading.Thread(target=self._poll, name="hwsearch-runner", daemon=True)
+        self._loop.start()
+
+    def wake(self) -> None:
+        """Look for queued jobs now (called after a submission)."""
+        self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop taking jobs and ask the running ones to stop after their generation.
+
+        Jobs stopped this way are queued again, keeping what they finished, so the next
+        server resumes them.
+        """
+        self._stopping.set()
+        self._wake.set()
+        if self._loop is not None:
+            self._loop.join(timeout)
+            self._loop = None
+        for thread in list(self._active.values()):
+            thread.join(timeout)
+
+    @property
+    def active_jobs(self) -> list[int]:
+        """Jobs this runner is running now."""
+        with self._lock:
+            return sorted(job_id for job_id, t in self._active.items() if t.is_alive())
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        first = True
+        while not self._stopping.is_set():
+            try:
+                self._take_jobs(resume_running=first)
+                first = False
+            except Exception:  # a database hiccup must not end the runner
+                log.exception("looking for queued jobs failed")
+            self._wake.wait(self.settings.poll_s)
+            self._wake.clear()
+
+    def _take_jobs(self, *, resume_running: bool) -> None:
+        candidates: list[int] = []
+        if resume_running:
+            running = self.store.list_jobs(state=JobState.RUNNING, limit=1000)
+            candidates += [job.id for job in sorted(running, key=lambda j: j.id)]
+        queued = self.store.list_jobs(state=JobState.QUEUED, limit=1000)
+        candidates += [job.id for job in sorted(queued, key=lambda j: j.id)]
+        for job_id in candidates:
+            with self._lock:
+                self._active = {k: t for k, t in self._active.items() if t.is_alive()}
+                if len(self._active) >= self.settings.max_jobs or self._stopping.is_set():
+                    return
+                if job_id in self._active:
+                    continue
+                thread = threading.Thread(
+                    target=self._run_job, args=(job_id,), name=f"hwsearch-job-{job_id}", daemon=True
+                )
+                self._active[job_id] = thread
+            thread.start()
+
+    def _run_job(self, job_id: int) -> None:
+        from hwsearch.search.driver import Driver
+        from hwsearch.search.spec import parse_spec
+
+        try:
+            job = self.store.get_job(job_id)
+            if job.state not in (JobState.QUEUED, JobState.RUNNING):
+                return  # cancelled (or taken) between the listing and now
+            try:
+                spec = parse_spec(job.spec)
+            except HwsearchError as exc:  # e.g. a table file removed since submission
+                self.store.set_job_state(job_id, JobState.FAILED, error=f"invalid spec: {exc}")
+                return
+            with self._executor_factory() as executor:
+                driver = Driver(
+                    spec,
+                    self.store,
+                    executor=executor,
+                    should_stop=lambda: self._should_stop(job_id),
+                )
+                driver.resume(job_id)
+        except _ServerStopping:
+            self.store.set_job_state(job_id, JobState.QUEUED)  # from failed: resumed later
+        except Exception:
+            log.exception("job %s failed", job_id)  # the driver stored the reason
+        finally:
+            if not self._stopping.is_set():
+                self._clear_flag(job_id)
+            self._wake.set()  # a slot is free
+
+    def _should_stop(self, job_id: int) -> bool:
+        if self._stopping.is_set():
+            raise _ServerStopping(f"server stopping; job {job_id} resumes on restart")
+        return self.store.cancel_requested(job_id)
+
+    def _clear_flag(self, job_id: int) -> None:
+        try:
+            if self.store.cancel_requested(job_id):
+                self.store.clear_cancel_request(job_id)
+        except Exception:
+            log.exception("clearing the cancel flag of job %s failed", job_id)
+
+
+class _ServerStopping(HwsearchError):
+    """Raised inside a driver when the server shuts down."""

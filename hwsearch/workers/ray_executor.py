@@ -1,0 +1,263 @@
+"""Evaluation on a Ray cluster: CPU tasks, and one measurement actor per GPU.
+
+Routing. A task whose target is a CUDA device goes to a *measurement actor*: a Ray actor
+holding one GPU alone (``num_gpus=1``) that evaluates one candidate at a time, so nothing
+else runs on its GPU while it times. Every other task (the ``cpu`` target, table targets)
+is a Ray task of ``cpus_per_task`` CPUs from the cluster's pool.
+
+One unit per candidate. Training, compression, materialisation and measurement of a
+candidate run in one task (or one actor call), not as a training task followed by a
+measurement call. The model that is measured is the one materialised in that process for
+the target's kernels (quantized modules, physically pruned layers): moving it between
+processes would mean pickling converted kernels, which is not reliable across torch
+builds, and the training this project does (small models on digits) costs less than the
+measurement. On a GPU target the actor's GPU therefore idles while the actor trains; the
+answer on a large cluster is more GPU actors (``gpu_actors``), not a split.
+
+Batches are sized to the free workers: at most one task per free CPU slot (or per idle
+actor) is in flight, so a task's timeout counts from when it starts rather than while it
+queues. A task that times out is cancelled (its worker process is killed); a task whose
+worker or actor dies (killed, out of memory, node lost) is retried up to ``max_retries``
+times. A candidate still failing after that comes back as a failed outcome naming the
+last error, and the driver stores it as failed. An exception raised by the evaluation
+itself is deterministic for the config, so it is not retried.
+
+Only the driver writes to the database: workers return outcomes, never touch it.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import RayError, RayTaskError
+
+from hwsearch.errors import HwsearchError
+from hwsearch.workers.evaluation import EvalOutcome, EvalTask, evaluate_safely
+from hwsearch.workers.executor import Executor
+
+__all__ = ["MeasurementActor", "RayExecutor", "needs_gpu"]
+
+Evaluate = Callable[[EvalTask], EvalOutcome]
+
+
+def needs_gpu(task: EvalTask) -> bool:
+    """Whether ``task`` is measured on a CUDA device (and so goes to a GPU actor)."""
+    return (
+        task.target.strip().lower().startswith("cuda") and task.measurement.get("type") != "table"
+    )
+
+
+def _run_one(evaluate: Evaluate, task: EvalTask) -> EvalOutcome:
+    return evaluate(task)
+
+
+class MeasurementActor:
+    """Holds one GPU and evaluates the candidates sent to it, one at a time."""
+
+    def __init__(self, evaluate: Evaluate) -> None:
+        self._evaluate = evaluate
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def evaluate(self, task: EvalTask) -> EvalOutcome:
+        return self._evaluate(task)
+
+
+@dataclass
+class _Flight:
+    task: EvalTask
+    started: float
+    actor: Any | None  # the measurement actor running it; None for a CPU task
+
+
+class RayExecutor(Executor):
+    """Evaluates tasks on a Ray cluster; see the module docstring for the design.
+
+    ``address`` is passed to :func:`ray.init` (``None``: the cluster of ``RAY_ADDRESS``, as
+    inside ``ray job submit``, else a new local one). If Ray is already initialised in this
+    process that connection is used and left open on :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        workers: int | None = None,
+        cpus_per_task: float = 1.0,
+        gpu_actors: int | None = None,
+        timeout_s: float | None = 3600.0,
+        max_retries: int = 2,
+        evaluate: Evaluate = evaluate_safely,
+        init_options: Mapping[str, Any] | None = None,
+        poll_s: float = 0.5,
+    ) -> None:
+        if workers is not None and (isinstance(workers, bool) or workers < 1):
+            raise ValueError(f"workers must be at least 1, got {workers!r}")
+        if cpus_per_task <= 0:
+            raise ValueError(f"cpus_per_task must be positive, got {cpus_per_task!r}")
+        if gpu_actors is not None and gpu_actors < 1:
+            raise ValueError(f"gpu_actors must be at least 1, got {gpu_actors!r}")
+        if timeout_s is not None and timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive or None, got {timeout_s!r}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be at least 0, got {max_retries!r}")
+        if poll_s <= 0:
+            raise ValueError(f"poll_s must be positive, got {poll_s!r}")
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            try:
+                ray.init(address=address, **dict(init_options or {}))
+            except ConnectionError as exc:
+                where = address or os.environ.get("RAY_ADDRESS") or "(local)"
+                raise HwsearchError(f"cannot connect to the Ray cluster at {where}: {exc}") from exc
+        self._workers = workers
+        self._cpus = cpus_per_task
+        self._gpu_actors = gpu_actors
+        self._timeout = timeout_s
+        self._max_retries = max_retries
+        self._evaluate = evaluate
+        self._poll = poll_s
+        self._remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(_run_one)
+        # One call at a time (max_concurrency 1): a candidate is timed alone on the GPU.
+        self._actor_class: Any = ray.remote(
+            num_gpus=1, num_cpus=0, max_restarts=0, max_task_retries=0
+        )(MeasurementActor).options(max_concurrency=1)
+        self._actors: list[Any] = []
+        self._closed = False
+        #: infrastructure failures retried so far (worker deaths, timeouts), for reports
+        self.retries = 0
+
+    # -- sizes ------------------------------------------------------------------------------
+
+    @property
+    def max_workers(self) -> int:
+        """CPU task slots: ``workers`` if given, else every CPU of the cluster now."""
+        if self._workers is not None:
+            return self._workers
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))
+        return max(1, int(cpus // self._cpus))
+
+    def _gpu_actor_count(self) -> int:
+        if self._gpu_actors is not None:
+            return self._gpu_actors
+        return int(ray.cluster_resources().get("GPU", 0.0))
+
+    @property
+    def actors(self) -> list[Any]:
+        """The measurement actors started so far (handles, for inspection)."""
+        return list(self._actors)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
+        if self._closed:
+            raise RuntimeError("this RayExecutor is closed")
+        cpu_queue = collections.deque(t for t in tasks if not needs_gpu(t))
+        gpu_queue = collections.deque(t for t in tasks if needs_gpu(t))
+        if gpu_queue and not self._ensure_actors():
+            for task in gpu_queue:
+                yield EvalOutcome(
+                    task.candidate_id,
+                    error=f"no GPU in the Ray cluster to measure on target {task.target!r}",
+                )
+            gpu_queue.clear()
+        attempts: collections.Counter[int] = collections.Counter()
+        flight: dict[Any, _Flight] = {}
+        slots = self.max_workers
+        while cpu_queue or gpu_queue or flight:
+            busy = {id(f.actor) for f in flight.values() if f.actor is not None}
+            while gpu_queue:
+                idle = next((a for a in self._actors if id(a) not in busy), None)
+                if idle is None:
+                    break
+                task = gpu_queue.popleft()
+                flight[idle.evaluate.remote(task)] = _Flight(task, time.monotonic(), idle)
+                busy.add(id(idle))
+            while cpu_queue and sum(f.actor is None for f in flight.values()) < slots:
+                task = cpu_queue.popleft()
+                ref = self._remote.remote(self._evaluate, task)
+                flight[ref] = _Flight(task, time.monotonic(), None)
+
+            ready, _ = ray.wait(list(flight), num_returns=1, timeout=self._poll)
+            for ref in ready:
+                done = flight.pop(ref)
+                try:
+                    outcome: EvalOutcome | None = ray.get(ref)
+                except RayTaskError as exc:  # the evaluation itself raised: not retried
+                    outcome = EvalOutcome(done.task.candidate_id, error=_one_line(exc))
+                except RayError as exc:  # the worker or actor died, or the task was lost
+                    outcome = self._retry(done, exc, attempts, cpu_queue, gpu_queue)
+                if outcome is not None:
+                    yield outcome
+            if self._timeout is not None:
+                now = time.monotonic()
+                for ref, late in list(flight.items()):
+                    if now - late.started <= self._timeout:
+                        continue
+                    del flight[ref]
+                    if late.actor is None:
+                        ray.cancel(ref, force=True)
+                    reason = TimeoutError(f"evaluation timed out after {self._timeout:g} s")
+                    outcome = self._retry(late, reason, attempts, cpu_queue, gpu_queue)
+                    if outcome is not None:
+                        yield outcome
+
+    def _retry(
+        self,
+        flight: _Flight,
+        error: BaseException,
+        attempts: collections.Counter[int],
+        cpu_queue: collections.deque[EvalTask],
+        gpu_queue: collections.deque[EvalTask],
+    ) -> EvalOutcome | None:
+        """Queue the task again, or give it up as a failed outcome after ``max_retries``."""
+        if flight.actor is not None:
+            self._replace_actor(flight.actor)
+        task = flight.task
+        attempts[task.candidate_id] += 1
+        tries = attempts[task.candidate_id]
+        if tries > self._max_retries:
+            return EvalOutcome(
+                task.candidate_id,
+                error=f"failed {tries} time(s) on the Ray cluster; last: {_one_line(error)}",
+            )
+        self.retries += 1
+        (gpu_queue if flight.actor is not None else cpu_queue).append(task)
+        return None
+
+    def _ensure_actors(self) -> bool:
+        want = self._gpu_actor_count()
+        while len(self._actors) < want:
+            self._actors.append(self._actor_class.remote(self._evaluate))
+        return bool(self._actors)
+
+    def _replace_actor(self, actor: Any) -> None:
+        """Kill ``actor`` (dead already, or stuck past its timeout) and start a fresh one."""
+        ray.kill(actor, no_restart=True)
+        index = next(i for i, a in enumerate(self._actors) if a is actor)
+        self._actors[index] = self._actor_class.remote(self._evaluate)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for actor in self._actors:
+            ray.kill(actor, no_restart=True)
+        self._actors.clear()
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of an error's message, with its type."""
+    cause = error.cause if isinstance(error, RayTaskError) else None
+    shown = cause if isinstance(cause, BaseException) else error
+    text = str(shown).strip().splitlines()
+    return f"{type(shown).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -1,0 +1,229 @@
+"""``/jobs``: submit, list, detail, cancel, and their errors, against a real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hwsearch.db import Store
+from hwsearch.service.api import ServiceSettings
+from hwsearch.service.runner import RunnerSettings
+
+
+def _spec(**changes: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "family": "mlp",
+        "target": "cpu",
+        "space": {"depth": {"type": "int", "low": 1, "high": 2}},
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        "budget": {"evaluations": 2},
+        "evaluation": {"epochs": 1, "finetune_epochs": 0},
+    }
+    spec.update(changes)
+    return spec
+
+
+@pytest.fixture(scope="module")
+def idle(tmp_path_factory: pytest.TempPathFactory, serve_store: Any) -> Any:
+    """A server that runs no jobs, so queued jobs stay queued."""
+    store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('idle') / 'idle.db'}")
+    with serve_store(store, ServiceSettings(run_jobs=False)) as server:
+        yield server
+    store.close()
+
+
+def test_the_submitted_job_ran_to_the_end(api: Any) -> None:
+    server, job_id = api
+    with server.client() as client:
+        job = client.get(f"/jobs/{job_id}").json()
+    assert job["state"] == "finished"
+    assert job["evaluations"] == job["budget_evaluations"] == 6
+    assert job["progress"] == 1.0
+    assert job["candidates"] == {"pending": 0, "done": 6, "failed": 0}
+    assert job["spec"]["name"] == "tiny-service" and job["cancel_requested"] is False
+    history = job["hypervolume_history"]
+    assert [h["generation"] for h in history] == [0, 1]
+    assert [h["evaluations"] for h in history] == [3, 6]
+    volumes = [h["hypervolume"] for h in history]
+    assert volumes == sorted(volumes) and volumes[-1] > 0
+    assert history[-1]["points"] == len(server.store.latest_front(job_id).points)
+
+
+def test_submit_answers_202_with_the_queued_job(idle: Any) -> None:
+    with idle.client() as client:
+        response = client.post("/jobs", json={"spec": _spec(name="queued-one")})
+        assert response.status_code == 202
+        job = response.json()
+        assert response.headers["location"] == f"/jobs/{job['id']}"
+        assert job["state"] == "queued" and job["name"] == "queued-one"
+        assert job["evaluations"] == 0 and job["budget_evaluations"] == 2
+    stored = idle.store.get_job(job["id"])
+    assert stored.spec["budget"] == {"evaluations": 2}
+
+
+def test_bad_spec_is_422_naming_every_field_and_stores_nothing(idle: Any) -> None:
+    before = idle.store.count_jobs()
+    bad = _spec(objectives=[{"metric": "acc", "direction": "maximize"}], budget={})
+    bad["space"]["depth"]["low"] = "one"
+    with idle.client() as client:
+        response = client.post("/jobs", json={"spec": bad})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["detail"].startswith("invalid job spec")
+    fields = {e["field"] for e in body["errors"]}
+    assert {"objectives[0].metric", "budget", "space.depth.low"} <= fields
+    assert idle.store.count_jobs() == before
+
+
+def test_malformed_bodies_are_422_naming_the_field(idle: Any) -> None:
+    with idle.client() as client:
+        missing = client.post("/jobs", json={"name": "x"})
+        not_json = client.post(
+            "/jobs", content=b"{nope", headers={"content-type": "application/json"}
+        )
+    assert missing.status_code == 422
+    assert {e["field"] for e in missing.json()["errors"]} >= {"body.spec", "body.name"}
+    assert not_json.status_code == 422
+
+
+def test_spec_names_only_registered_families_and_optimizers(idle: Any) -> None:
+    spec = _spec(family="os:system", optimizer={"name": "builtins:eval"})
+    with idle.client() as client:
+        response = client.post("/jobs", json={"spec": spec})
+    assert response.status_code == 422
+    reasons = {e["field"]: e["reason"] for e in response.json()["errors"]}
+    assert "unknown model family 'os:system'" in reasons["family"]
+    assert "unknown optimizer 'builtins:eval'" in reasons["optimizer.name"]
+
+
+def test_table_files_outside_the_servers_folders_are_refused_unread(
+    idle: Any, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text("arch,password\nx,hunter2\n")
+    spec = _spec(
+        family="nb201",
+        target={"name": "phone", "table": str(secret), "column": "password"},
+        evaluation={"type": "table", "table": "../../etc/passwd", "column": "x"},
+    )
+    with idle.client() as client:
+        response = client.post("/jobs", json={"spec": spec})
+    assert response.status_code == 422
+    body = response.text
+    assert "hunter2" not in body and "password" not in body.replace(str(secret), "")
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields == {"target.table", "evaluation.table"}
+
+
+def test_table_files_inside_the_servers_folder_are_accepted(
+    tmp_path_factory: pytest.TempPathFactory, nb201_data: Path, serve_store: Any
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('tables') / 'tables.db'}")
+    settings = ServiceSettings(run_jobs=False, table_roots=(nb201_data,))
+    spec = {
+        "family": "nb201",
+        "target": {"name": "pixel3", "table": "latency_ms.csv"},  # relative: the first root
+        "space": {"ops": {"type": "choice", "values": ["none", "skip_connect"], "per_layer": 6}},
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        "budget": {"evaluations": 4},
+        "evaluation": {
+            "type": "table",
+            "table": str(nb201_data / "accuracy.csv"),
+            "column": "cifar10_acc",
+        },
+    }
+    with serve_store(store, settings) as server, server.client() as client:
+        response = client.post("/jobs", json={"spec": spec})
+    assert response.status_code == 202, response.text
+    stored = store.get_job(response.json()["id"]).spec
+    assert stored["target"]["table"] == str(nb201_data / "latency_ms.csv")
+    store.close()
+
+
+def test_request_body_over_the_limit_is_413(idle: Any) -> None:
+    huge = _spec(name="x" * (2 << 20))
+    with idle.client() as client:
+        response = client.post("/jobs", json={"spec": huge})
+    assert response.status_code == 413
+
+
+def test_list_filters_by_state_and_pages(idle: Any) -> None:
+    with idle.client() as client:
+        ids = [
+            client.post("/jobs", json={"spec": _spec(name=f"page-{i}")}).json()["id"]
+            for i in range(3)
+        ]
+        queued = client.get("/jobs", params={"state": "queued", "limit": 500}).json()
+        assert queued["count"] == len(queued["items"]) >= 3
+        assert all(j["state"] == "queued" for j in queued["items"])
+        first = client.get("/jobs", params={"limit": 2}).json()
+        second = client.get("/jobs", params={"limit": 2, "offset": 2}).json()
+        assert [j["id"] for j in first["items"]] == sorted(ids, reverse=True)[:2]
+        assert first["count"] == second["count"] and second["items"][0]["id"] == min(ids)
+        assert client.get("/jobs", params={"state": "finished"}).json() == {
+            "count": 0,
+            "items": [],
+        }
+        too_big = client.get("/jobs", params={"limit": 501})
+        bad_state = client.get("/jobs", params={"state": "exploded"})
+    assert too_big.status_code == 422
+    assert too_big.json()["errors"][0]["field"] == "query.limit"
+    assert bad_state.status_code == 422
+    assert bad_state.json()["errors"][0]["field"] == "query.state"
+
+
+def test_unknown_job_is_404(idle: Any) -> None:
+    with idle.client() as client:
+        for response in (
+            client.get("/jobs/99999"),
+            client.post("/jobs/99999/cancel"),
+            client.get("/jobs/99999/front"),
+        ):
+            assert response.status_code == 404
+            assert "job 99999 not found" in response.json()["detail"]
+
+
+def test_cancel_a_queued_job_at_once(idle: Any) -> None:
+    with idle.client() as client:
+        job_id = client.post("/jobs", json={"spec": _spec()}).json()["id"]
+        response = client.post(f"/jobs/{job_id}/cancel")
+        assert response.status_code == 200
+        assert response.json()["state"] == "cancelled"
+        again = client.post(f"/jobs/{job_id}/cancel")
+    assert again.status_code == 409
+    assert "only queued or running jobs" in again.json()["detail"]
+
+
+def test_cancel_a_finished_job_is_409(api: Any) -> None:
+    server, job_id = api
+    with server.client() as client:
+        response = client.post(f"/jobs/{job_id}/cancel")
+    assert response.status_code == 409
+    assert server.store.get_job(job_id).state == "finished"
+
+
+def test_a_job_without_a_front_yet_has_no_front(idle: Any) -> None:
+    with idle.client() as client:
+        job_id = client.post("/jobs", json={"spec": _spec()}).json()["id"]
+        response = client.get(f"/jobs/{job_id}/front")
+    assert response.status_code == 404
+    assert "no front yet" in response.json()["detail"]
+
+
+def test_runner_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="'slurm'"):
+        RunnerSettings(executor="slurm")
+    with pytest.raises(ValueError, match="max_jobs"):
+        RunnerSettings(max_jobs=0)
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        ServiceSettings(max_body_bytes=10)
+
+
+def test_a_plugin_that_cannot_be_imported_stops_the_server_at_start() -> None:
+    from hwsearch.errors import HwsearchError
+    from hwsearch.service.api import create_app
+
+    with pytest.raises(HwsearchError, match=r"plug-in 'no_such_plugin\.families'"):
+        create_app(ServiceSettings(plugins=("no_such_plugin.families",)))

@@ -1,0 +1,102 @@
+"""The dashboard in a real browser: Debian's headless chromium driven by Playwright.
+
+Opens the dashboard of the session's finished job, checks the front plot draws one point
+per front point, clicks a candidate, downloads its export, and saves a screenshot of the
+job page (``HWSEARCH_SCREENSHOT=path`` writes it there, as for ``docs/dashboard.png``).
+
+Chromium comes from apt (``.ci/run`` installs it); Playwright's own browser downloads are
+never used. Without chromium the test is skipped, except under ``CI`` where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("HWSEARCH_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        reason = f"chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_dashboard_shows_the_front_and_exports_a_candidate(
+    api: Any, browser: Any, tmp_path: Path
+) -> None:
+    server, job_id = api
+    front = server.store.latest_front(job_id)
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    try:
+        # Without a token the page asks for one and shows no data.
+        page.goto(f"{server.url}/")
+        page.wait_for_selector("#message:has-text('API token')")
+        assert page.locator("#jobs tbody tr").count() == 0
+
+        page.fill("#token", server.read_token)
+        page.click("#login button")
+        page.wait_for_selector(f"#jobs tbody tr[data-job-id='{job_id}']")
+        row = page.locator(f"#jobs tbody tr[data-job-id='{job_id}']")
+        assert "finished" in row.inner_text() and "tiny-service" in row.inner_text()
+
+        row.click()
+        page.wait_for_selector("#front-plot circle.point")
+        assert page.locator("#job-state").inner_text() == "finished"
+        points = page.locator("#front-plot circle.point")
+        assert points.count() == len(front.points)
+        drawn = {
+            int(points.nth(i).get_attribute("data-candidate-id")) for i in range(points.count())
+        }
+        assert drawn == {p.candidate_id for p in front.points}
+        assert page.locator("#front-plot circle.point.measured").count() == len(front.points)
+        assert page.locator("#hv-plot polyline.hv").count() == 1
+
+        # Another pair of objectives redraws the same points.
+        assert page.locator("#front-plot text.x-label").text_content() == "latency_ms"
+        assert page.locator("#front-plot text.y-label").text_content() == "accuracy"
+        page.select_option("#x-metric", "macs")
+        assert page.locator("#front-plot circle.point").count() == len(front.points)
+        assert page.locator("#front-plot text.x-label").text_content() == "macs"
+        page.select_option("#x-metric", "latency_ms")
+
+        chosen = front.points[0].candidate_id
+        page.locator(f"#front-plot circle[data-candidate-id='{chosen}']").click()
+        page.wait_for_selector("#candidate-config")
+        config = json.loads(page.locator("#candidate-config").inner_text())
+        assert config == server.store.get_candidate(job_id, chosen).config
+        assert page.locator("#candidate-metrics", has_text="measured").count() == 1
+
+        shot = os.environ.get("HWSEARCH_SCREENSHOT")
+        page.screenshot(path=shot or str(tmp_path / "dashboard.png"), full_page=True)
+
+        with page.expect_download() as download_info:
+            page.click("button[data-export='json']")
+        download = download_info.value
+        assert download.suggested_filename == f"job{job_id}-candidate{chosen}.json"
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        exported = json.loads(saved.read_text())
+        assert exported["candidate_id"] == chosen and exported["config"] == config
+    finally:
+        page.close()

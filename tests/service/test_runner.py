@@ -1,0 +1,248 @@
+"""The job queue: store methods, the driver's stop hook, the runner, and a server restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hwsearch.db import Store
+from hwsearch.errors import NotFoundError, SpecError
+from hwsearch.records import CandidateStatus, JobState, TokenScope
+from hwsearch.search.driver import Driver
+from hwsearch.search.spec import parse_spec
+from hwsearch.service.runner import JobRunner, RunnerSettings
+
+
+def _nb201(nb201_data: Path, evaluations: int) -> dict[str, Any]:
+    """A table-evaluated search: nothing trained or timed, so generations take moments."""
+    return {
+        "name": "nb201-queue",
+        "family": "nb201",
+        "target": {"name": "pixel3", "table": str(nb201_data / "latency_ms.csv")},
+        "space": {
+            "ops": {
+                "type": "choice",
+                "values": ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"],
+                "per_layer": 6,
+            }
+        },
+        "objectives": [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency_ms", "direction": "minimize"},
+        ],
+        "budget": {"evaluations": evaluations},
+        "optimizer": {"name": "optuna-nsga2", "population_size": 10},
+        "evaluation": {
+            "type": "table",
+            "table": str(nb201_data / "accuracy.csv"),
+            "column": "cifar10_acc",
+            "scale": 0.01,
+        },
+        "seed": 0,
+    }
+
+
+def _queue(store: Store, data: dict[str, Any]) -> int:
+    spec = parse_spec(data)
+    return store.create_job(
+        name=spec.name, family=spec.family, target=spec.target_name, spec=spec.to_dict()
+    ).id
+
+
+def _wait(store: Store, job_id: int, states: set[JobState], timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while (job := store.get_job(job_id)).state not in states:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job.state.value}")
+        time.sleep(0.05)
+    return job
+
+
+# -- store ------------------------------------------------------------------------------------
+
+
+def test_request_cancel_by_state(store: Store) -> None:
+    spec = {"budget": {"evaluations": 1}}
+    queued = store.create_job(name="q", family="mlp", target="cpu", spec=spec)
+    assert store.request_cancel(queued.id).state is JobState.CANCELLED
+    assert store.get_job(queued.id).finished_at is not None
+
+    running = store.create_job(name="r", family="mlp", target="cpu", spec=spec)
+    store.set_job_state(running.id, JobState.RUNNING)
+    assert store.cancel_requested(running.id) is False
+    assert store.request_cancel(running.id).state is JobState.RUNNING  # the driver stops it
+    assert store.cancel_requested(running.id) is True
+    store.clear_cancel_request(running.id)
+    assert store.cancel_requested(running.id) is False
+
+    store.set_job_state(running.id, JobState.FINISHED)
+    with pytest.raises(SpecError, match="is finished; only queued or running"):
+        store.request_cancel(running.id)
+    with pytest.raises(NotFoundError):
+        store.request_cancel(999)
+    with pytest.raises(NotFoundError):
+        store.cancel_requested(999)
+    assert store.count_jobs() == 2 and store.count_jobs(state=JobState.CANCELLED) == 1
+
+
+def test_tokens_by_digest(store: Store) -> None:
+    digest = "a" * 64
+    token = store.add_token(name="ci", token_hash=digest, scope=TokenScope.READ)
+    assert store.find_token(digest) == token and token.scope is TokenScope.READ
+    assert store.find_token("b" * 64) is None
+    assert store.revoke_token(token.id).revoked is True
+    assert store.find_token(digest).revoked is True  # type: ignore[union-attr]
+    assert [t.id for t in store.list_tokens()] == [token.id]
+    with pytest.raises(SpecError, match="token_hash"):
+        store.add_token(name="x", token_hash="short", scope=TokenScope.READ)
+    with pytest.raises(SpecError, match="scope"):
+        store.add_token(name="x", token_hash="c" * 64, scope="admin")  # type: ignore[arg-type]
+
+
+# -- the driver's stop hook and the runner ------------------------------------------------------
+
+
+def test_driver_stops_between_generations_keeping_what_finished(
+    store: Store, nb201_data: Path
+) -> None:
+    spec = parse_spec(_nb201(nb201_data, 100))
+    generations: list[int] = []
+
+    def stop() -> bool:
+        return len(store.list_fronts(driver.job_id)) >= 2 if driver.job_id else False
+
+    driver = Driver(spec, store, should_stop=stop)
+    driver.on_progress = lambda p: generations.append(p.generation)
+    job = driver.run()
+    assert job.state is JobState.CANCELLED and driver.stopped
+    assert job.evaluations == 20  # two generations of ten, then the stop
+    assert store.count_candidates(job.id, status=CandidateStatus.DONE) == 20
+    assert [h.generation for h in store.hypervolume_history(job.id)] == [0, 1]
+    assert store.latest_front_id(job.id) == store.latest_front(job.id).id  # type: ignore[union-attr]
+
+
+def test_runner_runs_queued_jobs_one_at_a_time(store: Store, nb201_data: Path) -> None:
+    first = _queue(store, _nb201(nb201_data, 20))
+    second = _queue(store, _nb201(nb201_data, 20) | {"seed": 1})
+    runner = JobRunner(store, RunnerSettings(max_jobs=1, poll_s=0.1))
+    runner.start()
+    try:
+        done = [_wait(store, j, {JobState.FINISHED, JobState.FAILED}) for j in (first, second)]
+    finally:
+        runner.stop()
+    assert [j.state for j in done] == [JobState.FINISHED, JobState.FINISHED]
+    assert [j.evaluations for j in done] == [20, 20]
+    assert done[0].finished_at <= done[1].started_at  # never both at once
+
+
+def test_runner_cancels_a_running_job_at_the_next_generation(
+    store: Store, nb201_data: Path
+) -> None:
+    job_id = _queue(store, _nb201(nb201_data, 5000))
+    runner = JobRunner(store, RunnerSettings(poll_s=0.1))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not store.hypervolume_history(job_id):
+            assert time.monotonic() < deadline, "no generation finished"
+            time.sleep(0.05)
+        assert store.request_cancel(job_id).state is JobState.RUNNING
+        job = _wait(store, job_id, {JobState.CANCELLED, JobState.FINISHED, JobState.FAILED})
+        deadline = time.monotonic() + 10
+        while runner.active_jobs:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+    assert job.state is JobState.CANCELLED
+    assert 0 < job.evaluations < 5000
+    assert store.count_candidates(job_id, status=CandidateStatus.DONE) == job.evaluations
+    assert store.count_candidates(job_id, status=CandidateStatus.PENDING) == 0
+    assert store.cancel_requested(job_id) is False  # cleared: the job may be queued again
+
+
+def test_a_job_whose_spec_no_longer_parses_fails_with_the_reason(
+    store: Store, tmp_path: Path, nb201_data: Path
+) -> None:
+    copy = tmp_path / "latency.csv"
+    copy.write_bytes((nb201_data / "latency_ms.csv").read_bytes())
+    data = _nb201(nb201_data, 10)
+    data["target"]["table"] = str(copy)
+    job_id = _queue(store, data)
+    copy.unlink()
+    runner = JobRunner(store, RunnerSettings(poll_s=0.1))
+    runner.start()
+    try:
+        job = _wait(store, job_id, {JobState.FAILED, JobState.FINISHED})
+    finally:
+        runner.stop()
+    assert job.state is JobState.FAILED
+    assert job.error is not None
+    assert job.error.startswith("invalid spec") and "target.table" in job.error
+
+
+# -- a server killed in the middle of a job --------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _serve(url: str, cwd: Path) -> subprocess.Popen[bytes]:
+    hwsearch = Path(sys.executable).with_name("hwsearch")
+    return subprocess.Popen(
+        [str(hwsearch), "serve", "--db", url, "--port", str(_free_port())],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_a_restarted_server_resumes_the_job_it_was_running(
+    tmp_path: Path, tiny_spec: dict[str, Any]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'restart.db'}"
+    store = Store.open(url)
+    job_id = _queue(store, tiny_spec)
+    first = _serve(url, tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while (job := store.get_job(job_id)).evaluations < 1:
+            assert first.poll() is None, first.stderr.read() if first.stderr else ""
+            assert time.monotonic() < deadline, "the first server evaluated nothing"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    killed = store.get_job(job_id)
+    assert killed.state is JobState.RUNNING and killed.evaluations < 6
+    before = {
+        c.config_hash: c.metrics for c in store.list_candidates(job_id, status=CandidateStatus.DONE)
+    }
+
+    second = _serve(url, tmp_path)
+    try:
+        job = _wait(store, job_id, {JobState.FINISHED, JobState.FAILED}, timeout=180)
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(60)
+    assert job.state is JobState.FINISHED and job.evaluations == 6, job.error
+    after = {c.config_hash: c.metrics for c in store.list_candidates(job_id)}
+    assert len(after) == 6
+    for digest, metrics in before.items():  # replayed from the store, not measured again
+        assert after[digest] == metrics
+    store.close()
