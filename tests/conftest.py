@@ -115,6 +115,12 @@ def tiny_spec_module() -> dict[str, Any]:
     return _tiny_spec()
 
 
+@pytest.fixture(scope="session")
+def tiny_spec_session() -> dict[str, Any]:
+    """The tiny spec for session-scoped fixtures (such as a shared server); do not change it."""
+    return _tiny_spec()
+
+
 SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
 
 

@@ -80,44 +80,22 @@ def wait_for(client: httpx.Client, job_id: int, timeout: float = 120) -> dict[st
 
 
 @pytest.fixture(scope="session")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, int]]:
+def api(
+    tmp_path_factory: pytest.TempPathFactory, tiny_spec_session: dict[str, Any]
+) -> Iterator[tuple[Server, int]]:
     """A server (SQLite file) and the id of a finished tiny job it ran."""
     folder: Path = tmp_path_factory.mktemp("api")
     store = Store.open(f"sqlite:///{folder / 'service.db'}")
     settings = ServiceSettings(runner=RunnerSettings(poll_s=0.2), token_cache_s=0.0)
     with serve(store, settings) as server, server.client() as client:
-        response = client.post("/jobs", json={"spec": service_spec()})
+        response = client.post(
+            "/jobs", json={"spec": {**tiny_spec_session, "name": "tiny-service"}}
+        )
         assert response.status_code == 202, response.text
         job_id = response.json()["id"]
         assert wait_for(client, job_id)["state"] == "finished"
         yield server, job_id
     store.close()
-
-
-def service_spec() -> dict[str, Any]:
-    """A real search small enough for the session's server: an MLP on digits, 6 evaluations
-    in two generations (as the shared ``tiny_spec``, which is function- or module-scoped)."""
-    return {
-        "name": "tiny-service",
-        "family": "mlp",
-        "target": "cpu",
-        "space": {
-            "depth": {"type": "int", "low": 1, "high": 2},
-            "width": {"type": "choice", "values": [8, 16, 32, 64], "per_layer": 2},
-            "sparsity": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.5},
-            "sparsity_pattern": {"type": "choice", "values": ["unstructured", "channel"]},
-            "weight_bits": {"type": "choice", "values": [8, 32]},
-        },
-        "objectives": [
-            {"metric": "accuracy", "direction": "maximize"},
-            {"metric": "latency_ms", "direction": "minimize"},
-        ],
-        "budget": {"evaluations": 6},
-        "optimizer": {"name": "optuna-nsga2", "population_size": 3},
-        "evaluation": {"epochs": 1, "finetune_epochs": 0},
-        "measurement": {"warmup": 2, "min_repeats": 5, "max_repeats": 20, "max_seconds": 2.0},
-        "seed": 0,
-    }
 
 
 @pytest.fixture(scope="session")
