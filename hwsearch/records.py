@@ -158,3 +158,20 @@ class TargetRecord:
             "meter": self.meter,
             "sources": dict(self.sources),
         }
+
+
+@dataclass(frozen=True)
+class PredictorRecord:
+    """A stored, fitted predictor (``state`` is its JSON form) and how well it did."""
+
+    id: int
+    family: str
+    target: str
+    metric: str
+    version: int
+    kind: str
+    training_size: int
+    features: list[str]
+    metrics: dict[str, float]
+    state: dict[str, Any]
+    created_at: datetime

@@ -41,6 +41,7 @@ __all__ = [
     "FrontPointRow",
     "Job",
     "Measurement",
+    "PredictorRow",
     "TargetRow",
     "utcnow",
 ]
@@ -266,3 +267,23 @@ class TargetRow(Base):
     sources: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PredictorRow(Base):
+    """A fitted predictor of one metric of a (family, target), numbered by ``version``;
+    ``state`` is the fitted model in JSON form (see hwsearch.predictors.registry)."""
+
+    __tablename__ = "predictors"
+    __table_args__ = (UniqueConstraint("family", "target", "metric", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    family: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(100))
+    metric: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    training_size: Mapped[int] = mapped_column(Integer)
+    features: Mapped[list[Any]]
+    metrics: Mapped[dict[str, Any]]
+    state: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

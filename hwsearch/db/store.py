@@ -34,6 +34,7 @@ from hwsearch.db.models import (
     FrontPointRow,
     Job,
     Measurement,
+    PredictorRow,
     TargetRow,
     utcnow,
 )
@@ -48,6 +49,7 @@ from hwsearch.records import (
     JobRecord,
     JobState,
     MetricValue,
+    PredictorRecord,
     Provenance,
     TargetRecord,
     TokenRecord,
@@ -664,6 +666,118 @@ class Store:
                 raise NotFoundError(f"job {job_id} not found")
             return found[0]
 
+    # -- fitted predictors ------------------------------------------------------------------
+
+    def measured_values(
+        self, family: str, target: str, metric: str
+    ) -> list[tuple[str, dict[str, Any], float]]:
+        """``(config_hash, config, value)`` of every config of ``family`` with ``metric``
+        measured (or estimated, never predicted) on ``target`` by a done candidate of any
+        job; the newest value per config, ordered by config hash."""
+        query = (
+            select(Measurement.config_hash, Candidate.config, Measurement.value)
+            .join(Candidate, Candidate.id == Measurement.candidate_id)
+            .join(Job, Job.id == Candidate.job_id)
+            .where(
+                Job.family == family,
+                Measurement.target == target,
+                Measurement.metric == metric,
+                Measurement.provenance != Provenance.PREDICTED,
+                Candidate.status == CandidateStatus.DONE,
+            )
+            .order_by(Measurement.created_at.desc(), Measurement.id.desc())
+        )
+        newest: dict[str, tuple[str, dict[str, Any], float]] = {}
+        with self._reading() as session:
+            for config_hash, config, value in session.execute(query):
+                newest.setdefault(config_hash, (config_hash, config, float(value)))
+        return [newest[key] for key in sorted(newest)]
+
+    def save_predictor(
+        self,
+        *,
+        family: str,
+        target: str,
+        metric: str,
+        kind: str,
+        features: Sequence[str],
+        training_size: int,
+        metrics: dict[str, float],
+        state: dict[str, Any],
+    ) -> PredictorRecord:
+        """Store a fitted predictor as the next version of its (family, target, metric)."""
+        for field, value, max_len in (
+            ("family", family, 100),
+            ("target", target, 100),
+            ("metric", metric, 100),
+            ("kind", kind, 32),
+        ):
+            _check_text(field, value, max_len)
+        _check_count("training_size", training_size)
+        names = list(features)
+        if not all(isinstance(n, str) for n in names):
+            raise SpecError("features", "must be a list of feature names (strings)")
+        checked = {str(k): _check_finite(f"metrics.{k}", v) for k, v in dict(metrics).items()}
+        stored = _json_object("state", state)
+        with self._writing() as session:
+            latest = session.scalar(
+                select(func.max(PredictorRow.version)).where(
+                    PredictorRow.family == family,
+                    PredictorRow.target == target,
+                    PredictorRow.metric == metric,
+                )
+            )
+            row = PredictorRow(
+                family=family,
+                target=target,
+                metric=metric,
+                version=(latest or 0) + 1,
+                kind=kind,
+                training_size=training_size,
+                features=names,
+                metrics=checked,
+                state=stored,
+            )
+            session.add(row)
+            session.flush()
+            return _predictor_record(row)
+
+    def get_predictor(
+        self, family: str, target: str, metric: str, *, version: int | None = None
+    ) -> PredictorRecord:
+        """A stored predictor: ``version``, or the newest one."""
+        query = select(PredictorRow).where(
+            PredictorRow.family == family,
+            PredictorRow.target == target,
+            PredictorRow.metric == metric,
+        )
+        if version is not None:
+            query = query.where(PredictorRow.version == version)
+        with self._reading() as session:
+            row = session.scalars(query.order_by(PredictorRow.version.desc()).limit(1)).first()
+            if row is None:
+                which = f"version {version} of " if version is not None else ""
+                raise NotFoundError(
+                    f"no {which}predictor of {metric!r} for family {family!r} on {target!r}"
+                )
+            return _predictor_record(row)
+
+    def list_predictors(
+        self, *, family: str | None = None, target: str | None = None, metric: str | None = None
+    ) -> list[PredictorRecord]:
+        """Stored predictors, by family, target, metric and version."""
+        query = select(PredictorRow).order_by(
+            PredictorRow.family, PredictorRow.target, PredictorRow.metric, PredictorRow.version
+        )
+        if family is not None:
+            query = query.where(PredictorRow.family == family)
+        if target is not None:
+            query = query.where(PredictorRow.target == target)
+        if metric is not None:
+            query = query.where(PredictorRow.metric == metric)
+        with self._reading() as session:
+            return [_predictor_record(r) for r in session.scalars(query)]
+
 
 # Every public method runs again after a serialisation failure or a lost connection on
 # PostgreSQL, within a bounded window (hwsearch/db/retry.py).
@@ -783,6 +897,22 @@ def _check_target_profile(profile: object) -> dict[str, Any]:
     values["meter"] = meter
     values["sources"] = _json_object("sources", profile.get("sources") or {})
     return values
+
+
+def _predictor_record(row: PredictorRow) -> PredictorRecord:
+    return PredictorRecord(
+        id=row.id,
+        family=row.family,
+        target=row.target,
+        metric=row.metric,
+        version=row.version,
+        kind=row.kind,
+        training_size=row.training_size,
+        features=list(row.features),
+        metrics=dict(row.metrics),
+        state=dict(row.state),
+        created_at=row.created_at,
+    )
 
 
 def _token_record(token: ApiToken) -> TokenRecord:

@@ -1,1 +1,39 @@
-"""Learned latency, energy and quality predictors (not built yet)."""
+"""Candidate features, predictors with uncertainty, evaluation metrics and transfer to a new
+device from few measurements."""
+
+from hwsearch.predictors.features import (
+    Features,
+    featurize,
+    nb201_codes_from_archs,
+    nb201_codes_from_configs,
+    nb201_features,
+)
+from hwsearch.predictors.metrics import METRIC_NAMES, evaluate
+from hwsearch.predictors.models import (
+    PREDICTORS,
+    ForestPredictor,
+    GPPredictor,
+    Predictor,
+    RidgePredictor,
+    make_predictor,
+)
+from hwsearch.predictors.transfer import TransferPredictor, random_set, reference_set
+
+__all__ = [
+    "METRIC_NAMES",
+    "PREDICTORS",
+    "Features",
+    "ForestPredictor",
+    "GPPredictor",
+    "Predictor",
+    "RidgePredictor",
+    "TransferPredictor",
+    "evaluate",
+    "featurize",
+    "make_predictor",
+    "nb201_codes_from_archs",
+    "nb201_codes_from_configs",
+    "nb201_features",
+    "random_set",
+    "reference_set",
+]

@@ -584,6 +584,120 @@ def targets(
                     console.print(f"  {factor}: {source}", highlight=False)
 
 
+predictors_app = typer.Typer(help="Predictors fitted on stored measurements.", no_args_is_help=True)
+app.add_typer(predictors_app, name="predictors")
+FamilyOption = Annotated[str, typer.Option(help="Model family of the measurements, e.g. nb201.")]
+TargetOption = Annotated[str, typer.Option(help="Target the metric was measured on.")]
+MetricOption = Annotated[str, typer.Option(help="Metric to predict.")]
+
+
+def _metric_cells(metrics: dict[str, float]) -> list[str]:
+    return [
+        f"{metrics[name]:.4g}" if name in metrics else "-"
+        for name in ("spearman", "kendall", "within_10pct", "mape", "rmse")
+    ]
+
+
+@predictors_app.command("fit")
+def predictors_fit(
+    family: FamilyOption,
+    target: TargetOption,
+    metric: MetricOption = "latency_ms",
+    kind: Annotated[str, typer.Option(help="ridge, forest or gp.")] = "gp",
+    holdout: Annotated[
+        float, typer.Option(help="Share of the measurements kept out to evaluate the fit.")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out split.")] = 0,
+    db: DbOption = None,
+) -> None:
+    """Fit a predictor on the stored measurements and store it as a new version."""
+    from hwsearch.predictors.registry import fit_stored
+
+    with _user_errors():
+        record = fit_stored(
+            _open_store(db),
+            family=family,
+            target=target,
+            metric=metric,
+            kind=kind,
+            holdout=holdout,
+            seed=seed,
+        )
+        console.print(
+            f"predictor {record.family}/{record.target}/{record.metric} version "
+            f"{record.version} ({record.kind}, {record.training_size} training points)"
+        )
+        table = Table("spearman", "kendall", "within ±10%", "MAPE", "RMSE")
+        table.add_row(*_metric_cells(record.metrics))
+        console.print(table)
+
+
+@predictors_app.command("eval")
+def predictors_eval(
+    family: FamilyOption,
+    target: TargetOption,
+    metric: MetricOption = "latency_ms",
+    version: Annotated[int | None, typer.Option(help="Version (default: newest).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Evaluate a stored predictor on the stored measurements it was not fitted on."""
+    from hwsearch.predictors.registry import evaluate_stored
+
+    with _user_errors():
+        record, metrics, count = evaluate_stored(
+            _open_store(db), family=family, target=target, metric=metric, version=version
+        )
+        console.print(
+            f"predictor {record.family}/{record.target}/{record.metric} version "
+            f"{record.version} on {count} held-out measurement(s)"
+        )
+        table = Table("spearman", "kendall", "within ±10%", "MAPE", "RMSE")
+        table.add_row(*_metric_cells(metrics))
+        console.print(table)
+
+
+@predictors_app.command("list")
+def predictors_list(
+    family: Annotated[str | None, typer.Option(help="Only this family.")] = None,
+    target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
+    metric: Annotated[str | None, typer.Option(help="Only this metric.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the versions as JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """List the stored predictor versions with their metrics."""
+    import json
+
+    with _user_errors():
+        records = _open_store(db).list_predictors(family=family, target=target, metric=metric)
+        if json_out:
+            fields = ("family", "target", "metric", "version", "kind", "training_size")
+            rows = [
+                {
+                    **{name: getattr(r, name) for name in fields},
+                    "metrics": r.metrics,
+                    "features": len(r.features),
+                    "created_at": r.created_at.isoformat(),
+                }
+                for r in records
+            ]
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        table = Table("predictor", "v", "kind", "n", "spearman", "±10%", "MAPE", "created")
+        for r in records:
+            cells = _metric_cells(r.metrics)
+            table.add_row(
+                f"{r.family}/{r.target}/{r.metric}",
+                str(r.version),
+                r.kind,
+                str(r.training_size),
+                cells[0],
+                cells[2],
+                cells[3],
+                r.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        console.print(table)
+
+
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Apply the schema migrations to the database."""

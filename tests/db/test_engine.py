@@ -27,6 +27,7 @@ TABLES = {
     "front_points",
     "api_tokens",
     "targets",
+    "predictors",
 }
 
 
@@ -98,9 +99,9 @@ def test_in_memory_sqlite_keeps_one_database_across_calls() -> None:
 def test_upgrade_and_current_revision(db_url: str) -> None:
     assert current_revision(db_url) is None
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0004"
+    assert current_revision(db_url) == head_revision() == "0005"
     upgrade(db_url)  # already at head: nothing to do, no error
-    assert current_revision(db_url) == "0004"
+    assert current_revision(db_url) == "0005"
 
 
 def test_open_without_migrate_refuses_an_unmigrated_database(db_url: str) -> None:

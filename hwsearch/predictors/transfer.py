@@ -1,0 +1,296 @@
+"""Transfer to a new device: predict its latency from other devices' latencies of the same
+candidates, after a handful of measurements on it.
+
+**Model.** On a log scale, latencies on different devices of the same candidates are close
+to affine in each other (the same operations dominate), but which source device is the
+right one differs per target (a phone is like another phone, a GPU at batch 256 like another
+at batch 256). :class:`TransferPredictor` fits, by least squares on the target samples,
+``log y = a + b log s_j`` for every source device ``j`` and ``log y = a + b log s_j + c
+log s_k`` for every pair, optionally plus structural covariates (whether a cell is dead
+code, which some compilers remove), and averages their predictions with weights
+``exp(temperature * BIC score)`` (Bayesian model averaging, tempered: with ten samples the
+plain posterior is overconfident and piles on one pair). The mixture's spread plus each
+model's predictive variance is the uncertainty. With more samples
+(``residual_min_samples``) a ridge regression on the candidates' encodings and the source
+log-latencies corrects what the mixture misses (penalty by leave-one-out error).
+
+**Reference set.** :func:`reference_set` says which candidates to measure first: the
+source log-latencies are standardised and projected on their two main principal components
+(overall speed, and how convolutions fare against memory-bound operations); the first
+``design_size`` picks cover that plane by greedy k-center (maximin) from a random start, so
+the affine fits see the whole range; further picks are uniformly random so that the
+residual model sees typical candidates too (and, given ``strata``, cover every label).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from hwsearch.predictors.models import RidgePredictor
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+
+
+def _log_positive(values: ArrayLike, name: str) -> FloatArray:
+    arr = np.asarray(values, dtype=float)
+    if not np.isfinite(arr).all() or (arr <= 0).any():
+        raise ValueError(f"{name} must be positive and finite (latencies in ms)")
+    return np.log(arr)
+
+
+class TransferPredictor:
+    """Latency on a target from source devices' latencies (see the module docstring).
+
+    ``fit(source, y, features=None)``: ``source`` is ``(n, m)`` latencies of the ``n``
+    measured candidates on ``m`` source devices, ``y`` their latencies on the target,
+    ``features`` optional encodings ``(n, d)``. ``predict(source, features=None)`` returns
+    the predicted latency (the median of the log-normal) and its standard deviation, both in
+    the units of ``y``.
+    """
+
+    RESIDUAL_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4)
+
+    def __init__(
+        self, *, pairs: bool = True, residual_min_samples: int = 30, temperature: float = 0.5
+    ) -> None:
+        if residual_min_samples < 3:
+            raise ValueError(f"residual_min_samples must be at least 3, got {residual_min_samples}")
+        if not 0 < temperature <= 1:
+            raise ValueError(f"temperature must be in (0, 1], got {temperature!r}")
+        self.temperature = temperature
+        self.pairs = pairs
+        self.residual_min_samples = residual_min_samples
+
+    def fit(
+        self,
+        source: ArrayLike,
+        y: ArrayLike,
+        features: ArrayLike | None = None,
+        covariates: ArrayLike | None = None,
+    ) -> TransferPredictor:
+        """``covariates``: optional structural columns ``(n, c)`` that every affine model
+        may add (e.g. whether a cell's output is connected to its input: a graph compiler
+        removes a dead cell on some devices only); each model is tried with and without
+        them, and the information criterion decides."""
+        logs = _log_positive(source, "source")
+        logy = _log_positive(y, "y").ravel()
+        if logs.ndim != 2 or len(logs) != len(logy):
+            raise ValueError(
+                f"source must have one row per target value ({len(logy)}), got {logs.shape}"
+            )
+        n, m = logs.shape
+        if n < 3:
+            raise ValueError(f"need at least 3 target measurements, got {n}")
+        if m < 1:
+            raise ValueError("need at least one source device")
+        cov_train = self._covariates(covariates, n)
+        self._n_covariates = cov_train.shape[1]
+        varying = cov_train.shape[1] > 0 and all(
+            n - np.unique(col, return_counts=True)[1].max() >= 2 for col in cov_train.T
+        )  # a covariate seen off its usual value only once would just memorise that point
+        max_size = 2 if self.pairs and n >= 5 and m >= 2 else 1
+        combos: list[tuple[int, ...]] = []
+        for size in range(1, max_size + 1):
+            combos.extend(itertools.combinations(range(m), size))
+        self._models: list[tuple[tuple[int, ...], bool, FloatArray, FloatArray, float]] = []
+        scores = []
+        for combo in combos:
+            for with_cov in (False, True) if varying else (False,):
+                design = self._design(logs, cov_train, combo, with_cov)
+                p = design.shape[1]
+                if p >= n:
+                    continue
+                coef, *_ = np.linalg.lstsq(design, logy, rcond=None)
+                rss = float(((design @ coef - logy) ** 2).sum())
+                scores.append(-0.5 * n * math.log(rss / n + 1e-8) - 0.5 * p * math.log(n))
+                cov = np.asarray(np.linalg.pinv(design.T @ design), float)
+                sigma2 = rss / (n - p) + 1e-8
+                self._models.append((combo, with_cov, np.asarray(coef, float), cov, sigma2))
+        s = np.array(scores)
+        w = np.exp(self.temperature * (s - s.max()))
+        self.weights_ = w / w.sum()
+        self.n_sources = m
+        self._residual: RidgePredictor | None = None
+        if features is not None and n >= self.residual_min_samples:
+            feats = np.asarray(features, dtype=float)
+            if feats.ndim != 2 or feats.shape[0] != n:
+                raise ValueError(f"features must have {n} rows, got shape {feats.shape}")
+            base, _ = self._mixture(logs, cov_train)
+            gap = logy - base
+            residual = RidgePredictor(alphas=self.RESIDUAL_ALPHAS).fit(np.c_[logs, feats], gap)
+            # keep the correction only where it predicts held-out samples better than none
+            null_error = float(np.mean(((gap - gap.mean()) * n / (n - 1)) ** 2))
+            if residual.loo_error_ < null_error:
+                self._residual = residual
+        return self
+
+    @staticmethod
+    def _covariates(covariates: ArrayLike | None, n: int) -> FloatArray:
+        if covariates is None:
+            return np.zeros((n, 0))
+        arr = np.asarray(covariates, dtype=float)
+        arr = arr.reshape(n, -1) if arr.ndim == 1 else arr
+        if arr.ndim != 2 or arr.shape[0] != n or not np.isfinite(arr).all():
+            raise ValueError(f"covariates must be finite with {n} rows, got shape {arr.shape}")
+        return arr
+
+    @staticmethod
+    def _design(
+        logs: FloatArray, covariates: FloatArray, combo: tuple[int, ...], with_cov: bool
+    ) -> FloatArray:
+        blocks = [logs[:, combo], np.ones((len(logs), 1))]
+        if with_cov:
+            blocks.append(covariates)
+        return np.concatenate(blocks, axis=1)
+
+    def _mixture(self, logs: FloatArray, covariates: FloatArray) -> tuple[FloatArray, FloatArray]:
+        first = np.zeros(len(logs))
+        second = np.zeros(len(logs))
+        keep = self.weights_ >= 1e-6
+        for weight, (combo, with_cov, coef, cov, sigma2) in zip(
+            self.weights_[keep],
+            [m for m, k in zip(self._models, keep, strict=True) if k],
+            strict=True,
+        ):
+            design = self._design(logs, covariates, combo, with_cov)
+            mean = design @ coef
+            var = sigma2 * (1.0 + np.einsum("ij,jk,ik->i", design, cov, design))
+            first += weight * mean
+            second += weight * (var + mean * mean)
+        total = self.weights_[keep].sum()
+        first /= total
+        second /= total
+        return first, np.sqrt(np.maximum(second - first * first, 0.0))
+
+    def predict_log(
+        self,
+        source: ArrayLike,
+        features: ArrayLike | None = None,
+        covariates: ArrayLike | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Mean and standard deviation of the log-latency."""
+        logs = _log_positive(source, "source")
+        if logs.ndim != 2 or logs.shape[1] != self.n_sources:
+            raise ValueError(f"source must have shape (n, {self.n_sources}), got {logs.shape}")
+        cov = self._covariates(covariates, len(logs))
+        if cov.shape[1] != self._n_covariates:
+            raise ValueError(
+                f"fitted with {self._n_covariates} covariate column(s), got {cov.shape[1]}"
+            )
+        mean, std = self._mixture(logs, cov)
+        if self._residual is not None:
+            if features is None:
+                raise ValueError("this predictor was fitted with features; pass them")
+            correction, _ = self._residual.predict(np.c_[logs, np.asarray(features, float)])
+            mean = mean + correction
+        return mean, std
+
+    def predict(
+        self,
+        source: ArrayLike,
+        features: ArrayLike | None = None,
+        covariates: ArrayLike | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        mean, std = self.predict_log(source, features, covariates)
+        median = np.exp(mean)
+        return median, median * std
+
+
+def reference_set(
+    source: ArrayLike,
+    k: int,
+    *,
+    seed: int = 0,
+    design_size: int = 10,
+    strata: ArrayLike | None = None,
+    per_label: int = 2,
+) -> IntArray:
+    """Indices of the ``k`` candidates to measure first on a new device (module docstring).
+
+    ``source`` holds the candidates' latencies on the source devices, ``(n, m)``.
+    ``strata`` optionally labels each candidate (e.g. connected or dead cell); the design
+    then holds at least ``per_label`` candidates of each label where the random picks after
+    the design leave room (they make way), so that models with those labels as covariates
+    can be fitted.
+    """
+    logs = _log_positive(source, "source")
+    if logs.ndim != 2:
+        raise ValueError(f"source must be a 2-D matrix, got shape {logs.shape}")
+    n = len(logs)
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be between 1 and the number of candidates ({n}), got {k}")
+    rng = np.random.default_rng(seed)
+    z = logs - logs.mean(0)
+    std = z.std(0)
+    z /= np.where(std > 0, std, 1.0)
+    u, s, _ = np.linalg.svd(z, full_matrices=False)
+    plane = u[:, :2] * s[:2]
+    chosen = [int(rng.integers(n))]
+    dist = ((plane - plane[chosen[0]]) ** 2).sum(1)
+    for _ in range(min(k, design_size) - 1):
+        pick = int(np.argmax(dist))
+        chosen.append(pick)
+        dist = np.minimum(dist, ((plane - plane[pick]) ** 2).sum(1))
+    if k > len(chosen):
+        rest = np.setdiff1d(np.arange(n), chosen)
+        chosen.extend(int(i) for i in rng.choice(rest, k - len(chosen), replace=False))
+    if strata is not None:
+        labels = np.asarray(strata).ravel()
+        if len(labels) != n:
+            raise ValueError(f"strata must have one label per candidate ({n}), got {len(labels)}")
+        _cover_strata(chosen, labels, plane, per_label, first=min(k, design_size))
+    return np.array(chosen, dtype=np.intp)
+
+
+def _cover_strata(
+    chosen: list[int], labels: NDArray[Any], plane: FloatArray, per_label: int, first: int
+) -> None:
+    """Replace random picks (those from ``first`` on) until every label has ``per_label``."""
+    values, sizes = np.unique(labels, return_counts=True)
+    if len(chosen) - first < per_label * len(values):
+        return
+    slot = len(chosen) - 1
+    order = np.argsort(-sizes)
+    for value, size in zip(values[order], sizes[order], strict=True):
+        want = min(per_label, int(size))
+        while int((labels[chosen] == value).sum()) < want:
+            while labels[chosen[slot]] == value or _only(chosen, labels, slot, per_label):
+                slot -= 1
+            members = np.setdiff1d(np.flatnonzero(labels == value), chosen)
+            others = [c for i, c in enumerate(chosen) if i != slot]
+            gap = np.min(((plane[members, None, :] - plane[None, others, :]) ** 2).sum(2), axis=1)
+            chosen[slot] = int(members[np.argmax(gap)])
+            slot -= 1
+
+
+def _only(chosen: list[int], labels: NDArray[Any], slot: int, per_label: int) -> bool:
+    """Whether pick ``slot`` is needed to keep its own label at ``per_label`` picks."""
+    return int((labels[chosen] == labels[chosen[slot]]).sum()) <= per_label
+
+
+def random_set(n: int, k: int, *, seed: int = 0) -> IntArray:
+    """``k`` distinct indices out of ``n``, uniformly (the baseline policy)."""
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be between 1 and {n}, got {k}")
+    return np.random.default_rng(seed).choice(n, k, replace=False).astype(np.intp)
+
+
+def describe(predictor: TransferPredictor) -> dict[str, Any]:
+    """The source devices (by column) that carry the mixture, with their weights."""
+    out: dict[str, float] = {}
+    for weight, (combo, with_cov, *_rest) in zip(
+        predictor.weights_, predictor._models, strict=True
+    ):
+        if weight >= 0.01:
+            name = "+".join(str(c) for c in combo) + ("+covariates" if with_cov else "")
+            out[name] = round(float(weight), 3)
+    return {"models": out, "residual": predictor._residual is not None}
+
+
+__all__ = ["TransferPredictor", "describe", "random_set", "reference_set"]

@@ -1,0 +1,112 @@
+"""Transfer to a held-out device of the shared NAS-Bench-201 latency table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwsearch.predictors import (
+    RidgePredictor,
+    TransferPredictor,
+    evaluate,
+    nb201_codes_from_archs,
+    nb201_features,
+    random_set,
+    reference_set,
+)
+
+
+@pytest.fixture(scope="module")
+def table(nb201_data: Path) -> pd.DataFrame:
+    return pd.read_csv(nb201_data / "latency_ms.csv")
+
+
+def _split(table: pd.DataFrame, target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    devices = [c for c in table.columns if c not in ("index", "arch", target)]
+    onehot = nb201_features(nb201_codes_from_archs(table["arch"].tolist())).select(("edge",))
+    return table[devices].to_numpy(float), table[target].to_numpy(float), onehot.values
+
+
+def _held_out(n: int, idx: np.ndarray) -> np.ndarray:
+    mask = np.ones(n, bool)
+    mask[idx] = False
+    return mask
+
+
+@pytest.mark.parametrize("target", ["silver_4210r", "titanx_256"])
+def test_transfer_beats_no_transfer_with_ten_samples(table: pd.DataFrame, target: str) -> None:
+    source, y, onehot = _split(table, target)
+    idx = reference_set(source, 10, seed=0)
+    mask = _held_out(len(y), idx)
+    pred, std = TransferPredictor().fit(source[idx], y[idx]).predict(source)
+    transfer = evaluate(y[mask], pred[mask])
+    plain = RidgePredictor().fit(onehot[idx], np.log(y[idx]))
+    alone = evaluate(y[mask], np.exp(plain.predict(onehot)[0])[mask])
+    assert transfer["spearman"] >= 0.95
+    assert transfer["spearman"] > alone["spearman"] + 0.05
+    assert transfer["mape"] < alone["mape"]
+    assert (std > 0).all()
+
+
+def test_more_samples_with_features_do_not_hurt(table: pd.DataFrame) -> None:
+    source, y, onehot = _split(table, "gold_6240")
+    scores = []
+    for k in (10, 50):
+        idx = reference_set(source, k, seed=1)
+        pred, _ = TransferPredictor().fit(source[idx], y[idx], onehot[idx]).predict(source, onehot)
+        scores.append(evaluate(y[_held_out(len(y), idx)], pred[_held_out(len(y), idx)]))
+    assert scores[1]["within_10pct"] >= scores[0]["within_10pct"] - 0.02
+    assert scores[1]["spearman"] > 0.94
+
+
+def test_reference_set_spreads_over_the_latency_range(table: pd.DataFrame) -> None:
+    source, _, _ = _split(table, "pixel3")
+    chosen = reference_set(source, 10, seed=0)
+    assert len(set(chosen.tolist())) == 10
+    speed = np.log(source).mean(axis=1)
+    random = random_set(len(speed), 10, seed=0)
+    assert np.ptp(speed[chosen]) > np.ptp(speed[random])
+    assert reference_set(source, 10, seed=0).tolist() == chosen.tolist()
+    assert reference_set(source, 20, seed=0)[:10].tolist() == chosen.tolist()
+
+
+def test_bad_input_is_rejected() -> None:
+    with pytest.raises(ValueError, match="positive and finite"):
+        TransferPredictor().fit([[1.0], [0.0], [2.0]], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="at least 3 target measurements"):
+        TransferPredictor().fit([[1.0], [2.0]], [1.0, 2.0])
+    with pytest.raises(ValueError, match="k must be between 1"):
+        reference_set([[1.0, 2.0], [2.0, 3.0]], 3)
+    fitted = TransferPredictor().fit([[1.0, 2.0], [2.0, 5.0], [3.0, 7.0]], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        fitted.predict([[1.0]])
+
+
+def test_strata_are_covered_and_covariates_fit_dead_cells(table: pd.DataFrame) -> None:
+    # On pixel3 most dead cells (no live path from input to output) take microseconds: its
+    # compiler removes them. The covariate lets the mixture learn that from the samples.
+    source, y, _ = _split(table, "pixel3")
+    codes = nb201_codes_from_archs(table["arch"].tolist())
+    connected = nb201_features(codes).select(("connected",)).values
+    idx = reference_set(source, 50, seed=0, strata=connected)
+    assert len(set(idx.tolist())) == 50
+    assert (connected[idx] == 0).sum() >= 2
+    assert reference_set(source, 50, seed=0, strata=connected)[:10].tolist() == (
+        reference_set(source, 10, seed=0).tolist()
+    )
+    mask = _held_out(len(y), idx)
+    with_cov = TransferPredictor().fit(source[idx], y[idx], covariates=connected[idx])
+    without = TransferPredictor().fit(source[idx], y[idx])
+    pred_with, _ = with_cov.predict(source, covariates=connected)
+    pred_without, _ = without.predict(source)
+    dead = mask & (connected.ravel() == 0)
+    assert np.median(pred_with[dead]) < 0.5 * np.median(pred_without[dead])
+    assert (
+        evaluate(y[mask], pred_with[mask])["spearman"]
+        > evaluate(y[mask], pred_without[mask])["spearman"]
+    )
+    with pytest.raises(ValueError, match="1 covariate column"):
+        with_cov.predict(source)
