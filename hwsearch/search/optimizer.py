@@ -209,6 +209,11 @@ def check_optimizer_options(name: str, options: Mapping[str, Any]) -> dict[str, 
     return get_optimizer_class(name).check_options(options)
 
 
+#: features known before any evaluation: params -> 1-D array, or named blocks of them
+PriorFn = Callable[[Mapping[str, Any]], Any]
+PriorArg = PriorFn | Mapping[str, PriorFn] | None
+
+
 def make_optimizer(
     name: str,
     *,
@@ -217,13 +222,13 @@ def make_optimizer(
     n_constraints: int,
     seed: int,
     options: Mapping[str, Any],
-    prior: Callable[[Mapping[str, Any]], Any] | None = None,
+    prior: PriorArg = None,
 ) -> Optimizer:
     """Build the optimizer registered as ``name`` (UnknownNameError lists the valid names).
 
     ``prior`` (params -> 1-D array of features known beforehand, such as other devices'
-    log-latencies of the config) reaches optimizers whose class sets ``USES_PRIOR``; the
-    others ignore it.
+    log-latencies of the config, or a mapping of block name -> such a callable) reaches
+    optimizers whose class sets ``USES_PRIOR``; the others ignore it.
     """
     cls = get_optimizer_class(name)
     extra: dict[str, Any] = {}

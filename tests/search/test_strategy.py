@@ -1,0 +1,263 @@
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hwsearch.errors import SpecError
+from hwsearch.search.objectives import Objective
+from hwsearch.search.optimizer import Optimizer, RandomOptimizer, make_optimizer, optimizer_names
+from hwsearch.search.pareto import hypervolume, pareto_front
+from hwsearch.search.space import ChoiceVar, FloatVar, IntVar, SearchSpace
+from hwsearch.search.surrogate import Encoder, GaussianProcess
+
+OBJECTIVES = [Objective("accuracy", "maximize"), Objective("latency_ms", "minimize")]
+DIRECTIONS = [o.direction for o in OBJECTIVES]
+
+MIXED = SearchSpace(
+    (
+        ChoiceVar("op0", ("conv", "pool", "skip", "none")),
+        ChoiceVar("op1", ("conv", "pool", "skip", "none")),
+        ChoiceVar("op2", ("conv", "pool", "skip", "none")),
+        IntVar("width", 1, 8),
+        FloatVar("x", 0.0, 1.0),
+    )
+)
+_COST = {"conv": 3.0, "pool": 1.0, "skip": 0.2, "none": 0.0}
+_GAIN = {"conv": 0.25, "pool": 0.08, "skip": 0.05, "none": 0.0}
+
+
+def mixed_problem(params: Mapping[str, Any]) -> list[float]:
+    """Accuracy grows with convolutions and width (saturating), latency with their cost."""
+    ops = [params[f"op{i}"] for i in range(3)]
+    width = params["width"]
+    x = params["x"]
+    accuracy = 0.1 + 0.8 * (1 - math.exp(-sum(_GAIN[o] for o in ops) * width / 2)) - 0.1 * x
+    latency = 0.5 + sum(_COST[o] for o in ops) * width / 4 + 0.5 * (1 - x) ** 2
+    return [accuracy, latency]
+
+
+def make(
+    space: SearchSpace = MIXED,
+    seed: int = 0,
+    n_constraints: int = 0,
+    prior: Any = None,
+    **options: Any,
+) -> Optimizer:
+    return make_optimizer(
+        "default",
+        space=space,
+        objectives=OBJECTIVES,
+        n_constraints=n_constraints,
+        seed=seed,
+        options=options,
+        prior=prior,
+    )
+
+
+def drive(
+    opt: Optimizer,
+    evaluate: Callable[[Mapping[str, Any]], list[float] | None],
+    batches: int,
+    size: int,
+    violations: Callable[[list[float]], list[float]] = lambda v: [],
+) -> list[tuple[dict[str, Any], list[float] | None]]:
+    out = []
+    for _ in range(batches):
+        for s in opt.ask(size):
+            values = evaluate(s.params)
+            opt.tell(s.id, values, violations(values) if values is not None else [])
+            out.append((s.params, values))
+    return out
+
+
+def hv(values: list[list[float]], reference: list[float]) -> float:
+    return hypervolume(np.array(values), DIRECTIONS, reference)
+
+
+def test_registered_as_default_and_checks_options() -> None:
+    assert "default" in optimizer_names()
+    with pytest.raises(SpecError) as info:
+        make(optimism=-1)
+    assert info.value.field == "optimizer.optimism"
+    with pytest.raises(SpecError) as info:
+        make(model="svm")
+    assert info.value.field == "optimizer.model" and "gp" in info.value.reason
+    with pytest.raises(SpecError) as info:
+        make(initial=0)
+    assert info.value.field == "optimizer.initial"
+
+
+def test_improves_over_its_initial_design_and_beats_random() -> None:
+    reference = [0.0, 10.0]
+    opt = make(seed=1, initial=8)
+    history = drive(opt, mixed_problem, batches=5, size=8)
+    values = [v for _, v in history if v is not None]
+    initial_hv = hv(values[:8], reference)
+    final_hv = hv(values, reference)
+    assert final_hv > initial_hv * 1.05
+    rand = RandomOptimizer(space=MIXED, objectives=OBJECTIVES, seed=1)
+    random_values = [v for _, v in drive(rand, mixed_problem, 5, 8) if v is not None]
+    assert final_hv > hv(random_values, reference)
+
+
+@pytest.mark.parametrize(("model", "acquisition"), [("forest", "optimistic"), ("gp", "ehvi")])
+def test_other_models_and_acquisitions_improve_too(model: str, acquisition: str) -> None:
+    reference = [0.0, 10.0]
+    opt = make(seed=1, initial=8, model=model, acquisition=acquisition)
+    history = drive(opt, mixed_problem, batches=4, size=8)
+    values = [v for _, v in history if v is not None]
+    assert len({tuple(sorted(p.items())) for p, _ in history}) == len(history)
+    assert hv(values, reference) > hv(values[:8], reference) * 1.02
+
+
+def test_never_reproposes_and_says_when_the_space_is_exhausted() -> None:
+    space = SearchSpace(tuple(ChoiceVar(f"c{i}", ("a", "b", "c")) for i in range(3)))
+
+    def evaluate(params: Mapping[str, Any]) -> list[float] | None:
+        score = sum("abc".index(params[f"c{i}"]) for i in range(3))
+        if params["c0"] == "c" and params["c1"] == "c":
+            return None  # failures are never proposed again either
+        return [0.1 * score, 1.0 + score]
+
+    opt = make(space=space, initial=5)
+    seen = []
+    for _ in range(10):
+        batch = opt.ask(4)
+        for s in batch:
+            seen.append(tuple(s.params[f"c{i}"] for i in range(3)))
+            values = evaluate(s.params)
+            opt.tell(s.id, values, [])
+    assert len(seen) == len(set(seen)) == 27
+    assert opt.ask(3) == []
+
+
+def test_pending_batches_differ() -> None:
+    opt = make(initial=4)
+    drive(opt, mixed_problem, batches=1, size=4)
+    first = opt.ask(6)
+    second = opt.ask(6)  # asked before the first batch is told: a second worker pool
+    keys = [tuple(sorted(s.params.items())) for s in first + second]
+    assert len(set(keys)) == 12
+
+
+def test_deterministic_for_a_seed() -> None:
+    def params_of(seed: int) -> list[dict[str, Any]]:
+        return [p for p, _ in drive(make(seed=seed, initial=6), mixed_problem, 3, 6)]
+
+    assert params_of(3) == params_of(3)
+    assert params_of(3) != params_of(4)
+
+
+def _random_table_problem() -> tuple[SearchSpace, dict[tuple[str, ...], list[float]]]:
+    """625 configs whose objectives are random: nothing about a config's params predicts
+    them, so only prior knowledge can guide the search."""
+    space = SearchSpace(tuple(ChoiceVar(f"e{i}", tuple("abcde")) for i in range(4)))
+    rng = np.random.default_rng(7)
+    table = {}
+    for code in np.ndindex(5, 5, 5, 5):
+        key = tuple("abcde"[c] for c in code)
+        latency = float(rng.uniform(1, 10))
+        accuracy = float(np.clip(0.3 + 0.06 * latency + rng.normal(0, 0.08), 0, 1))
+        table[key] = [accuracy, latency]
+    return space, table
+
+
+def test_prior_features_find_the_front_faster() -> None:
+    space, table = _random_table_problem()
+
+    def key(params: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(params[f"e{i}"] for i in range(4))
+
+    def evaluate(params: Mapping[str, Any]) -> list[float]:
+        return table[key(params)]
+
+    def prior(params: Mapping[str, Any]) -> np.ndarray:
+        accuracy, latency = table[key(params)]
+        return np.array([accuracy, math.log(latency)])
+
+    all_values = np.array(list(table.values()))
+    reference = [0.0, 11.0]
+    best = hv(all_values.tolist(), reference)
+
+    def gap(with_prior: bool) -> float:
+        opt = make(space=space, seed=0, initial=6, prior={"db": prior} if with_prior else None)
+        values = [v for _, v in drive(opt, evaluate, batches=5, size=6) if v is not None]
+        return 1 - hv(values, reference) / best
+
+    assert gap(True) < 0.5 * gap(False)
+    assert gap(True) < 0.02
+
+
+def test_prior_is_ignored_by_optimizers_that_do_not_use_it() -> None:
+    opt = make_optimizer(
+        "random",
+        space=MIXED,
+        objectives=OBJECTIVES,
+        n_constraints=0,
+        seed=0,
+        options={},
+        prior=lambda params: np.zeros(2),
+    )
+    assert len(opt.ask(3)) == 3
+
+
+def test_prior_of_changing_length_is_rejected() -> None:
+    space = SearchSpace((ChoiceVar("a", (1, 2, 3)), ChoiceVar("b", (1, 2))))
+    with pytest.raises(ValueError, match="different lengths"):
+        make(space=space, prior=lambda params: np.zeros(params["a"]))
+    with pytest.raises(TypeError, match="callable"):
+        make(space=space, prior={"bad": 3})
+
+
+def test_constraints_shape_the_front_and_the_proposals() -> None:
+    bound = 3.0
+
+    def violations(values: list[float]) -> list[float]:
+        return [values[1] - bound]  # latency_ms <= 3
+
+    far_off = {"default": 0, "random": 0}
+    for seed in range(3):
+        opt = make(seed=seed, n_constraints=1, initial=8)
+        rand = RandomOptimizer(space=MIXED, objectives=OBJECTIVES, n_constraints=1, seed=seed)
+        fronts = {}
+        for name, optimizer in (("default", opt), ("random", rand)):
+            history = drive(optimizer, mixed_problem, 5, 8, violations=violations)
+            values = np.array([v for _, v in history if v is not None])
+            feasible = values[:, 1] <= bound
+            front = pareto_front(values, DIRECTIONS, feasible)
+            assert len(front) >= 2 and feasible[front].all()
+            fronts[name] = hv(values[front].tolist(), [0.0, bound])
+            far_off[name] += int((values[8:, 1] > 2 * bound).sum())
+        assert fronts["default"] > fronts["random"]
+    # once the violations are modelled, proposals far beyond the bound become rarer
+    assert far_off["default"] < 0.75 * far_off["random"]
+
+
+def test_encoder_round_trip_and_value_counts() -> None:
+    enc = Encoder(MIXED)
+    params = {"op0": "pool", "op1": "pool", "op2": "none", "width": 5, "x": 0.25}
+    row = enc.encode(params)
+    assert enc.decode(row) == params
+    features = enc.features(row[None, :])[0]
+    # one-hot (3 x 4) + width + x + counts of the shared op values (4)
+    assert features.shape == (3 * 4 + 2 + 4,)
+    np.testing.assert_allclose(features[-4:], [0, 2 / 3, 0, 1 / 3])
+    with pytest.raises(ValueError, match="op0"):
+        enc.encode({**params, "op0": "dense"})
+
+
+def test_gaussian_process_interpolates_and_knows_where_it_is_unsure() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (40, 2))
+    y = np.sin(3 * x[:, 0]) + x[:, 1] ** 2
+    gp = GaussianProcess().fit(x, y)
+    near = rng.uniform(0, 1, (50, 2))
+    far = near + 5.0
+    mean, sd_near = gp.predict(near)
+    _, sd_far = gp.predict(far)
+    assert np.abs(mean - (np.sin(3 * near[:, 0]) + near[:, 1] ** 2)).max() < 0.2
+    assert sd_far.mean() > 5 * sd_near.mean()
