@@ -33,6 +33,7 @@ Optuna is imported only when an optimizer of this kind is built.
 
 from __future__ import annotations
 
+import abc
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -66,9 +67,9 @@ def _bool_option(options: Mapping[str, Any], key: str, *, allow_none: bool = Fal
 class OptunaOptimizer(Optimizer):
     """A study driven by the sampler that :meth:`make_sampler` builds (override it)."""
 
+    @abc.abstractmethod
     def make_sampler(self, lib: Any) -> optuna.samplers.BaseSampler:
         """The sampler, from the checked ``self.options`` and ``self.seed``."""
-        raise NotImplementedError
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

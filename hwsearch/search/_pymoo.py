@@ -52,6 +52,7 @@ failed one plus its total violation, which puts it behind every feasible point.
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 import math
 from collections import deque
@@ -151,9 +152,9 @@ class PymooOptimizer(Optimizer):
             merged["n_offsprings"] = int_option(merged, "n_offsprings", minimum=1)
         return merged
 
+    @abc.abstractmethod
     def make_algorithm(self) -> Any:
         """The pymoo algorithm, from the checked ``self.options`` (not set up yet)."""
-        raise NotImplementedError
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
