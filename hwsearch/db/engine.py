@@ -84,7 +84,9 @@ def make_engine(url: str | URL) -> Engine:
     ``postgresql://`` URL is served by psycopg 3."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
+        # No pre-ping round trip per checkout: a connection found dead is discarded by the
+        # pool and the store's retry (retry.py) runs the transaction again on a fresh one.
+        return create_engine(parsed)
 
     kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if _is_memory(parsed):
