@@ -57,7 +57,8 @@ def parse_nm(pattern: str) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-def _pattern_problem(value: Any) -> str | None:
+def pattern_problem(value: Any, names: tuple[str, ...] = PATTERNS) -> str | None:
+    """Why ``value`` is not one of the pattern ``names`` or an ``N:M`` pattern, or None."""
     if not isinstance(value, str):
         hint = (
             ' (YAML reads an unquoted 2:4 as 124: quote it, "2:4")'
@@ -65,13 +66,12 @@ def _pattern_problem(value: Any) -> str | None:
             else ""
         )
         return f"{value!r} is not a string{hint}"
-    if value in PATTERNS:
+    if value in names:
         return None
     nm = parse_nm(value)
     if nm is None:
-        return f"{value!r} is not one of {list(PATTERNS)} or an 'N:M' pattern such as '2:4'"
-    n, m = nm
-    if not 0 < n < m:
+        return f"{value!r} is not one of {list(names)} or an 'N:M' pattern such as '2:4'"
+    if not 0 < nm[0] < nm[1]:
         return f"{value!r} needs 0 < N < M"
     return None
 
@@ -93,7 +93,7 @@ def compression_knobs() -> dict[str, Knob]:
             "unstructured",
             "'unstructured' (magnitude), 'channel' (structured pruning) or 'N:M' (e.g. '2:4')",
             choices=PATTERNS,
-            check=_pattern_problem,
+            check=pattern_problem,
         ),
         "weight_bits": Knob(
             "weight_bits",

@@ -39,7 +39,7 @@ from torch import nn
 
 from hwsearch.errors import SpecError
 from hwsearch.models.base import Knob, ModelFamily, register_family
-from hwsearch.models.compression import FLOAT_DIGITS, parse_nm
+from hwsearch.models.compression import FLOAT_DIGITS, parse_nm, pattern_problem
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 LM_PATTERNS: tuple[str, ...] = ("none", "unstructured", "block")  # plus any "N:M"
@@ -51,21 +51,7 @@ MLP_MULTIPLE = 16
 
 
 def _lm_pattern_problem(value: Any) -> str | None:
-    if not isinstance(value, str):
-        hint = (
-            ' (YAML reads an unquoted 2:4 as 124: quote it, "2:4")'
-            if isinstance(value, int)
-            else ""
-        )
-        return f"{value!r} is not a string{hint}"
-    if value in LM_PATTERNS:
-        return None
-    nm = parse_nm(value)
-    if nm is None:
-        return f"{value!r} is not one of {list(LM_PATTERNS)} or an 'N:M' pattern such as '2:4'"
-    if not 0 < nm[0] < nm[1]:
-        return f"{value!r} needs 0 < N < M"
-    return None
+    return pattern_problem(value, LM_PATTERNS)
 
 
 KNOBS: dict[str, Knob] = {

@@ -52,7 +52,7 @@ import contextlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -1080,18 +1080,7 @@ def _check_tables(spec: JobSpec) -> list[SpecError]:
     from hwsearch.workers.evaluation import metrics_with_tables
 
     available = metrics_with_tables(target_table=target is not None)
-    used = [(f"objectives[{i}].metric", o.metric) for i, o in enumerate(spec.objectives)]
-    used += [(f"constraints[{i}]", c.metric) for i, c in enumerate(spec.get_constraints())]
-    for field, metric in used:
-        if metric not in available:
-            problems.append(
-                SpecError(
-                    field,
-                    f"metric {metric!r} is not produced when evaluating from tables; "
-                    f"available: {', '.join(sorted(available))}",
-                )
-            )
-    return problems
+    return problems + _unproduced(spec, available, "when evaluating from tables")
 
 
 def _check_energy_and_lm(spec: JobSpec) -> list[SpecError]:
@@ -1134,18 +1123,21 @@ def _check_energy_and_lm(spec: JobSpec) -> list[SpecError]:
     from hwsearch.workers.evaluation import produced_metrics
 
     available = produced_metrics(language_model=language_model)
+    return problems + _unproduced(spec, available, f"for family {family.name!r}")
+
+
+def _unproduced(spec: JobSpec, available: Collection[str], where: str) -> list[SpecError]:
+    """Objectives and constraints naming a metric the evaluation does not produce."""
     used = [(f"objectives[{i}].metric", o.metric) for i, o in enumerate(spec.objectives)]
     used += [(f"constraints[{i}]", c.metric) for i, c in enumerate(spec.get_constraints())]
-    for field, metric in used:
-        if metric not in available:
-            problems.append(
-                SpecError(
-                    field,
-                    f"metric {metric!r} is not produced for family {family.name!r}; "
-                    f"available: {', '.join(sorted(available))}",
-                )
-            )
-    return problems
+    return [
+        SpecError(
+            field,
+            f"metric {metric!r} is not produced {where}; available: {', '.join(sorted(available))}",
+        )
+        for field, metric in used
+        if metric not in available
+    ]
 
 
 def _profile_problems(spec: JobSpec) -> list[SpecError]:
