@@ -3,10 +3,15 @@ device from few measurements."""
 
 from hwsearch.predictors.features import (
     Features,
+    cnn_features,
     featurize,
+    mlp_features,
     nb201_codes_from_archs,
     nb201_codes_from_configs,
     nb201_features,
+    nb201_op_counts,
+    nb201_used_edges,
+    transformer_features,
 )
 from hwsearch.predictors.metrics import METRIC_NAMES, evaluate
 from hwsearch.predictors.models import (
@@ -28,12 +33,17 @@ __all__ = [
     "Predictor",
     "RidgePredictor",
     "TransferPredictor",
+    "cnn_features",
     "evaluate",
     "featurize",
     "make_predictor",
+    "mlp_features",
     "nb201_codes_from_archs",
     "nb201_codes_from_configs",
     "nb201_features",
+    "nb201_op_counts",
+    "nb201_used_edges",
     "random_set",
     "reference_set",
+    "transformer_features",
 ]

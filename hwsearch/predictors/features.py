@@ -13,12 +13,16 @@ For the ``nb201`` cell space a candidate is its 6 edge operations; the features 
 MACs and parameters of a cell network are affine in the number of 1x1 and 3x3 convolution
 edges (the other operations have neither), so they are computed for a whole batch from three
 analytic counts; featurising all 15,625 cells is a few vectorised array operations.
+
+The ``mlp``, ``cnn`` and ``transformer`` families get analytic features (MACs, parameters,
+non-zero parameters, bytes of weights, activation memory, per-layer dimensions, bit-widths,
+sparsity, operation counts) from :mod:`hwsearch.predictors.analytic`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +30,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hwsearch.errors import SpecError
+from hwsearch.models.base import ModelFamily
+from hwsearch.models.cnn import CNN
+from hwsearch.models.mlp import MLP
 from hwsearch.models.nb201 import EDGES, NUM_EDGES, OPERATIONS, canonical_nb201, nb201_counts
+from hwsearch.models.transformer import TRANSFORMER
+from hwsearch.predictors import analytic
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
@@ -139,6 +148,21 @@ def nb201_live_edges(codes: IntArray) -> NDArray[np.bool_]:
             if target == j:
                 reach |= on[:, e] & from_input[source]
         from_input.append(reach)
+    used = nb201_used_edges(codes)
+    live = np.zeros((n, NUM_EDGES), bool)
+    for e, (_, source) in enumerate(EDGES):
+        live[:, e] = used[:, e] & from_input[source]
+    return live
+
+
+def nb201_used_edges(codes: IntArray) -> NDArray[np.bool_]:
+    """Which edges feed the cell's output (node 3) through operations other than ``none``,
+    whether or not the input reaches them: the operations that dead-code elimination keeps
+    (an edge whose result nothing uses is removed; one computing on zeros is not);
+    ``(n, 6)`` booleans."""
+    codes = np.asarray(codes)
+    on = codes != _OP_INDEX["none"]
+    n = len(codes)
     to_output = [np.zeros(n, bool)] * 3 + [np.ones(n, bool)]  # node j reaches node 3
     for j in (2, 1, 0):
         reach = np.zeros(n, bool)
@@ -146,10 +170,31 @@ def nb201_live_edges(codes: IntArray) -> NDArray[np.bool_]:
             if source == j:
                 reach |= on[:, e] & to_output[target]
         to_output[j] = reach
-    live = np.zeros((n, NUM_EDGES), bool)
-    for e, (target, source) in enumerate(EDGES):
-        live[:, e] = on[:, e] & from_input[source] & to_output[target]
-    return live
+    used = np.zeros((n, NUM_EDGES), bool)
+    for e, (target, _) in enumerate(EDGES):
+        used[:, e] = on[:, e] & to_output[target]
+    return used
+
+
+def nb201_op_counts(codes: IntArray, edges: NDArray[np.bool_] | None = None) -> Features:
+    """How many edges carry each operation other than ``none`` (columns ``count={op}``),
+    counting only the edges where ``edges`` (``(n, 6)`` booleans) is true, or all of them.
+
+    Latency is close to additive in these on a linear scale (a fixed part plus a cost per
+    operation), which :class:`~hwsearch.predictors.TransferPredictor` fits from a few
+    samples of a device; with :func:`nb201_used_edges` as ``edges``, for devices whose
+    compiler removes unused operations."""
+    codes = np.asarray(codes)
+    mask = np.ones(codes.shape, bool) if edges is None else np.asarray(edges, bool)
+    if codes.ndim != 2 or codes.shape[1] != NUM_EDGES or mask.shape != codes.shape:
+        raise ValueError(
+            f"codes and edges must both have shape (n, {NUM_EDGES}), got {codes.shape} "
+            f"and {mask.shape}"
+        )
+    ops = OPERATIONS[1:]
+    values = np.stack([(mask & (codes == _OP_INDEX[op])).sum(axis=1) for op in ops], axis=1)
+    names = tuple(f"count={op}" for op in ops)
+    return Features(values.astype(float).reshape(len(codes), len(ops)), names)
 
 
 def _nb201_affine_counts(
@@ -171,10 +216,69 @@ def _nb201_affine_counts(
     return params.astype(float), macs.astype(float)
 
 
-def featurize(family: str, configs: Sequence[Mapping[str, Any]]) -> Features:
-    """Features of configs of ``family`` (``nb201``; the cell's knobs must be shared)."""
-    if family != "nb201":
-        raise SpecError("family", f"no features for family {family!r} yet; supported: nb201")
+def canonical_configs(
+    family: ModelFamily, configs: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The family's canonical form of every config; a bad one raises :class:`SpecError`
+    naming ``configs[i]`` and the knob."""
+    canon = []
+    for i, config in enumerate(configs):
+        if not isinstance(config, Mapping):
+            raise SpecError(f"configs[{i}]", f"must be a mapping of knobs, got {config!r}")
+        try:
+            canon.append(family.canonical(config))
+        except SpecError as exc:
+            raise SpecError(f"configs[{i}].{exc.field}", exc.reason) from None
+    return canon
+
+
+def _analytic(
+    family: ModelFamily,
+    configs: Sequence[Mapping[str, Any]],
+    columns: Callable[[Sequence[Mapping[str, Any]]], Mapping[str, FloatArray]],
+) -> Features:
+    canon = canonical_configs(family, configs)
+    if not canon:  # the names of the family's columns, no rows
+        names = tuple(columns([family.canonical({})]))
+        return Features(np.zeros((0, len(names))), names)
+    found = columns(canon)
+    return Features(np.column_stack(list(found.values())).astype(float), tuple(found))
+
+
+def mlp_features(configs: Sequence[Mapping[str, Any]]) -> Features:
+    """Analytic features of ``mlp`` configs (see :func:`analytic.mlp_columns`)."""
+    return _analytic(MLP, configs, analytic.mlp_columns)
+
+
+def cnn_features(configs: Sequence[Mapping[str, Any]]) -> Features:
+    """Analytic features of ``cnn`` configs (see :func:`analytic.cnn_columns`)."""
+    return _analytic(CNN, configs, analytic.cnn_columns)
+
+
+def transformer_features(
+    configs: Sequence[Mapping[str, Any]],
+    *,
+    prompt_len: int = analytic.DEFAULT_PROMPT_LEN,
+    new_tokens: int = analytic.DEFAULT_NEW_TOKENS,
+    vocab: int | None = None,
+) -> Features:
+    """Analytic features of ``transformer`` configs serving ``prompt_len`` + ``new_tokens``
+    characters (default: the LM evaluation's); ``vocab`` defaults to the bundled corpus's."""
+    if vocab is None:
+        from hwsearch.models.lm_data import char_data
+
+        vocab = char_data().vocab_size
+    size = vocab
+
+    def columns(canon: Sequence[Mapping[str, Any]]) -> Mapping[str, FloatArray]:
+        return analytic.transformer_columns(
+            canon, vocab=size, prompt_len=prompt_len, new_tokens=new_tokens
+        )
+
+    return _analytic(TRANSFORMER, configs, columns)
+
+
+def _nb201_from_configs(configs: Sequence[Mapping[str, Any]]) -> Features:
     canon = [canonical_nb201(c) for c in configs]
     shared = {
         key: {c[key] for c in canon} for key in ("channels", "cells", "input_size", "num_classes")
@@ -186,11 +290,40 @@ def featurize(family: str, configs: Sequence[Mapping[str, Any]]) -> Features:
     return nb201_features(nb201_codes_from_configs(canon), **knobs)
 
 
+FEATURIZERS: dict[str, Callable[[Sequence[Mapping[str, Any]]], Features]] = {
+    "nb201": _nb201_from_configs,
+    "mlp": mlp_features,
+    "cnn": cnn_features,
+    "transformer": transformer_features,
+}
+
+
+def featurize(family: str, configs: Sequence[Mapping[str, Any]]) -> Features:
+    """Features of configs of ``family``; the columns depend on the family alone.
+
+    ``nb201``: the cell's knobs must be shared. ``transformer``: at the LM evaluation's
+    default prompt and generation lengths.
+    """
+    featurizer = FEATURIZERS.get(family)
+    if featurizer is None:
+        raise SpecError(
+            "family", f"no features for family {family!r}; supported: {', '.join(FEATURIZERS)}"
+        )
+    return featurizer(configs)
+
+
 __all__ = [
+    "FEATURIZERS",
     "Features",
+    "canonical_configs",
+    "cnn_features",
     "featurize",
+    "mlp_features",
     "nb201_codes_from_archs",
     "nb201_codes_from_configs",
     "nb201_features",
     "nb201_live_edges",
+    "nb201_op_counts",
+    "nb201_used_edges",
+    "transformer_features",
 ]

@@ -11,7 +11,7 @@ from hwsearch.errors import SpecError
 from hwsearch.hardware import count_macs, count_params
 from hwsearch.models.nb201 import NB201, OPERATIONS, arch_string
 from hwsearch.predictors import featurize, nb201_codes_from_archs, nb201_features
-from hwsearch.predictors.features import nb201_live_edges
+from hwsearch.predictors.features import nb201_live_edges, nb201_op_counts, nb201_used_edges
 
 CELLS = [
     ["nor_conv_3x3", "nor_conv_1x1", "skip_connect", "none", "avg_pool_3x3", "nor_conv_3x3"],
@@ -67,7 +67,7 @@ def test_bad_input_names_the_field() -> None:
     with pytest.raises(SpecError, match="channels"):
         featurize("nb201", [{"channels": 4}, {"channels": 8}])
     with pytest.raises(SpecError, match="family"):
-        featurize("mlp", [{}])
+        featurize("resnet", [{}])
 
 
 def test_dead_edges_and_disconnected_cells() -> None:
@@ -87,3 +87,24 @@ def test_dead_edges_and_disconnected_cells() -> None:
     assert live["live_count=skip_connect"] == 1
     assert live["live_count=nor_conv_1x1"] == 0  # 1 -> 3, but node 1 is unreachable
     assert live["count=nor_conv_1x1"] == 1
+
+
+def test_used_edges_and_operation_counts() -> None:
+    # The pool on 1->2 computes on zeros (node 1 is unreachable) but feeds the output: used.
+    partial = ["none", "nor_conv_3x3", "avg_pool_3x3", "none", "nor_conv_1x1", "skip_connect"]
+    # The conv on 0->1 feeds nothing (node 1 has no outgoing operation): unused.
+    unused = ["nor_conv_3x3", "none", "none", "skip_connect", "none", "none"]
+    dead = ["nor_conv_3x3", "skip_connect", "nor_conv_1x1", "none", "none", "none"]
+    codes = nb201_codes_from_archs([arch_string({"ops": ops}) for ops in (partial, unused, dead)])
+    assert nb201_used_edges(codes).tolist() == [
+        [False, True, True, False, True, True],
+        [False, False, False, True, False, False],
+        [False] * 6,
+    ]
+    every = nb201_op_counts(codes)
+    assert every.names == tuple(f"count={op}" for op in OPERATIONS[1:])
+    assert every.values.tolist() == [[1, 1, 1, 1], [1, 0, 1, 0], [1, 1, 1, 0]]
+    used = nb201_op_counts(codes, nb201_used_edges(codes))
+    assert used.values.tolist() == [[1, 1, 1, 1], [1, 0, 0, 0], [0, 0, 0, 0]]
+    with pytest.raises(ValueError, match="shape"):
+        nb201_op_counts(codes, np.ones((3, 5), bool))
