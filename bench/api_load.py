@@ -7,11 +7,19 @@ timing noise; size from parameters at 8 or 32 bits; one candidate in five carrie
 (accuracy up, latency and size down) with the search's own ``compute_front``, then starts
 ``hwsearch serve`` as a separate process on 127.0.0.1 and runs ``--clients`` concurrent
 clients against ``GET /jobs/{id}/front`` for ``--duration`` seconds. Each request asks for
-one page of 50 points with one of several filters, sorts and offsets. Prints requests/s and
-latency percentiles (client-side, connection reuse, one request in flight per client).
+one page of 50 points with one of several filters, sorts and offsets (``--uncached``: each
+with a filter term of its own, so that no answer comes from a cache). Prints requests/s,
+latency percentiles (client-side, one keep-alive connection and one request in flight per
+client, no think time), the server's CPU per request and the load average.
+
+The clients are plain asyncio streams speaking HTTP/1.1 (on uvloop where installed), not an
+HTTP library: the load generator shares the machine with the server and must cost it as
+little CPU as it can (it prints its own). Every status is checked to be 200, and one body in
+``CHECK_EVERY`` (and every query once before the clock starts) is parsed and checked.
 
     .venv/bin/python bench/api_load.py                   # 50 clients, 30 s
     .venv/bin/python bench/api_load.py --clients 10 --duration 5
+    .venv/bin/python bench/api_load.py --api-workers 2 --uncached
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import signal
 import socket
@@ -27,10 +36,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 from hwsearch.db import Store
@@ -50,6 +62,11 @@ QUERIES: list[dict[str, str | int]] = [
 ]
 MAX_DURATION_S = 120.0
 MAX_CLIENTS = 200
+MAX_API_WORKERS = 8
+CHECK_EVERY = 50  # parse one body in this many (and every query once before the clock)
+
+#: The ``i``-th request of a client: its bytes and the page size it asks for.
+Requests = Callable[[int], tuple[bytes, int]]
 
 
 def build_job(store: Store, n: int, seed: int = 0) -> tuple[int, int]:
@@ -155,6 +172,63 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` and its live child processes (the server's workers)."""
+    total = _cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _load_average() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _wait_until_up(
+    url: str, server: subprocess.Popen[bytes], workers: int, timeout: float = 120
+) -> None:
+    """Until ``url`` answers and, with several workers, every worker has started: they share
+    one listening socket, and a connection stays with the worker that accepted it, so the
+    clients must not connect while only some accept. A worker has started when the server's
+    processes stop using CPU (importing and starting up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("the server did not start")
+        time.sleep(0.2)
+    if workers == 1:
+        return
+    before = _tree_cpu_seconds(server.pid)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = _tree_cpu_seconds(server.pid)
+        if now - before < 0.05:
+            return
+        before = now
+    raise SystemExit(f"the server's {workers} workers did not settle")
+
+
+def _run(coroutine: Coroutine[Any, Any, Result]) -> Result:
+    """Run on uvloop where it is installed (a cheaper event loop leaves more CPU to the
+    server), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -162,51 +236,208 @@ def _free_port() -> int:
         return port
 
 
+def _request(host: str, port: int, target: str, token: str) -> bytes:
+    """A keep-alive ``GET`` as bytes, built once per query so that a client only sends it."""
+    return (
+        f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: application/json\r\n\r\n"
+    ).encode("ascii")
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes, bool]:
+    """Send one request and read its response: (status, body, whether the server keeps the
+    connection open). Only ``Content-Length`` bodies are read: the API sends no others."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = -1
+    keep = True
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "connection" and value.strip().lower() == "close":
+            keep = False
+    if length < 0:
+        raise RuntimeError(f"response without Content-Length (status {status})")
+    body = await reader.readexactly(length) if length else b""
+    return status, body, keep
+
+
+def _check_body(body: bytes, limit: int) -> None:
+    """A front page parses as JSON and holds at most ``limit`` points."""
+    page = json.loads(body)
+    if not isinstance(page, dict) or not isinstance(page.get("points"), list):
+        raise RuntimeError(f"not a front page: {body[:200]!r}")
+    if len(page["points"]) > limit or not isinstance(page.get("count"), int):
+        raise RuntimeError(f"a page of {len(page['points'])} points for limit {limit}")
+
+
+def _queries(host: str, port: int, token: str, job_id: int, uncached: bool) -> Requests:
+    """The request to send as the ``i``-th of a client (bytes, and its page size).
+
+    By default the clients cycle through :data:`QUERIES`. ``uncached`` adds to each request a
+    filter term no other request has and that every point passes (``params >= -n``), so the
+    server filters, sorts and encodes every request as a new query: the cost of a cache miss.
+    """
+    path = f"/jobs/{job_id}/front"
+    fixed = [
+        (_request(host, port, f"{path}?{urllib.parse.urlencode(q)}", token), int(q["limit"]))
+        for q in QUERIES
+    ]
+    if not uncached:
+        return lambda i: fixed[i % len(fixed)]
+    serial = itertools.count(1)
+
+    def fresh(i: int) -> tuple[bytes, int]:
+        query = dict(QUERIES[i % len(QUERIES)])
+        term = f"params >= -{next(serial)}"
+        query["where"] = f"({query['where']}) and {term}" if "where" in query else term
+        target = f"{path}?{urllib.parse.urlencode(query)}"
+        return _request(host, port, target, token), int(query["limit"])
+
+    return fresh
+
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _connect(host: str, port: int, requests: Requests, k: int) -> Connection:
+    """A client's keep-alive connection, warmed by one checked request (its first query):
+    the server process that accepted it has the front in its cache before the clock starts."""
+    reader, writer = await asyncio.open_connection(host, port)
+    request, limit = requests(k)
+    status, body, _ = await _exchange(reader, writer, request)
+    if status != 200:
+        raise RuntimeError(f"warm-up answered {status}: {body[:200]!r}")
+    _check_body(body, limit)
+    return reader, writer
+
+
 async def _client(
-    http: httpx.AsyncClient,
-    path: str,
+    host: str,
+    port: int,
+    connection: Connection,
+    requests: Requests,
     stop_at: float,
     latencies: list[float],
-    errors: list[int],
+    errors: list[str],
+    reconnects: list[int],
     k: int,
-) -> None:
-    i = k
-    while time.perf_counter() < stop_at:
-        params = QUERIES[i % len(QUERIES)]
-        i += 1
-        start = time.perf_counter()
-        response = await http.get(path, params=params)
-        latencies.append(time.perf_counter() - start)
-        if response.status_code != 200:
-            errors.append(response.status_code)
+) -> int:
+    """One closed-loop client: one request in flight on one keep-alive connection, the next
+    sent as soon as the last is read. Every status is checked; every ``CHECK_EVERY``-th body
+    is parsed. Returns the bodies checked."""
+    reader, writer = connection
+    i = k + 1
+    checked = 0
+    try:
+        while time.perf_counter() < stop_at:
+            request, limit = requests(i)
+            start = time.perf_counter()
+            try:
+                status, body, keep = await _exchange(reader, writer, request)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                    raise
+                # The server closed the connection while it was idle (its keep-alive timeout,
+                # while other clients warmed up): connect again and resend, on the clock.
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                reconnects.append(k)
+                status, body, keep = await _exchange(reader, writer, request)
+            latencies.append(time.perf_counter() - start)
+            if status != 200:
+                errors.append(f"{status}: {body[:200]!r}")
+            elif i % CHECK_EVERY == k % CHECK_EVERY:
+                _check_body(body, limit)
+                checked += 1
+            i += 1
+            if not keep:
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+    finally:
+        writer.close()
+    return checked
+
+
+@dataclass(frozen=True)
+class Result:
+    requests: int
+    errors: list[str]  # status and start of the body of each non-200 answer
+    checked: int  # bodies parsed and checked
+    rps: float
+    p50: float  # latencies in ms
+    p90: float
+    p99: float
+    max: float
+    client_cpu: float  # CPU seconds of this load generator during the run
+    server_cpu: float  # CPU seconds of the server's processes during the run
+    reconnects: int  # idle connections the server closed, connected again
 
 
 async def load(
-    url: str, token: str, job_id: int, clients: int, duration: float
-) -> dict[str, float]:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=30
-    ) as http:
-        path = f"/jobs/{job_id}/front"
-        (await http.get(path)).raise_for_status()  # warm the server's front cache
-        latencies: list[float] = []
-        errors: list[int] = []
-        start = time.perf_counter()
-        await asyncio.gather(
-            *(_client(http, path, start + duration, latencies, errors, k) for k in range(clients))
+    host: str,
+    port: int,
+    token: str,
+    job_id: int,
+    clients: int,
+    duration: float,
+    *,
+    server_cpu: Callable[[], float],
+    uncached: bool = False,
+) -> Result:
+    """Open and warm ``clients`` connections, then load the server for ``duration`` s.
+    ``server_cpu`` reads the server's CPU seconds, before and after the measured part."""
+    requests = _queries(host, port, token, job_id, uncached)
+    connections = list(
+        await asyncio.gather(*(_connect(host, port, requests, k) for k in range(clients)))
+    )
+    for i in range(clients, len(QUERIES)):  # every query checked once, however few clients
+        await _connect(host, port, requests, i)
+    latencies: list[float] = []
+    errors: list[str] = []
+    reconnects: list[int] = []
+    server_before = server_cpu()
+    cpu_before = time.process_time()
+    start = time.perf_counter()
+    checked = await asyncio.gather(
+        *(
+            _client(
+                host,
+                port,
+                connection,
+                requests,
+                start + duration,
+                latencies,
+                errors,
+                reconnects,
+                k,
+            )
+            for k, connection in enumerate(connections)
         )
-        elapsed = time.perf_counter() - start
+    )
+    elapsed = time.perf_counter() - start
+    client_cpu = time.process_time() - cpu_before
+    server = server_cpu() - server_before
     ms = sorted(v * 1000 for v in latencies)
-    return {
-        "requests": len(ms),
-        "errors": len(errors),
-        "rps": len(ms) / elapsed,
-        "p50": statistics.median(ms),
-        "p90": ms[int(0.90 * (len(ms) - 1))],
-        "p99": ms[int(0.99 * (len(ms) - 1))],
-        "max": ms[-1],
-    }
+    return Result(
+        requests=len(ms),
+        errors=errors,
+        checked=sum(checked),
+        rps=len(ms) / elapsed,
+        p50=statistics.median(ms),
+        p90=ms[int(0.90 * (len(ms) - 1))],
+        p99=ms[int(0.99 * (len(ms) - 1))],
+        max=ms[-1],
+        client_cpu=client_cpu,
+        server_cpu=server,
+        reconnects=len(reconnects),
+    )
 
 
 def main() -> None:
@@ -214,11 +445,21 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     parser.add_argument("--candidates", type=int, default=10_000)
+    parser.add_argument(
+        "--api-workers", type=int, default=1, help="server processes (hwsearch serve --api-workers)"
+    )
+    parser.add_argument(
+        "--uncached",
+        action="store_true",
+        help="make every request a query never asked before (the cost of a cache miss)",
+    )
     args = parser.parse_args()
     if not 1 <= args.clients <= MAX_CLIENTS:
         parser.error(f"--clients must be 1..{MAX_CLIENTS}, got {args.clients}")
     if not 0 < args.duration <= MAX_DURATION_S:
         parser.error(f"--duration must be in (0, {MAX_DURATION_S}], got {args.duration}")
+    if not 1 <= args.api_workers <= MAX_API_WORKERS:
+        parser.error(f"--api-workers must be 1..{MAX_API_WORKERS}, got {args.api_workers}")
 
     with tempfile.TemporaryDirectory(prefix="hwsearch-load-") as folder:
         url = f"sqlite:///{Path(folder) / 'load.db'}"
@@ -230,43 +471,51 @@ def main() -> None:
             f"job {job_id}: {args.candidates} candidates, front of {front_size} points "
             f"(built in {time.perf_counter() - started:.1f} s)"
         )
-        port = _free_port()
+        host, port = "127.0.0.1", _free_port()
         hwsearch = Path(sys.executable).with_name("hwsearch")
+        command = [str(hwsearch), "serve", "--db", url, "--port", str(port), "--no-run-jobs"]
         server = subprocess.Popen(
-            [str(hwsearch), "serve", "--db", url, "--port", str(port), "--no-run-jobs"],
+            [*command, "--api-workers", str(args.api_workers)],
             stderr=subprocess.DEVNULL,
             env={**os.environ},
         )
-        base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
-            cpu_before = _cpu_seconds(server.pid)
-            result = asyncio.run(load(base, token, job_id, args.clients, args.duration))
-            server_cpu = _cpu_seconds(server.pid) - cpu_before
+            _wait_until_up(f"http://{host}:{port}/health", server, args.api_workers)
+            print(f"load average before: {_load_average()}")
+            result = _run(
+                load(
+                    host,
+                    port,
+                    token,
+                    job_id,
+                    args.clients,
+                    args.duration,
+                    server_cpu=lambda: _tree_cpu_seconds(server.pid),
+                    uncached=args.uncached,
+                )
+            )
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(30)
     print(
-        f"{args.clients} clients, {args.duration:.0f} s: {result['requests']:.0f} requests, "
-        f"{result['errors']:.0f} errors, {result['rps']:.0f} requests/s; latency ms "
-        f"p50 {result['p50']:.1f}, p90 {result['p90']:.1f}, p99 {result['p99']:.1f}, "
-        f"max {result['max']:.1f}"
+        f"{args.clients} clients, {args.duration:.0f} s, {args.api_workers} server "
+        f"process(es): {result.requests} requests, {len(result.errors)} errors "
+        f"({result.checked} bodies parsed and checked, {result.reconnects} reconnections), "
+        f"{result.rps:.0f} requests/s; "
+        f"latency ms p50 {result.p50:.1f}, p90 {result.p90:.1f}, p99 {result.p99:.1f}, "
+        f"max {result.max:.1f}"
     )
-    per_request = 1000 * server_cpu / max(result["requests"], 1)
+    server_cpu = result.server_cpu
+    per_request = 1000 * server_cpu / max(result.requests, 1)
+    client_per_request = 1000 * result.client_cpu / max(result.requests, 1)
     print(
         f"server CPU {server_cpu:.1f} s in all, {per_request:.2f} ms per request "
-        f"(one core serves at most ~{1000 / per_request:.0f} requests/s); "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"(one core serves at most ~{1000 / max(per_request, 1e-9):.0f} requests/s); "
+        f"load generator CPU {result.client_cpu:.1f} s, {client_per_request:.3f} ms per request"
     )
+    print(f"load average after: {_load_average()} on {os.cpu_count()} CPUs")
+    if result.errors:
+        raise SystemExit(f"{len(result.errors)} requests failed; first: {result.errors[0]}")
 
 
 if __name__ == "__main__":

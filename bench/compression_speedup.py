@@ -61,8 +61,14 @@ def main() -> None:
             for label, variant in VARIANTS.items()
         }
         for batch in batches:
-            settings = MeasureSettings(batch_size=batch, threads=1, warmup=20, min_repeats=30,
-                                       max_repeats=300, max_seconds=5.0)
+            settings = MeasureSettings(
+                batch_size=batch,
+                threads=1,
+                warmup=20,
+                min_repeats=30,
+                max_repeats=300,
+                max_seconds=5.0,
+            )
             medians: dict[str, list[float]] = {label: [] for label in built}
             ratios: dict[str, list[float]] = {label: [] for label in built}
             for _ in range(args.rounds):
@@ -92,8 +98,10 @@ def main() -> None:
     print("| family | batch | variant | kernel path | median ms | speed-up vs dense fp32 |")
     print("|---|---:|---|---|---:|---:|")
     for r in rows:
-        print(f"| {r['family']} | {r['batch']} | {r['variant']} | `{r['kernel_path']}` | "
-              f"{r['median_ms']:.4g} | {r['speedup_vs_dense']:.2f}x |")
+        print(
+            f"| {r['family']} | {r['batch']} | {r['variant']} | `{r['kernel_path']}` | "
+            f"{r['median_ms']:.4g} | {r['speedup_vs_dense']:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@ random with ``--policy random``); the predictor is scored on every other archite
 target. Prints one JSON line per (target, samples) with Spearman, Kendall, share within
 ±10%, RMSE (ms) and MAPE, means over seeds, plus the seconds one fit + prediction of all
 architectures took; with ``--leave-one-out`` every device is the target in turn and a last
-line per sample count gives the mean over devices. ``--model ridge`` scores the baseline: a
-ridge regression on the sources' log-latencies and the one-hot edges.
+line per sample count gives the mean over devices. The predictor gets the cells' one-hot
+edges (features), whether the cell is connected (covariate) and two sets of operation counts
+for its count models: all operations, and those whose result the cell's output uses.
+``--model ridge`` scores the baseline: a ridge regression on the sources' log-latencies and
+the one-hot edges.
 
 A is read to check that both tables list the same architectures in the same order.
 """
@@ -38,6 +41,8 @@ from hwsearch.predictors import (  # noqa: E402
     evaluate,
     nb201_codes_from_archs,
     nb201_features,
+    nb201_op_counts,
+    nb201_used_edges,
     random_set,
     reference_set,
 )
@@ -57,7 +62,7 @@ def _int_list(text: str, name: str) -> list[int]:
 
 def load(
     latency_csv: Path, accuracy_csv: Path
-) -> tuple[pd.DataFrame, list[str], np.ndarray, np.ndarray]:
+) -> tuple[pd.DataFrame, list[str], np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     lat = pd.read_csv(latency_csv)
     acc = pd.read_csv(accuracy_csv, usecols=["index", "arch"])
     if "arch" not in lat.columns:
@@ -65,16 +70,22 @@ def load(
     if len(acc) != len(lat) or not (acc["arch"].to_numpy() == lat["arch"].to_numpy()).all():
         raise SystemExit("--accuracy-csv: its architectures differ from the latency table's")
     devices = [c for c in lat.columns if c not in ("index", "arch")]
-    features = nb201_features(nb201_codes_from_archs(lat["arch"].tolist()))
+    codes = nb201_codes_from_archs(lat["arch"].tolist())
+    features = nb201_features(codes)
     onehot = features.select(("edge",)).values
     connected = features.select(("connected",)).values
-    return lat, devices, onehot, connected
+    counts = {
+        "ops": nb201_op_counts(codes).values,
+        "used_ops": nb201_op_counts(codes, nb201_used_edges(codes)).values,
+    }
+    return lat, devices, onehot, connected, counts
 
 
 def score_target(
     lat: pd.DataFrame,
     onehot: np.ndarray,
     connected: np.ndarray,
+    counts: dict[str, np.ndarray],
     target: str,
     sources: list[str],
     samples: list[int],
@@ -104,9 +115,13 @@ def score_target(
                 pred = np.exp(fitted.predict(x)[0])
             else:
                 transfer = TransferPredictor().fit(
-                    source[idx], y[idx], onehot[idx], covariates=connected[idx]
+                    source[idx],
+                    y[idx],
+                    onehot[idx],
+                    covariates=connected[idx],
+                    counts={name: c[idx] for name, c in counts.items()},
                 )
-                pred, _ = transfer.predict(source, onehot, covariates=connected)
+                pred, _ = transfer.predict(source, onehot, covariates=connected, counts=counts)
             seconds.append(time.perf_counter() - start)
             held_out = np.ones(n, bool)
             held_out[idx] = False
@@ -136,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", choices=("transfer", "ridge"), default="transfer")
     args = parser.parse_args(argv)
 
-    lat, devices, onehot, connected = load(args.latency_csv, args.accuracy_csv)
+    lat, devices, onehot, connected, counts = load(args.latency_csv, args.accuracy_csv)
     samples = _int_list(args.samples, "samples")
     if args.seeds < 1:
         raise SystemExit(f"--seeds: must be at least 1, got {args.seeds}")
@@ -172,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
             lat,
             onehot,
             connected,
+            counts,
             target,
             sources,
             samples,

@@ -3,9 +3,14 @@
 (a) Driver throughput: the real driver (ask, hash, store, tell, front per generation) with a
     trivially cheap evaluation computed from the config hash, at 1,000 and 10,000
     candidates, on a SQLite file and on PostgreSQL. Each case runs in a fresh process, so
-    its peak RSS is its own. Optuna's own per-trial cost with its RDB storage on the same
-    database (ask + tell of a random sampler, nothing else) is measured in the same run as
-    the reference.
+    its peak RSS is its own. Besides the wall time per candidate each case reports the
+    driver's own CPU time per candidate and its SQL statements and commits per candidate
+    (figures a busy machine does not move), and the floor of one committed write on that
+    database just before and just after the case (a one-row INSERT and its COMMIT: on
+    PostgreSQL mostly the WAL flush, which a busy disk stretches).
+    Optuna's own per-trial cost with its RDB storage on the same database (ask + tell of a
+    random sampler, nothing else) is measured in the same run as the reference, and so is
+    the driver with ``optuna-nsga2``, whose study then lives in the job's database.
 (b) Parallel efficiency: a fixed 0.5 s evaluation on a local Ray instance with 1 and 2
     workers; efficiency = T(1) / (2 T(2)).
 (c) Projection: a small simulation of generation-synchronous batches (the driver asks a
@@ -13,6 +18,10 @@
     front) using the measured per-candidate overhead, at 64 and 512 workers.
 
     python bench/scaling.py [--sizes 1000,10000] [--optuna-trials 1000] [--skip-ray]
+                            [--backends sqlite,postgresql,postgresql-async] [--profile N]
+
+``--profile N`` runs one driver case of N candidates per backend under cProfile instead and
+prints where its time goes.
 
 Backends: a SQLite file; PostgreSQL as configured by default; and PostgreSQL with
 ``synchronous_commit=off`` set in the URL (``postgresql-async``). PostgreSQL:
@@ -32,6 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +52,7 @@ BATCH = 32
 EVAL_S = 0.5
 
 
-def spec(evaluations: int, population: int = BATCH) -> dict[str, Any]:
+def spec(evaluations: int, population: int = BATCH, optimizer: str = "random") -> dict[str, Any]:
     """An mlp space with far more than 10,000 distinct configs; random sampling."""
     return {
         "name": f"scaling-{evaluations}",
@@ -58,7 +68,7 @@ def spec(evaluations: int, population: int = BATCH) -> dict[str, Any]:
             {"metric": "latency_ms", "direction": "minimize"},
         ],
         "budget": {"evaluations": evaluations},
-        "optimizer": {"name": "random", "population_size": population},
+        "optimizer": {"name": optimizer, "population_size": population},
         "seed": 0,
     }
 
@@ -117,7 +127,32 @@ def _with_schema(backend: str, run: Any) -> Any:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def driver_case(backend: str, n: int) -> dict[str, Any]:
+def commit_floor(url: str, n: int = 200) -> float:
+    """Milliseconds of one committed one-row INSERT on ``url`` (a table of its own)."""
+    from sqlalchemy import text
+
+    from hwsearch.db import make_engine
+    from hwsearch.db.engine import WRITE_OPTION
+
+    engine = make_engine(url).execution_options(**{WRITE_OPTION: True})
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE bench_commit (id INTEGER PRIMARY KEY, v FLOAT)"))
+        started = time.perf_counter()
+        for i in range(n):
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO bench_commit VALUES (:i, 1.0)"), {"i": i})
+        elapsed = time.perf_counter() - started
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE bench_commit"))
+    finally:
+        engine.engine.dispose()
+    return 1000 * elapsed / n
+
+
+def driver_case(backend: str, n: int, optimizer: str = "random") -> dict[str, Any]:
+    from sqlalchemy import event
+
     from hwsearch.db import Store
     from hwsearch.search.driver import Driver
     from hwsearch.search.front import compute_front
@@ -125,12 +160,27 @@ def driver_case(backend: str, n: int) -> dict[str, Any]:
     from hwsearch.workers import InProcessExecutor
 
     def run(url: str) -> dict[str, Any]:
-        job_spec = parse_spec(spec(n))
+        job_spec = parse_spec(spec(n, optimizer=optimizer))
         with Store.open(url) as store:
             driver = Driver(job_spec, store, executor=InProcessExecutor(evaluate=cheap))
+            counts = {"statements": 0, "commits": 0}
+
+            def statement(*args: Any) -> None:
+                counts["statements"] += 1
+
+            def commit(*args: Any) -> None:
+                counts["commits"] += 1
+
+            floor_before = commit_floor(url)
+            event.listen(store.engine, "before_cursor_execute", statement)
+            event.listen(store.engine, "commit", commit)
             started = time.perf_counter()
+            cpu = time.process_time()
             job = driver.run()
+            cpu = time.process_time() - cpu
             wall = time.perf_counter() - started
+            event.remove(store.engine, "before_cursor_execute", statement)
+            event.remove(store.engine, "commit", commit)
             rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the driver's
             # The incrementally kept front must be the front of every stored candidate.
             stored = store.latest_front(job.id)
@@ -141,13 +191,18 @@ def driver_case(backend: str, n: int) -> dict[str, Any]:
                 p.candidate_id for p in stored.points
             ), "incremental front differs from the front of all candidates"
         return {
-            "case": "driver",
+            "case": "driver" if optimizer == "random" else "driver-optuna",
             "backend": backend,
+            "optimizer": optimizer,
             "candidates": job.evaluations,
             "generations": len({c.generation for c in everything}),
             "wall_s": round(wall, 2),
             "per_s": round(job.evaluations / wall, 1),
             "ms_per_candidate": round(1000 * wall / job.evaluations, 3),
+            "cpu_ms_per_candidate": round(1000 * cpu / job.evaluations, 3),
+            "statements_per_candidate": round(counts["statements"] / job.evaluations, 2),
+            "commits_per_candidate": round(counts["commits"] / job.evaluations, 3),
+            "commit_floor_ms": [round(floor_before, 3), round(commit_floor(url), 3)],
             "rss_mb": round(rss_mb, 1),
         }
 
@@ -161,7 +216,7 @@ def optuna_case(backend: str, n: int) -> dict[str, Any]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dist = optuna.distributions
-    space = {"depth": dist.IntDistribution(1, 4)}
+    space: dict[str, optuna.distributions.BaseDistribution] = {"depth": dist.IntDistribution(1, 4)}
     space |= {f"width[{i}]": dist.IntDistribution(8, 512) for i in range(4)}
     space["weight_bits"] = dist.CategoricalDistribution([8, 16, 32])
 
@@ -287,7 +342,31 @@ def projection(overhead_s: float) -> list[dict[str, Any]]:
 # -- main --------------------------------------------------------------------------------
 
 
-def _in_child(kind: str, backend: str, n: int) -> dict[str, Any]:
+def profiled_case(backend: str, n: int) -> dict[str, Any]:
+    """:func:`driver_case` under cProfile; where the time went is printed to stderr."""
+    import cProfile
+    import io
+    import pstats
+
+    profile = cProfile.Profile()
+    result = profile.runcall(driver_case, backend, n)
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out).sort_stats("cumulative")
+    stats.print_stats(r"hwsearch/(search|db)/", 25)
+    stats.sort_stats("tottime").print_stats(12)
+    print(out.getvalue(), file=sys.stderr)
+    return result
+
+
+CASES: dict[str, Callable[[str, int], dict[str, Any]]] = {
+    "driver": driver_case,
+    "driver-optuna": lambda backend, n: driver_case(backend, n, optimizer="optuna-nsga2"),
+    "optuna": optuna_case,
+    "profile": profiled_case,
+}
+
+
+def _in_child(kind: str, backend: str, n: int, *, show_stderr: bool = False) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, backend, str(n)],
         capture_output=True,
@@ -295,6 +374,8 @@ def _in_child(kind: str, backend: str, n: int) -> dict[str, Any]:
     )
     if out.returncode != 0:
         raise RuntimeError(f"{kind} on {backend} with {n} failed:\n{out.stderr[-3000:]}")
+    if show_stderr:
+        print(out.stderr, flush=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -306,12 +387,16 @@ def main() -> None:
     parser.add_argument("--ray-candidates", type=int, default=24)
     parser.add_argument("--backends", default="sqlite,postgresql,postgresql-async")
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--profile", type=int, metavar="N")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "BACKEND", "N"))
     args = parser.parse_args()
     if args.child:
         kind, backend, n = args.child
-        case = {"driver": driver_case, "optuna": optuna_case}[kind]
-        print(json.dumps(case(backend, int(n))))
+        print(json.dumps(CASES[kind](backend, int(n))))
+        return
+    if args.profile:
+        for backend in args.backends.split(","):
+            print(json.dumps(_in_child("profile", backend, args.profile, show_stderr=True)))
         return
 
     results: list[dict[str, Any]] = []
@@ -321,6 +406,8 @@ def main() -> None:
             print(json.dumps(results[-1]), flush=True)
         if backend != "postgresql-async":
             results.append(_in_child("optuna", backend, args.optuna_trials))
+            print(json.dumps(results[-1]), flush=True)
+            results.append(_in_child("driver-optuna", backend, args.optuna_trials))
             print(json.dumps(results[-1]), flush=True)
     if not args.skip_ray:
         results.append(ray_case(args.ray_candidates))
@@ -332,13 +419,21 @@ def main() -> None:
         results.append(row)
         print(json.dumps(row), flush=True)
 
-    print("\n| backend | candidates | wall s | candidates/s | ms/candidate | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "\n| backend | optimizer | candidates | wall s | candidates/s | ms/candidate | "
+        "CPU ms/candidate | statements/candidate | commits/candidate | commit floor ms "
+        "(before / after) | "
+        "peak RSS MB |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        if r["case"] == "driver":
+        if r["case"].startswith("driver"):
             print(
-                f"| {r['backend']} | {r['candidates']} | {r['wall_s']} | {r['per_s']} | "
-                f"{r['ms_per_candidate']} | {r['rss_mb']} |"
+                f"| {r['backend']} | {r['optimizer']} | "
+                f"{r['candidates']} | {r['wall_s']} | {r['per_s']} | {r['ms_per_candidate']} | "
+                f"{r['cpu_ms_per_candidate']} | {r['statements_per_candidate']} | "
+                f"{r['commits_per_candidate']} | "
+                f"{' / '.join(map(str, r['commit_floor_ms']))} | {r['rss_mb']} |"
             )
     print("\n| Optuna RDB storage | trials | ms/trial |\n|---|---:|---:|")
     for r in results:

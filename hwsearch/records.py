@@ -175,3 +175,17 @@ class PredictorRecord:
     metrics: dict[str, float]
     state: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """What a predictor said of one metric of a candidate before (or instead of) measuring
+    it; ``measured`` is the value measured since, if any."""
+
+    candidate_id: int
+    metric: str
+    value: float
+    std: float
+    predictor_id: int | None
+    predictor_version: int | None = None
+    measured: float | None = None

@@ -4,6 +4,12 @@ SQLite (a file, by default ``hwsearch.db`` in the current directory) is the embe
 default; PostgreSQL through psycopg 3 is the production path. The schema is managed by
 Alembic; the migration scripts ship inside the package, so no ``alembic.ini`` is needed in
 the working directory.
+
+The revision lives in a version table of hwsearch's own, :data:`VERSION_TABLE`, so that
+Optuna's RDB storage, which keeps the optimizer studies of jobs in the same database and
+manages its own schema with Alembic, can have the default ``alembic_version`` table.
+Databases made before kept hwsearch's revision in ``alembic_version``; the next upgrade
+moves it (:func:`upgrade_engine`), and until then it is read from there.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
@@ -26,6 +32,7 @@ from hwsearch.errors import SpecError
 __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
+    "VERSION_TABLE",
     "WRITE_OPTION",
     "alembic_config",
     "current_revision",
@@ -46,6 +53,9 @@ DEFAULT_URL = "sqlite:///hwsearch.db"
 WRITE_OPTION = "hwsearch_write"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 _MIGRATION_LOCK_KEY = 0x68777365  # "hwse"
+#: hwsearch's Alembic version table (``alembic_version`` is left to Optuna's storage)
+VERSION_TABLE = "hwsearch_alembic_version"
+_LEGACY_VERSION_TABLE = "alembic_version"
 
 _HERE = Path(__file__).resolve().parent
 
@@ -147,6 +157,7 @@ def upgrade_engine(engine: Engine, *, revision: str = "head") -> None:
             # Serialise concurrent upgrades (two services starting at once); SQLite gets
             # the same from BEGIN IMMEDIATE.
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+        _adopt_legacy_revision(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
@@ -162,12 +173,43 @@ def current_revision(url: str | None = None) -> str | None:
 
 def engine_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return _version_context(connection).get_current_revision() or _legacy_revision(connection)
+
+
+def _version_context(connection: Connection) -> MigrationContext:
+    return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+
+
+def _legacy_revision(connection: Connection) -> str | None:
+    """hwsearch's revision in ``alembic_version``, where databases made before
+    :data:`VERSION_TABLE` kept it (never Optuna's revision, which lives there too)."""
+    if not inspect(connection).has_table(_LEGACY_VERSION_TABLE):
+        return None
+    rows = connection.execute(text(f"SELECT version_num FROM {_LEGACY_VERSION_TABLE}")).all()
+    known = {script.revision for script in _scripts().walk_revisions()}
+    return rows[0][0] if len(rows) == 1 and rows[0][0] in known else None
+
+
+def _adopt_legacy_revision(connection: Connection) -> None:
+    """Move a revision kept in ``alembic_version`` to :data:`VERSION_TABLE` (one upgrade,
+    inside its transaction), leaving ``alembic_version`` to Optuna."""
+    context = _version_context(connection)
+    if context.get_current_revision() is not None:
+        return
+    legacy = _legacy_revision(connection)
+    if legacy is None:
+        return
+    context.stamp(_scripts(), legacy)
+    connection.execute(text(f"DROP TABLE {_LEGACY_VERSION_TABLE}"))
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
 
 
 def head_revision() -> str:
     """The newest revision shipped with this version of hwsearch."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     if head is None:  # only if the packaged migrations are missing
         raise RuntimeError(f"no migrations found under {_HERE / 'migrations'}")
     return head

@@ -287,3 +287,25 @@ class PredictorRow(Base):
     metrics: Mapped[dict[str, Any]]
     state: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PredictionRow(Base):
+    """A predictor's value of one metric of a candidate, made before (or instead of) a
+    measurement: the job's predicted-vs-measured record."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("candidate_id", "metric"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(
+        ForeignKey("candidates.id", ondelete="CASCADE"), index=True
+    )
+    metric: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Double)
+    std: Mapped[float] = mapped_column(Double)
+    predictor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("predictors.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    predictor: Mapped[PredictorRow | None] = relationship()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Boolean, Engine, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -34,6 +34,7 @@ from hwsearch.db.models import (
     FrontPointRow,
     Job,
     Measurement,
+    PredictionRow,
     PredictorRow,
     TargetRow,
     utcnow,
@@ -49,6 +50,7 @@ from hwsearch.records import (
     JobRecord,
     JobState,
     MetricValue,
+    PredictionRecord,
     PredictorRecord,
     Provenance,
     TargetRecord,
@@ -76,6 +78,8 @@ _E = TypeVar("_E", JobState, CandidateStatus)
 _MAX_NAME = 200
 _MAX_LABEL = 100
 _MAX_HASH = 64
+# Values per IN list, well under SQLite's limit on the parameters of one statement.
+_IN_CHUNK = 500
 
 
 class Store:
@@ -89,9 +93,8 @@ class Store:
         self.url = url
         self._engine = engine
         self._read = sessionmaker(engine, expire_on_commit=False)
-        self._write = sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
-        )
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
@@ -249,26 +252,39 @@ class Store:
                     "created_at": utcnow(),
                 },
             )
-        with self._writing() as session:
-            _require_job(session, job_id)
-            if rows:
-                insert = (
-                    postgresql.insert
-                    if session.get_bind().dialect.name == "postgresql"
-                    else sqlite.insert
+        # Core statements, once per batch of the driver: the new rows come back from the
+        # INSERT itself; only hashes stored before are read (with their metrics).
+        with self._write_engine.begin() as connection:
+            if connection.scalar(select(Job.id).where(Job.id == job_id)) is None:
+                raise NotFoundError(f"job {job_id} not found")
+            if not rows:
+                return []
+            upsert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            statement = (
+                upsert(Candidate)
+                .on_conflict_do_nothing(index_elements=["job_id", "config_hash"])
+                .returning(Candidate.id, Candidate.config_hash)
+            )
+            by_hash = {
+                config_hash: CandidateRecord(
+                    id=candidate_id,
+                    job_id=job_id,
+                    config_hash=config_hash,
+                    config=rows[config_hash]["config"],
+                    generation=rows[config_hash]["generation"],
+                    status=CandidateStatus.PENDING,
                 )
-                session.execute(
-                    insert(Candidate).on_conflict_do_nothing(
-                        index_elements=["job_id", "config_hash"]
-                    ),
-                    list(rows.values()),
-                )
-            stored = session.scalars(
-                select(Candidate)
-                .where(Candidate.job_id == job_id, Candidate.config_hash.in_(list(rows)))
-                .options(selectinload(Candidate.measurements))
-            ).all()
-            by_hash = {c.config_hash: _candidate_record(c) for c in stored}
+                for candidate_id, config_hash in connection.execute(statement, list(rows.values()))
+            }
+            known = [h for h in rows if h not in by_hash]
+            if known:
+                with Session(connection) as session:
+                    for candidate in session.scalars(
+                        select(Candidate)
+                        .where(Candidate.job_id == job_id, Candidate.config_hash.in_(known))
+                        .options(selectinload(Candidate.measurements))
+                    ):
+                        by_hash[candidate.config_hash] = _candidate_record(candidate)
             return [by_hash[h] for h in hashes]
 
     def record_result(
@@ -288,50 +304,97 @@ class Store:
         nothing of the call is stored).
         """
         checked = _check_metrics(metrics)
-        if not isinstance(feasible, bool):
-            raise SpecError("feasible", f"must be true or false, got {feasible!r}")
+        _check_bool("feasible", feasible)
+        self._record_results([(candidate_id, checked, feasible)], context, ["metrics"])
+
+    def record_results(
+        self,
+        results: Sequence[tuple[int, Sequence[MetricValue], bool]],
+        *,
+        context: str | None = None,
+    ) -> None:
+        """:meth:`record_result` for several ``(candidate_id, metrics, feasible)`` at once,
+        in one transaction: all of them are stored, or (on any error) none."""
+        checked: list[tuple[int, list[MetricValue], bool]] = []
+        seen: set[int] = set()
+        for k, item in enumerate(results):
+            if not isinstance(item, tuple | list) or len(item) != 3:
+                raise SpecError(f"results[{k}]", "must be a (candidate_id, metrics, feasible)")
+            candidate_id, metrics, feasible = item
+            if candidate_id in seen:
+                raise SpecError(f"results[{k}]", f"candidate {candidate_id} is given twice")
+            seen.add(candidate_id)
+            _check_bool(f"results[{k}].feasible", feasible)
+            metric_values = _check_metrics(metrics, f"results[{k}].metrics")
+            checked.append((candidate_id, metric_values, feasible))
+        fields = [f"results[{k}].metrics" for k in range(len(checked))]
+        self._record_results(checked, context, fields)
+
+    def _record_results(
+        self,
+        results: Sequence[tuple[int, list[MetricValue], bool]],
+        context: str | None,
+        fields: Sequence[str],
+    ) -> None:
+        """Checked results in one transaction of Core statements: per candidate one
+        ``UPDATE ... RETURNING`` (its hash and job), then one multi-row INSERT of every
+        metric. No ORM objects: this is the driver's per-candidate cost."""
+        now = utcnow()
         try:
-            with self._writing() as session:
-                found = session.execute(
-                    select(Candidate, Job.target)
-                    .join(Job, Job.id == Candidate.job_id)
-                    .where(Candidate.id == candidate_id)
-                ).one_or_none()
-                if found is None:
-                    raise NotFoundError(f"candidate {candidate_id} not found")
-                candidate, job_target = found
-                candidate.status = CandidateStatus.DONE
-                candidate.feasible = feasible
-                candidate.error = None
-                session.add_all(
-                    Measurement(
-                        candidate_id=candidate.id,
-                        config_hash=candidate.config_hash,
-                        target=m.target or job_target,
-                        metric=m.name,
-                        value=m.value,
-                        provenance=m.provenance,
-                        details=m.details,
-                        context=context,
+            with self._write_engine.begin() as connection:
+                rows: list[dict[str, Any]] = []
+                for candidate_id, metrics, feasible in results:
+                    found = connection.execute(
+                        _MARK_DONE, {"done_id": candidate_id, "done_feasible": feasible}
+                    ).one_or_none()
+                    if found is None:
+                        raise NotFoundError(f"candidate {candidate_id} not found")
+                    config_hash, job_id = found
+                    target = ""
+                    if not all(m.target for m in metrics):  # stored under the job's target
+                        target = connection.execute(
+                            select(Job.target).where(Job.id == job_id)
+                        ).scalar_one()
+                    rows.extend(
+                        {
+                            "candidate_id": candidate_id,
+                            "config_hash": config_hash,
+                            "target": m.target or target,
+                            "metric": m.name,
+                            "value": m.value,
+                            "provenance": m.provenance,
+                            "details": m.details,
+                            "context": context,
+                            "created_at": now,
+                        }
+                        for m in metrics
                     )
-                    for m in checked
-                )
-                session.flush()
+                if rows:
+                    connection.execute(_INSERT_MEASUREMENTS, rows)
         except IntegrityError as exc:
-            with self._reading() as session:
-                stored = set(
-                    session.scalars(
-                        select(Measurement.metric).where(Measurement.candidate_id == candidate_id)
-                    )
-                )
-            clash = [i for i, m in enumerate(checked) if m.name in stored]
-            if not clash:
+            clash = self._stored_clash(results, fields)
+            if clash is None:
                 raise
-            raise SpecError(
-                f"metrics[{clash[0]}].name",
-                f"candidate {candidate_id} already has stored "
-                f"{', '.join(repr(checked[i].name) for i in clash)}; nothing was recorded",
-            ) from exc
+            raise clash from exc
+
+    def _stored_clash(
+        self, results: Sequence[tuple[int, list[MetricValue], bool]], fields: Sequence[str]
+    ) -> SpecError | None:
+        """The error naming the first metric that a candidate of ``results`` already has."""
+        with self._engine.connect() as connection:
+            query = select(Measurement.candidate_id, Measurement.metric).where(
+                Measurement.candidate_id.in_([r[0] for r in results])
+            )
+            stored = {(candidate_id, metric) for candidate_id, metric in connection.execute(query)}
+        for (candidate_id, metrics, _), field in zip(results, fields, strict=True):
+            clash = [i for i, m in enumerate(metrics) if (candidate_id, m.name) in stored]
+            if clash:
+                return SpecError(
+                    f"{field}[{clash[0]}].name",
+                    f"candidate {candidate_id} already has stored "
+                    f"{', '.join(repr(metrics[i].name) for i in clash)}; nothing was recorded",
+                )
+        return None
 
     def record_failure(self, candidate_id: int, error: str) -> None:
         """Mark a candidate failed with the reason ``error``."""
@@ -387,24 +450,51 @@ class Store:
         values stored with that context. Where a metric was measured more than once, the
         newest measurement is returned. Ordered by metric name.
         """
-        query = (
-            select(Measurement)
-            .join(Candidate, Candidate.id == Measurement.candidate_id)
-            .where(
-                Measurement.config_hash == config_hash,
-                Measurement.target == target,
-                Measurement.provenance != Provenance.PREDICTED,
-                Candidate.status == CandidateStatus.DONE,
-            )
-            .order_by(Measurement.created_at.desc(), Measurement.id.desc())
+        found = self._find_measurements([config_hash], target, context)
+        return found.get(config_hash, [])
+
+    def find_measurements_many(
+        self, config_hashes: Collection[str], target: str, *, context: str | None = None
+    ) -> dict[str, list[MetricValue]]:
+        """:meth:`find_measurements` of several configs in one query: hash -> values, for
+        the hashes that have any."""
+        return self._find_measurements(list(config_hashes), target, context)
+
+    def _find_measurements(
+        self, config_hashes: list[str], target: str, context: str | None
+    ) -> dict[str, list[MetricValue]]:
+        columns = (
+            Measurement.config_hash,
+            Measurement.metric,
+            Measurement.value,
+            Measurement.provenance,
+            Measurement.target,
+            Measurement.details,
         )
-        if context is not None:
-            query = query.where(Measurement.context == context)
-        newest: dict[str, MetricValue] = {}
-        with self._reading() as session:
-            for row in session.scalars(query):
-                newest.setdefault(row.metric, _metric(row))
-        return [newest[name] for name in sorted(newest)]
+        newest: dict[str, dict[str, MetricValue]] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(config_hashes), _IN_CHUNK):
+                query = (
+                    select(*columns)
+                    .join(Candidate, Candidate.id == Measurement.candidate_id)
+                    .where(
+                        Measurement.config_hash.in_(config_hashes[start : start + _IN_CHUNK]),
+                        Measurement.target == target,
+                        Measurement.provenance != Provenance.PREDICTED,
+                        Candidate.status == CandidateStatus.DONE,
+                    )
+                    .order_by(Measurement.created_at.desc(), Measurement.id.desc())
+                )
+                if context is not None:
+                    query = query.where(Measurement.context == context)
+                for digest, name, value, provenance, on, details in connection.execute(query):
+                    newest.setdefault(digest, {}).setdefault(
+                        name, MetricValue(name, value, provenance, on, details)
+                    )
+        return {
+            digest: [metrics[name] for name in sorted(metrics)]
+            for digest, metrics in newest.items()
+        }
 
     # -- fronts -------------------------------------------------------------------------
 
@@ -438,45 +528,82 @@ class Store:
                     f"points[{i}].candidate_id", f"candidate {point.candidate_id} appears twice"
                 )
             seen.add(point.candidate_id)
+        objectives = list(objectives)
+        reference = [float(v) for v in reference_point]
         try:
-            with self._writing() as session:
-                _require_job(session, job_id)
-                candidates = {
-                    c.id: c
-                    for c in session.scalars(
-                        select(Candidate)
-                        .where(Candidate.id.in_(seen))
-                        .options(selectinload(Candidate.measurements))
+            # Core statements, once per generation of the driver.
+            with self._write_engine.begin() as connection:
+                if connection.scalar(select(Job.id).where(Job.id == job_id)) is None:
+                    raise NotFoundError(f"job {job_id} not found")
+                owners = {
+                    candidate_id: (owner, config_hash)
+                    for candidate_id, owner, config_hash in connection.execute(
+                        select(Candidate.id, Candidate.job_id, Candidate.config_hash).where(
+                            Candidate.id.in_(seen)
+                        )
                     )
                 }
+                values: dict[int, dict[str, float]] = {}
+                for candidate_id, metric, value in connection.execute(
+                    select(Measurement.candidate_id, Measurement.metric, Measurement.value).where(
+                        Measurement.candidate_id.in_(seen), Measurement.metric.in_(objectives)
+                    )
+                ):
+                    values.setdefault(candidate_id, {})[metric] = value
                 for i, point in enumerate(points):
-                    _check_point(i, point, candidates.get(point.candidate_id), job_id, objectives)
-                front = Front(
-                    job_id=job_id,
-                    generation=generation,
-                    objectives=list(objectives),
-                    directions=list(directions),
-                    reference_point=[float(v) for v in reference_point],
-                    hypervolume=hv,
-                    evaluations=evaluations,
-                    points=[
-                        FrontPointRow(
-                            candidate=candidates[p.candidate_id],
-                            position=i,
-                            measured=bool(p.measured),
-                        )
-                        for i, p in enumerate(points)
-                    ],
-                )
-                session.add(front)
-                session.flush()
-                return _front_record(front)
+                    owner, stored = owners.get(point.candidate_id), values.get(point.candidate_id)
+                    _check_point(i, point, owner, stored or {}, job_id, objectives)
+                front_id = connection.execute(
+                    insert(Front)
+                    .values(
+                        job_id=job_id,
+                        generation=generation,
+                        objectives=objectives,
+                        directions=list(directions),
+                        reference_point=reference,
+                        hypervolume=hv,
+                        evaluations=evaluations,
+                    )
+                    .returning(Front.id)
+                ).scalar_one()
+                if points:
+                    connection.execute(
+                        insert(FrontPointRow),
+                        [
+                            {
+                                "front_id": front_id,
+                                "candidate_id": p.candidate_id,
+                                "position": i,
+                                "measured": bool(p.measured),
+                            }
+                            for i, p in enumerate(points)
+                        ],
+                    )
         except IntegrityError as exc:
             if self._has_front(job_id, generation):
                 raise SpecError(
                     "generation", f"job {job_id} already has a front for generation {generation}"
                 ) from exc
             raise
+        return FrontRecord(
+            id=front_id,
+            job_id=job_id,
+            generation=generation,
+            objectives=objectives,
+            directions=list(directions),
+            reference_point=reference,
+            hypervolume=hv,
+            evaluations=evaluations,
+            points=[
+                FrontPoint(
+                    candidate_id=p.candidate_id,
+                    config_hash=owners[p.candidate_id][1],
+                    values={name: values[p.candidate_id][name] for name in objectives},
+                    measured=bool(p.measured),
+                )
+                for p in points
+            ],
+        )
 
     def latest_front(self, job_id: int) -> FrontRecord | None:
         """The front of the job's highest generation, or ``None`` before the first."""
@@ -693,6 +820,50 @@ class Store:
                 newest.setdefault(config_hash, (config_hash, config, float(value)))
         return [newest[key] for key in sorted(newest)]
 
+    def measured_values_by_target(
+        self,
+        family: str,
+        metric: str,
+        *,
+        targets: Collection[str] | None = None,
+        config_hashes: Collection[str] | None = None,
+    ) -> dict[str, list[tuple[str, dict[str, Any], float]]]:
+        """:meth:`measured_values` of every target that has any (only ``targets`` when
+        given; only the configs of ``config_hashes`` when given), by target name."""
+        query = (
+            select(Measurement.target, Measurement.config_hash, Candidate.config, Measurement.value)
+            .join(Candidate, Candidate.id == Measurement.candidate_id)
+            .join(Job, Job.id == Candidate.job_id)
+            .where(
+                Job.family == family,
+                Measurement.metric == metric,
+                Measurement.provenance != Provenance.PREDICTED,
+                Candidate.status == CandidateStatus.DONE,
+            )
+            .order_by(Measurement.created_at.desc(), Measurement.id.desc())
+        )
+        if targets is not None:
+            query = query.where(Measurement.target.in_(list(targets)))
+        hashes = None if config_hashes is None else sorted(set(config_hashes))
+        chunks = (
+            [query]
+            if hashes is None
+            else [
+                query.where(Measurement.config_hash.in_(hashes[start : start + _IN_CHUNK]))
+                for start in range(0, len(hashes), _IN_CHUNK)
+            ]
+        )
+        newest: dict[str, dict[str, tuple[str, dict[str, Any], float]]] = {}
+        with self._reading() as session:
+            for chunk in chunks:
+                for target, config_hash, config, value in session.execute(chunk):
+                    newest.setdefault(target, {}).setdefault(
+                        config_hash, (config_hash, config, float(value))
+                    )
+        return {
+            target: [rows[key] for key in sorted(rows)] for target, rows in sorted(newest.items())
+        }
+
     def save_predictor(
         self,
         *,
@@ -778,10 +949,153 @@ class Store:
         with self._reading() as session:
             return [_predictor_record(r) for r in session.scalars(query)]
 
+    # -- predictions ------------------------------------------------------------------------
+
+    def record_predictions(self, predictions: Sequence[PredictionRecord]) -> None:
+        """Store what predictors said of candidates, in one transaction. A candidate has one
+        prediction per metric: the first one stands (a later one for the same metric is
+        refused, and then nothing of the call is stored)."""
+        rows = []
+        for i, p in enumerate(predictions):
+            _check_text(f"predictions[{i}].metric", p.metric, 100)
+            rows.append(
+                PredictionRow(
+                    candidate_id=p.candidate_id,
+                    metric=p.metric,
+                    value=_check_finite(f"predictions[{i}].value", p.value),
+                    std=_check_finite(f"predictions[{i}].std", p.std),
+                    predictor_id=p.predictor_id,
+                )
+            )
+        if not rows:
+            return
+        try:
+            with self._writing() as session:
+                session.add_all(rows)
+                session.flush()
+        except IntegrityError as exc:
+            raise SpecError(
+                "predictions",
+                "a candidate already has a prediction of one of these metrics, or an unknown "
+                "candidate or predictor is named; nothing was recorded",
+            ) from exc
+
+    def list_predictions(self, job_id: int) -> list[PredictionRecord]:
+        """The predictions made for the candidates of a job, each with the value measured
+        since (``None`` while only predicted), in candidate order."""
+        measured = (
+            select(Measurement.value)
+            .where(
+                Measurement.candidate_id == PredictionRow.candidate_id,
+                Measurement.metric == PredictionRow.metric,
+                Measurement.provenance != Provenance.PREDICTED,
+            )
+            .scalar_subquery()
+        )
+        query = (
+            select(PredictionRow, PredictorRow.version, measured)
+            .join(Candidate, Candidate.id == PredictionRow.candidate_id)
+            .outerjoin(PredictorRow, PredictorRow.id == PredictionRow.predictor_id)
+            .where(Candidate.job_id == job_id)
+            .order_by(PredictionRow.candidate_id, PredictionRow.metric)
+        )
+        with self._reading() as session:
+            _require_job(session, job_id)
+            return [
+                PredictionRecord(
+                    candidate_id=row.candidate_id,
+                    metric=row.metric,
+                    value=row.value,
+                    std=row.std,
+                    predictor_id=row.predictor_id,
+                    predictor_version=version,
+                    measured=value,
+                )
+                for row, version, value in session.execute(query)
+            ]
+
+    def replace_predicted(
+        self,
+        candidate_id: int,
+        metrics: Sequence[MetricValue],
+        *,
+        feasible: bool,
+        context: str | None = None,
+    ) -> None:
+        """Put measured ``metrics`` in place of a done candidate's predicted values of the
+        same metrics, in one transaction (a measured value is never replaced)."""
+        checked = _check_metrics(metrics)
+        if any(m.provenance == Provenance.PREDICTED for m in checked):
+            raise SpecError("metrics", "only measured or estimated values replace predictions")
+        names = [m.name for m in checked]
+        with self._writing() as session:
+            found = session.execute(
+                select(Candidate, Job.target)
+                .join(Job, Job.id == Candidate.job_id)
+                .where(Candidate.id == candidate_id)
+            ).one_or_none()
+            if found is None:
+                raise NotFoundError(f"candidate {candidate_id} not found")
+            candidate, job_target = found
+            stored = {
+                m.metric: m
+                for m in session.scalars(
+                    select(Measurement).where(
+                        Measurement.candidate_id == candidate_id, Measurement.metric.in_(names)
+                    )
+                )
+            }
+            kept = sorted(n for n, m in stored.items() if m.provenance != Provenance.PREDICTED)
+            if kept:
+                raise SpecError(
+                    "metrics",
+                    f"candidate {candidate_id} already has measured {', '.join(kept)}; "
+                    "nothing was replaced",
+                )
+            for row in stored.values():
+                session.delete(row)
+            session.flush()
+            candidate.status = CandidateStatus.DONE
+            candidate.feasible = feasible
+            candidate.error = None
+            session.add_all(
+                Measurement(
+                    candidate_id=candidate.id,
+                    config_hash=candidate.config_hash,
+                    target=m.target or job_target,
+                    metric=m.name,
+                    value=m.value,
+                    provenance=m.provenance,
+                    details=m.details,
+                    context=context,
+                )
+                for m in checked
+            )
+            session.flush()
+
 
 # Every public method runs again after a serialisation failure or a lost connection on
 # PostgreSQL, within a bounded window (hwsearch/db/retry.py).
 _install_retries(Store)
+
+
+# -- statements -----------------------------------------------------------------------------
+
+# The statements of the driver's per-candidate write, built once (not per call): a
+# candidate marked done, returning its hash and its job; then its metrics, as one
+# multi-row INSERT (with RETURNING, SQLAlchemy sends the rows as one statement instead of
+# psycopg's pipelined executemany, which costs two more round trips).
+_MARK_DONE = (
+    update(Candidate)
+    .where(Candidate.id == bindparam("done_id"))
+    .values(
+        status=CandidateStatus.DONE,
+        feasible=bindparam("done_feasible", type_=Boolean()),
+        error=None,
+    )
+    .returning(Candidate.config_hash, Candidate.job_id)
+)
+_INSERT_MEASUREMENTS = insert(Measurement).returning(Measurement.id)
 
 
 # -- queries --------------------------------------------------------------------------------
@@ -1026,27 +1340,29 @@ def _coerce_enum(field: str, value: str, kind: type[_E]) -> _E:
         raise SpecError(field, f"unknown value {value!r}; valid values: {valid}") from None
 
 
-def _check_metrics(metrics: Sequence[MetricValue]) -> list[MetricValue]:
+def _check_metrics(metrics: Sequence[MetricValue], field: str = "metrics") -> list[MetricValue]:
+    """``metrics`` checked, with details as the database gives them back; errors name
+    ``field[i]``."""
     checked: list[MetricValue] = []
     names: set[str] = set()
     for i, m in enumerate(metrics):
         if not isinstance(m, MetricValue):
-            raise SpecError(f"metrics[{i}]", f"must be a MetricValue, got {type(m).__name__}")
-        _check_text(f"metrics[{i}].name", m.name, _MAX_LABEL)
+            raise SpecError(f"{field}[{i}]", f"must be a MetricValue, got {type(m).__name__}")
+        _check_text(f"{field}[{i}].name", m.name, _MAX_LABEL)
         if m.name in names:
-            raise SpecError(f"metrics[{i}].name", f"{m.name!r} is given twice")
+            raise SpecError(f"{field}[{i}].name", f"{m.name!r} is given twice")
         names.add(m.name)
-        value = _check_finite(f"metrics[{i}].value", m.value)
+        value = _check_finite(f"{field}[{i}].value", m.value)
         try:
             provenance = Provenance(m.provenance)
         except ValueError:
             valid = ", ".join(p.value for p in Provenance)
             raise SpecError(
-                f"metrics[{i}].provenance", f"unknown value {m.provenance!r}; valid: {valid}"
+                f"{field}[{i}].provenance", f"unknown value {m.provenance!r}; valid: {valid}"
             ) from None
         if m.target:
-            _check_text(f"metrics[{i}].target", m.target, _MAX_LABEL)
-        details = _json_object(f"metrics[{i}].details", m.details)
+            _check_text(f"{field}[{i}].target", m.target, _MAX_LABEL)
+        details = _json_object(f"{field}[{i}].details", m.details)
         checked.append(
             MetricValue(
                 name=m.name,
@@ -1057,6 +1373,11 @@ def _check_metrics(metrics: Sequence[MetricValue]) -> list[MetricValue]:
             )
         )
     return checked
+
+
+def _check_bool(field: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise SpecError(field, f"must be true or false, got {value!r}")
 
 
 def _check_front_axes(
@@ -1081,23 +1402,28 @@ def _check_front_axes(
 
 
 def _check_point(
-    i: int, point: FrontPoint, candidate: Candidate | None, job_id: int, objectives: list[str]
+    i: int,
+    point: FrontPoint,
+    owner: tuple[int, str] | None,
+    stored: dict[str, float],
+    job_id: int,
+    objectives: list[str],
 ) -> None:
-    if candidate is None or candidate.job_id != job_id:
+    """``owner`` is the candidate's (job id, config hash), ``stored`` its objective values."""
+    if owner is None or owner[0] != job_id:
         raise NotFoundError(
             f"points[{i}]: candidate {point.candidate_id} not found in job {job_id}"
         )
-    if point.config_hash != candidate.config_hash:
+    if point.config_hash != owner[1]:
         raise SpecError(
             f"points[{i}].config_hash",
-            f"{point.config_hash!r} is not the hash of candidate {candidate.id} "
-            f"({candidate.config_hash!r})",
+            f"{point.config_hash!r} is not the hash of candidate {point.candidate_id} "
+            f"({owner[1]!r})",
         )
-    stored = {m.metric for m in candidate.measurements}
     missing = [name for name in objectives if name not in stored]
     if missing:
         raise SpecError(
             f"points[{i}]",
-            f"candidate {candidate.id} has no stored {', '.join(map(repr, missing))}; "
+            f"candidate {point.candidate_id} has no stored {', '.join(map(repr, missing))}; "
             "record its result before saving a front with it",
         )

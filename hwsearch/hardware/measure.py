@@ -269,9 +269,10 @@ def _native_stderr_silenced() -> Iterator[None]:
 
 
 def _cpu_peak_memory(model: nn.Module, batch: torch.Tensor) -> int:
-    with _native_stderr_silenced(), profile(
-        activities=[ProfilerActivity.CPU], profile_memory=True
-    ) as prof:
+    with (
+        _native_stderr_silenced(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
         model(batch)
     results = prof.profiler.kineto_results if prof.profiler is not None else None
     if results is None:

@@ -1,18 +1,33 @@
 """Transfer to a new device: predict its latency from other devices' latencies of the same
 candidates, after a handful of measurements on it.
 
-**Model.** On a log scale, latencies on different devices of the same candidates are close
-to affine in each other (the same operations dominate), but which source device is the
-right one differs per target (a phone is like another phone, a GPU at batch 256 like another
-at batch 256). :class:`TransferPredictor` fits, by least squares on the target samples,
-``log y = a + b log s_j`` for every source device ``j`` and ``log y = a + b log s_j + c
-log s_k`` for every pair, optionally plus structural covariates (whether a cell is dead
+**Source models.** On a log scale, latencies on different devices of the same candidates
+are close to affine in each other (the same operations dominate), but which source device
+is the right one differs per target (a phone is like another phone, a GPU at batch 256 like
+another at batch 256). :class:`TransferPredictor` fits, by least squares on the target
+samples, ``log y = a + b log s_j`` for every source device ``j`` and ``log y = a + b log s_j
++ c log s_k`` for every pair, optionally plus structural covariates (whether a cell is dead
 code, which some compilers remove), and averages their predictions with weights
 ``exp(temperature * BIC score)`` (Bayesian model averaging, tempered: with ten samples the
-plain posterior is overconfident and piles on one pair). The mixture's spread plus each
-model's predictive variance is the uncertainty. With more samples
-(``residual_min_samples``) a ridge regression on the candidates' encodings and the source
-log-latencies corrects what the mixture misses (penalty by leave-one-out error).
+plain posterior is overconfident and piles on one pair).
+
+**Count models.** A device unlike every source (another cost per operation, or a compiler
+that removes operations whose result is unused) is better described by its own additive
+cost model on a linear scale, ``y = c_0 + sum_k c_k x_k``, where ``x`` counts the
+operations of each kind (all of them, or only those that survive dead-code elimination:
+each set of counts given is one candidate model). These are fitted by least squares on
+relative errors, on the samples whose covariates take their most common value; other
+covariate values get a multiplicative factor from their own samples.
+
+**Choice.** The source mixture and the count models are weighted by their exact
+leave-one-out error on the target samples, ``exp(temperature * -n/2 log MSE_loo)``; the
+spread between them plus each model's predictive variance is the uncertainty. The point
+prediction is then moved, from 20 samples on, by one common factor so that the window of
+``±tolerance`` around it holds as many leave-one-out residuals as it can (latency noise is
+skewed: the centre of the densest window beats the median for the share of predictions
+within ±10%; ranks do not change). With more samples (``residual_min_samples``) a ridge
+regression on the candidates' encodings and the source log-latencies may correct what the
+candidates miss on held-out samples (kept only where its leave-one-out error says so).
 
 **Reference set.** :func:`reference_set` says which candidates to measure first: the
 source log-latencies are standardised and projected on their two main principal components
@@ -26,6 +41,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,28 +61,75 @@ def _log_positive(values: ArrayLike, name: str) -> FloatArray:
     return np.log(arr)
 
 
+@dataclass(frozen=True)
+class _CountModel:
+    """``y = coef @ [1, counts]`` on a linear scale, times ``exp(offset @ (cov - usual))``."""
+
+    name: str
+    coef: FloatArray
+    inverse: FloatArray  # of the relative-error normal matrix
+    sigma2: float  # variance of the relative (about log) error
+    floor: float
+    offset: FloatArray
+
+    def predict_log(
+        self, counts: FloatArray, covariates: FloatArray, usual: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        design = np.c_[np.ones(len(counts)), counts]
+        linear = np.maximum(design @ self.coef, self.floor)
+        scaled = design / linear[:, None]
+        lever = np.einsum("ij,jk,ik->i", scaled, self.inverse, scaled)
+        mean = np.log(linear) + (covariates - usual) @ self.offset
+        return mean, np.sqrt(self.sigma2 * (1.0 + lever))
+
+
+def _densest_shift(residuals: FloatArray, tolerance: float, softness: float = 0.02) -> float:
+    """The ``d`` that puts the most ``residuals`` (log of truth over prediction) inside the
+    ``±tolerance`` window of ``prediction * exp(d)``, window edges smoothed by ``softness``."""
+    low, high = -math.log1p(tolerance), -math.log1p(-tolerance)
+    start = max(float(residuals.min()) - high, -0.5)  # never more than a factor e**0.5
+    grid = np.arange(start, min(float(residuals.max()) - low, 0.5), 0.002)
+    gap = residuals[None, :] - grid[:, None]
+    inside = (1.0 + np.tanh((gap - low) / (2 * softness))) * (
+        1.0 + np.tanh((high - gap) / (2 * softness))
+    )  # a product of two logistic steps, times 4
+    return float(grid[int(np.argmax(inside.sum(axis=1)))]) if len(grid) else 0.0
+
+
 class TransferPredictor:
     """Latency on a target from source devices' latencies (see the module docstring).
 
     ``fit(source, y, features=None)``: ``source`` is ``(n, m)`` latencies of the ``n``
     measured candidates on ``m`` source devices, ``y`` their latencies on the target,
-    ``features`` optional encodings ``(n, d)``. ``predict(source, features=None)`` returns
-    the predicted latency (the median of the log-normal) and its standard deviation, both in
-    the units of ``y``.
+    ``features`` optional encodings ``(n, d)``, ``counts`` optional named count matrices
+    ``{name: (n, c)}`` for the count models. ``predict(source, features=None, ...)`` returns
+    the predicted latency and its standard deviation, both in the units of ``y``.
+    ``tolerance=None`` predicts the median of the log-normal instead of the centre of the
+    densest ``±tolerance`` window.
     """
 
     RESIDUAL_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4)
+    SOURCES = "sources"
+    SHIFT_MIN_SAMPLES = 20  # below, where the densest window of residuals falls is chance
 
     def __init__(
-        self, *, pairs: bool = True, residual_min_samples: int = 30, temperature: float = 0.5
+        self,
+        *,
+        pairs: bool = True,
+        residual_min_samples: int = 30,
+        temperature: float = 0.5,
+        tolerance: float | None = 0.1,
     ) -> None:
         if residual_min_samples < 3:
             raise ValueError(f"residual_min_samples must be at least 3, got {residual_min_samples}")
         if not 0 < temperature <= 1:
             raise ValueError(f"temperature must be in (0, 1], got {temperature!r}")
+        if tolerance is not None and not 0 < tolerance < 1:
+            raise ValueError(f"tolerance must be in (0, 1) or None, got {tolerance!r}")
         self.temperature = temperature
         self.pairs = pairs
         self.residual_min_samples = residual_min_samples
+        self.tolerance = tolerance
 
     def fit(
         self,
@@ -73,11 +137,13 @@ class TransferPredictor:
         y: ArrayLike,
         features: ArrayLike | None = None,
         covariates: ArrayLike | None = None,
+        counts: Mapping[str, ArrayLike] | None = None,
     ) -> TransferPredictor:
         """``covariates``: optional structural columns ``(n, c)`` that every affine model
         may add (e.g. whether a cell's output is connected to its input: a graph compiler
         removes a dead cell on some devices only); each model is tried with and without
-        them, and the information criterion decides."""
+        them, and the information criterion decides. ``counts``: optional named matrices
+        of operation counts, one count model each (module docstring)."""
         logs = _log_positive(source, "source")
         logy = _log_positive(y, "y").ravel()
         if logs.ndim != 2 or len(logs) != len(logy):
@@ -90,7 +156,9 @@ class TransferPredictor:
         if m < 1:
             raise ValueError("need at least one source device")
         cov_train = self._covariates(covariates, n)
+        count_train = self._counts(counts, n)
         self._n_covariates = cov_train.shape[1]
+        self._count_columns = {name: c.shape[1] for name, c in count_train.items()}
         varying = cov_train.shape[1] > 0 and all(
             n - np.unique(col, return_counts=True)[1].max() >= 2 for col in cov_train.T
         )  # a covariate seen off its usual value only once would just memorise that point
@@ -100,6 +168,7 @@ class TransferPredictor:
             combos.extend(itertools.combinations(range(m), size))
         self._models: list[tuple[tuple[int, ...], bool, FloatArray, FloatArray, float]] = []
         scores = []
+        loo = []
         for combo in combos:
             for with_cov in (False, True) if varying else (False,):
                 design = self._design(logs, cov_train, combo, with_cov)
@@ -107,28 +176,96 @@ class TransferPredictor:
                 if p >= n:
                     continue
                 coef, *_ = np.linalg.lstsq(design, logy, rcond=None)
-                rss = float(((design @ coef - logy) ** 2).sum())
+                resid = logy - design @ coef
+                rss = float(resid @ resid)
                 scores.append(-0.5 * n * math.log(rss / n + 1e-8) - 0.5 * p * math.log(n))
                 cov = np.asarray(np.linalg.pinv(design.T @ design), float)
+                lever = np.einsum("ij,jk,ik->i", design, cov, design)
+                loo.append(resid / np.maximum(1.0 - lever, 0.01))
                 sigma2 = rss / (n - p) + 1e-8
                 self._models.append((combo, with_cov, np.asarray(coef, float), cov, sigma2))
         s = np.array(scores)
         w = np.exp(self.temperature * (s - s.max()))
         self.weights_ = w / w.sum()
         self.n_sources = m
+
+        # the rows whose covariates take their most common value fit the count models and
+        # are the ones every candidate is judged on
+        self._usual = self._usual_covariates(cov_train)
+        usual_rows = (cov_train == self._usual).all(axis=1)
+        self._count_models = self._fit_counts(
+            count_train, np.exp(logy), cov_train, usual_rows, varying
+        )
+        loo_logs = [self.weights_ @ np.array(loo)]
+        loo_logs.extend(loo_c for _, loo_c in self._count_models)
+        mse = np.array([np.mean(r[usual_rows] ** 2) for r in loo_logs])
+        score = -0.5 * usual_rows.sum() * np.log(mse + 1e-12)
+        w = np.exp(self.temperature * (score - score.max()))
+        self.candidate_weights_ = w / w.sum()
+        combined_loo = self.candidate_weights_ @ np.array(loo_logs)
+
         self._residual: RidgePredictor | None = None
         if features is not None and n >= self.residual_min_samples:
             feats = np.asarray(features, dtype=float)
             if feats.ndim != 2 or feats.shape[0] != n:
                 raise ValueError(f"features must have {n} rows, got shape {feats.shape}")
-            base, _ = self._mixture(logs, cov_train)
-            gap = logy - base
+            # what the candidates miss on samples they were not fitted on (their in-sample
+            # residuals are smaller than their errors elsewhere)
+            gap = combined_loo
             residual = RidgePredictor(alphas=self.RESIDUAL_ALPHAS).fit(np.c_[logs, feats], gap)
             # keep the correction only where it predicts held-out samples better than none
             null_error = float(np.mean(((gap - gap.mean()) * n / (n - 1)) ** 2))
             if residual.loo_error_ < null_error:
                 self._residual = residual
+                combined_loo = combined_loo - residual.predict(np.c_[logs, feats])[0]
+        self.shift_ = 0.0
+        if self.tolerance is not None and usual_rows.sum() >= self.SHIFT_MIN_SAMPLES:
+            self.shift_ = _densest_shift(combined_loo[usual_rows], self.tolerance)
         return self
+
+    @staticmethod
+    def _usual_covariates(covariates: FloatArray) -> FloatArray:
+        if covariates.shape[1] == 0:
+            return np.zeros(0)
+        rows, sizes = np.unique(covariates, axis=0, return_counts=True)
+        return np.asarray(rows[int(np.argmax(sizes))], float)
+
+    def _fit_counts(
+        self,
+        counts: dict[str, FloatArray],
+        y: FloatArray,
+        covariates: FloatArray,
+        usual_rows: NDArray[np.bool_],
+        varying: bool,
+    ) -> list[tuple[_CountModel, FloatArray]]:
+        """One count model per count matrix, with its leave-one-out log residuals (zero on
+        the unusual rows): least squares on relative errors ``(y - fit) / y``, which keeps
+        a fast candidate's error as important as a slow one's."""
+        fitted = []
+        k = int(usual_rows.sum())
+        for name, matrix in counts.items():
+            design = np.c_[np.ones(len(y)), matrix][usual_rows]
+            p = design.shape[1]
+            if k < 2 * p:  # too few samples to tell this model's error from luck
+                continue
+            scaled = design / y[usual_rows, None]
+            inverse = np.asarray(np.linalg.pinv(scaled.T @ scaled), float)
+            coef = inverse @ scaled.T @ np.ones(k)
+            relative = 1.0 - scaled @ coef
+            lever = np.einsum("ij,jk,ik->i", scaled, inverse, scaled)
+            floor = 0.25 * float(y[usual_rows].min())  # a line can turn negative off range
+            fit_all = np.maximum(np.c_[np.ones(len(y)), matrix] @ coef, floor)
+            offset = np.zeros(covariates.shape[1])
+            if varying:
+                gap = np.log(y / fit_all)[~usual_rows]
+                offset, *_ = np.linalg.lstsq(covariates[~usual_rows] - self._usual, gap, rcond=None)
+            loo_fit = y[usual_rows] * (1.0 - relative / np.maximum(1.0 - lever, 0.01))
+            loo = np.zeros(len(y))
+            loo[usual_rows] = np.log(y[usual_rows] / np.maximum(loo_fit, floor))
+            sigma2 = float(relative @ relative) / max(k - p, 1) + 1e-8
+            model = _CountModel(name, np.asarray(coef, float), inverse, sigma2, floor, offset)
+            fitted.append((model, loo))
+        return fitted
 
     @staticmethod
     def _covariates(covariates: ArrayLike | None, n: int) -> FloatArray:
@@ -139,6 +276,19 @@ class TransferPredictor:
         if arr.ndim != 2 or arr.shape[0] != n or not np.isfinite(arr).all():
             raise ValueError(f"covariates must be finite with {n} rows, got shape {arr.shape}")
         return arr
+
+    @staticmethod
+    def _counts(counts: Mapping[str, ArrayLike] | None, n: int) -> dict[str, FloatArray]:
+        out = {}
+        for name, matrix in (counts or {}).items():
+            arr = np.asarray(matrix, dtype=float)
+            arr = arr.reshape(n, -1) if arr.ndim == 1 else arr
+            if arr.ndim != 2 or arr.shape[0] != n or not np.isfinite(arr).all():
+                raise ValueError(
+                    f"counts[{name!r}] must be finite with {n} rows, got shape {arr.shape}"
+                )
+            out[name] = arr
+        return out
 
     @staticmethod
     def _design(
@@ -168,11 +318,28 @@ class TransferPredictor:
         second /= total
         return first, np.sqrt(np.maximum(second - first * first, 0.0))
 
+    def _combined(
+        self, logs: FloatArray, covariates: FloatArray, counts: dict[str, FloatArray]
+    ) -> tuple[FloatArray, FloatArray]:
+        """The candidates' weighted log mean and the standard deviation of their mixture."""
+        means_stds = [self._mixture(logs, covariates)]
+        means_stds.extend(
+            model.predict_log(counts[model.name], covariates, self._usual)
+            for model, _ in self._count_models
+        )
+        first = np.zeros(len(logs))
+        second = np.zeros(len(logs))
+        for weight, (mean, std) in zip(self.candidate_weights_, means_stds, strict=True):
+            first += weight * mean
+            second += weight * (std * std + mean * mean)
+        return first, np.sqrt(np.maximum(second - first * first, 0.0))
+
     def predict_log(
         self,
         source: ArrayLike,
         features: ArrayLike | None = None,
         covariates: ArrayLike | None = None,
+        counts: Mapping[str, ArrayLike] | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         """Mean and standard deviation of the log-latency."""
         logs = _log_positive(source, "source")
@@ -183,21 +350,26 @@ class TransferPredictor:
             raise ValueError(
                 f"fitted with {self._n_covariates} covariate column(s), got {cov.shape[1]}"
             )
-        mean, std = self._mixture(logs, cov)
+        count_arrays = self._counts(counts, len(logs))
+        given = {name: c.shape[1] for name, c in count_arrays.items()}
+        if given != self._count_columns:
+            raise ValueError(f"fitted with counts {self._count_columns}, got {given}")
+        mean, std = self._combined(logs, cov, count_arrays)
         if self._residual is not None:
             if features is None:
                 raise ValueError("this predictor was fitted with features; pass them")
             correction, _ = self._residual.predict(np.c_[logs, np.asarray(features, float)])
             mean = mean + correction
-        return mean, std
+        return mean + self.shift_, std
 
     def predict(
         self,
         source: ArrayLike,
         features: ArrayLike | None = None,
         covariates: ArrayLike | None = None,
+        counts: Mapping[str, ArrayLike] | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        mean, std = self.predict_log(source, features, covariates)
+        mean, std = self.predict_log(source, features, covariates, counts)
         median = np.exp(mean)
         return median, median * std
 
@@ -290,7 +462,16 @@ def describe(predictor: TransferPredictor) -> dict[str, Any]:
         if weight >= 0.01:
             name = "+".join(str(c) for c in combo) + ("+covariates" if with_cov else "")
             out[name] = round(float(weight), 3)
-    return {"models": out, "residual": predictor._residual is not None}
+    candidates = [predictor.SOURCES] + [model.name for model, _ in predictor._count_models]
+    return {
+        "models": out,
+        "candidates": {
+            name: round(float(weight), 3)
+            for name, weight in zip(candidates, predictor.candidate_weights_, strict=True)
+        },
+        "shift": round(predictor.shift_, 4),
+        "residual": predictor._residual is not None,
+    }
 
 
 __all__ = ["TransferPredictor", "describe", "random_set", "reference_set"]

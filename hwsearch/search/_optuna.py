@@ -1,8 +1,11 @@
 """Optuna's samplers behind the :class:`~hwsearch.search.optimizer.Optimizer` protocol.
 
-One adapter, :class:`OptunaOptimizer`, translates the protocol for every sampler: an in-memory
-study, ``study.ask`` with fixed distributions built from the space, ``study.tell`` for results
-(a failed evaluation is told as a failed trial, which every sampler leaves out). Each
+One adapter, :class:`OptunaOptimizer`, translates the protocol for every sampler: a study,
+``study.ask`` with fixed distributions built from the space, ``study.tell`` for results
+(a failed evaluation is told as a failed trial, which every sampler leaves out). The study
+is in memory until the driver attaches the job's database
+(:meth:`OptunaOptimizer.attach_storage`); then it lives there, in Optuna's RDB storage, as
+``hwsearch-job-<id>``, where ``optuna-dashboard`` and ``optuna.load_study`` find it. Each
 registered optimizer is a small subclass that names its options and builds its sampler:
 
 =================  ================  =================================================
@@ -34,16 +37,24 @@ Optuna is imported only when an optimizer of this kind is built.
 from __future__ import annotations
 
 import abc
+import contextlib
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from hwsearch.db.engine import SQLITE_BUSY_TIMEOUT_S, normalize_url
 from hwsearch.errors import SpecError
 from hwsearch.search.optimizer import Optimizer, Suggestion, int_option, probability_option
 from hwsearch.search.space import ChoiceVar, FloatVar, IntVar
 
 if TYPE_CHECKING:
     import optuna
+
+_CREATE_ATTEMPTS = 5
 
 
 def _import_optuna() -> Any:
@@ -52,6 +63,29 @@ def _import_optuna() -> Any:
     except ImportError as exc:  # pragma: no cover - optuna is a dependency of hwsearch
         raise ImportError("the Optuna optimizers need Optuna: pip install 'optuna>=5'") from exc
     return optuna
+
+
+def _rdb_storage(lib: Any, url: URL) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage on ``url``: SQLite connections wait for a lock as hwsearch's do,
+    PostgreSQL ones are checked before use (a server restart between trials is survived).
+
+    Drivers starting together on a database without Optuna's tables race to create them,
+    and the losers fail on a duplicate key; each step Optuna takes is one it skips once
+    done, so the creation is simply tried again.
+    """
+    if url.get_backend_name() == "sqlite":
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    else:
+        kwargs = {"pool_pre_ping": True}
+    rendered = url.render_as_string(hide_password=False)
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            return lib.storages.RDBStorage(rendered, engine_kwargs=kwargs)
+        except DBAPIError:
+            if attempt == _CREATE_ATTEMPTS:
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _bool_option(options: Mapping[str, Any], key: str, *, allow_none: bool = False) -> bool | None:
@@ -102,6 +136,32 @@ class OptunaOptimizer(Optimizer):
     def study(self) -> optuna.Study:
         """The underlying study (for inspection; the protocol does not need it)."""
         return self._study
+
+    def attach_storage(self, url: str, name: str) -> None:
+        """Keep the study in Optuna's RDB storage on the job's database ``url``, as ``name``.
+
+        The study is made afresh: one of that name left by an earlier run of the job (the
+        job is being resumed) is deleted first. The driver resumes by replay, asking the
+        same batches from the start and telling the stored results again, so the new study
+        receives every trial of the job once, in the original order; loading the old one
+        instead would hold each replayed trial twice. An in-memory SQLite database keeps
+        the in-memory study (Optuna's own connections could not see that database).
+        """
+        if self._trials or self._study.trials:
+            raise RuntimeError("attach_storage must come before the first ask")
+        parsed = normalize_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+            return
+        lib = _import_optuna()
+        storage = _rdb_storage(lib, parsed)
+        with contextlib.suppress(KeyError):  # KeyError: none yet, the job's first run
+            lib.delete_study(study_name=name, storage=storage)
+        self._study = lib.create_study(
+            storage=storage,
+            study_name=name,
+            directions=[o.direction for o in self.objectives],
+            sampler=self._study.sampler,
+        )
 
     def ask(self, n: int) -> list[Suggestion]:
         if n < 0:

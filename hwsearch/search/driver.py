@@ -1,17 +1,23 @@
 """The driver loop of one job: ask, evaluate, store, tell, take the front; repeat.
 
 The driver alone writes to the database. Each candidate's metrics are stored in one
-transaction the moment its evaluation finishes, so an interrupted job keeps every finished
-candidate.
+transaction the moment its evaluation finishes, committed before the driver waits for the
+next evaluation, so an interrupted job keeps every finished candidate. That transaction is
+the whole per-candidate cost in the database (one ``UPDATE ... RETURNING`` and one
+multi-row ``INSERT``, :meth:`Store.record_result`); everything else is once per batch.
 
 Resuming replays. The optimizer is rebuilt with the job's seed and asked for the same
 batches as before; configs the job already evaluated are told their stored values instead
 of being evaluated again. Because results are told in the order they were asked (not the
 order they finished), a deterministic optimizer reaches exactly the state it had, and the
-resumed job goes on as the uninterrupted one would have.
+resumed job goes on as the uninterrupted one would have. An optimizer that keeps its own
+state in the job's database (an Optuna study, named by :func:`study_name`) starts it afresh
+on every run of the job, so that the replay rebuilds it with each trial once.
 
 A config measured before by another job, on the same target under the same settings
-(:func:`measurement_context`), is reused rather than measured again.
+(:func:`measurement_context`), is reused rather than measured again: one query looks up
+a whole batch, and the batch's reused candidates are stored in one transaction before any
+of its evaluations starts.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from hwsearch.db import Store
 from hwsearch.errors import HwsearchError
@@ -32,6 +40,7 @@ from hwsearch.records import (
     JobState,
     MetricValue,
 )
+from hwsearch.search.active import ActiveLearner, has_predicted
 from hwsearch.search.front import compute_front, reference_point
 from hwsearch.search.hashing import config_hash
 from hwsearch.search.optimizer import Optimizer, Suggestion, make_optimizer
@@ -57,6 +66,7 @@ class Progress:
     generation: int
     failed: int = 0
     reused: int = 0
+    predicted: int = 0  # settled by prediction instead of measurement (active learning)
     hypervolume: float | None = None
     front: list[FrontPoint] = field(default_factory=list)
 
@@ -69,6 +79,11 @@ def measurement_context(spec: JobSpec) -> str:
     data = spec.to_dict()
     keys = ("target", "evaluation", "measurement", "seed")
     return config_hash(spec.family, {key: data.get(key) for key in keys})
+
+
+def study_name(job_id: int) -> str:
+    """The name of job ``job_id``'s optimizer state in its database (an Optuna study)."""
+    return f"hwsearch-job-{job_id}"
 
 
 def target_name(spec: JobSpec) -> str:
@@ -121,10 +136,35 @@ class Driver:
         self._evaluations = 0
         self._failed = 0
         self._reused = 0
+        self._predicted = 0  # settled by prediction (active learning), not by measurement
+        self.learner = (
+            ActiveLearner(
+                spec.active_learning,
+                store=store,
+                family=self.family.name,
+                target=self.target,
+                objectives=self.objectives,
+                constraints=self.constraints,
+                seed=spec.seed,
+            )
+            if spec.active_learning is not None
+            else None
+        )
+        if self.learner is not None:
+            self.learner.check_family(
+                self.family.canonical(
+                    self.space.to_config(self.space.sample(np.random.default_rng(spec.seed)))
+                )
+            )
         # The last front's candidates and those settled since: the next front is taken from
         # them alone (the front of all candidates is the front of this pool), not from the
         # whole job read back from the database after every generation.
         self._pool: dict[int, CandidateRecord] = {}
+
+    @property
+    def predicted(self) -> int:
+        """Candidates settled by prediction rather than measurement (active learning)."""
+        return self._predicted
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -158,6 +198,7 @@ class Driver:
         self.job_id = job_id
         self.store.set_job_state(job_id, JobState.RUNNING)
         try:
+            self.optimizer.attach_storage(self.store.url, study_name(job_id))
             self._search(job_id)
         except BaseException as exc:  # interrupted or broken: keep what finished, say why
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
@@ -169,15 +210,15 @@ class Driver:
 
     def _search(self, job_id: int) -> None:
         budget = self.spec.budget
-        deadline = (
-            time.monotonic() + budget.wall_time_s if budget.wall_time_s is not None else None
-        )
+        deadline = time.monotonic() + budget.wall_time_s if budget.wall_time_s is not None else None
         generation = 0
         idle = 0
         while idle < MAX_IDLE_GENERATIONS:
             remaining = (
                 budget.evaluations - self._evaluations if budget.evaluations is not None else None
             )
+            if remaining is not None and self._verifying():
+                remaining -= self._unverified()  # kept for measuring the front's predictions
             if remaining is not None and remaining <= 0:
                 break
             if deadline is not None and time.monotonic() >= deadline:
@@ -186,11 +227,15 @@ class Driver:
                 self.stopped = True
                 break
             size = self.batch_size if remaining is None else min(self.batch_size, remaining)
+            measured_before = self._evaluations
             evaluated = self._generation(job_id, generation, self.optimizer.ask(size))
-            idle = 0 if evaluated else idle + 1
+            # a generation settled by prediction alone measured nothing new
+            idle = 0 if evaluated and self._evaluations > measured_before else idle + 1
             if evaluated:
                 self._take_front(job_id, generation)
                 generation += 1
+        if self.learner is not None and self.learner.settings.verify_front:
+            self._verify_front(job_id, generation, deadline)
 
     def _generation(self, job_id: int, generation: int, suggestions: Sequence[Suggestion]) -> int:
         """Settle every suggestion of one batch; return how many new configs it settled."""
@@ -208,9 +253,11 @@ class Driver:
             candidates = self.store.add_candidates(
                 job_id, [(digest, config, generation) for digest, config in to_store.items()]
             )
-            to_evaluate = [c for c in candidates if not self._reuse(c)]
+            to_evaluate = self._reuse(candidates)
+            to_evaluate = self._predict_unpromising(generation, to_evaluate)
+            by_id = {c.id: c for c in to_evaluate}
             for outcome in self.executor.run([self._task(c) for c in to_evaluate]):
-                candidate = next(c for c in to_evaluate if c.id == outcome.candidate_id)
+                candidate = by_id[outcome.candidate_id]
                 self._told[candidate.config_hash] = self._store_outcome(outcome)
                 self._remember(candidate, outcome.metrics)
                 self._evaluations += 1
@@ -232,28 +279,113 @@ class Driver:
         else:
             self._told[digest] = self._values(stored.metrics)
             self._pool[stored.id] = stored
-        self._evaluations += 1
+        if has_predicted(stored, sorted(self._needed())):
+            self._predicted += 1
+        else:
+            self._evaluations += 1
         return True
 
-    def _reuse(self, candidate: CandidateRecord) -> bool:
-        """Settle ``candidate`` from another job's measurements of it, if there are enough."""
-        found = {
-            m.name: m
-            for m in self.store.find_measurements(
-                candidate.config_hash, self.target, context=self.context
+    def _reuse(self, candidates: Sequence[CandidateRecord]) -> list[CandidateRecord]:
+        """Settle the candidates that other jobs measured (every needed metric, one query for
+        the batch, stored in one transaction); return the others, to evaluate."""
+        found = self.store.find_measurements_many(
+            [c.config_hash for c in candidates], self.target, context=self.context
+        )
+        needed = self._needed()
+        reused: list[tuple[CandidateRecord, list[MetricValue], Told]] = []
+        rest: list[CandidateRecord] = []
+        for candidate in candidates:
+            stored = found.get(candidate.config_hash, [])
+            if not needed <= {m.name for m in stored}:
+                rest.append(candidate)
+                continue
+            metrics = [replace(m, details={**m.details, "reused": True}) for m in stored]
+            reused.append((candidate, metrics, self._values({m.name: m for m in metrics})))
+        if reused:
+            self.store.record_results(
+                [(c.id, metrics, all(v <= 0 for v in told[1])) for c, metrics, told in reused],
+                context=self.context,
             )
-        }
-        if not all(metric in found for metric in self._needed()):
-            return False
-        metrics = [replace(m, details={**m.details, "reused": True}) for m in found.values()]
-        told = self._values({m.name: m for m in metrics})
-        feasible = all(v <= 0 for v in told[1])
-        self.store.record_result(candidate.id, metrics, feasible=feasible, context=self.context)
-        self._told[candidate.config_hash] = told
-        self._remember(candidate, metrics)
-        self._evaluations += 1
-        self._reused += 1
-        return True
+        for candidate, metrics, told in reused:
+            self._told[candidate.config_hash] = told
+            self._remember(candidate, metrics)
+            self._evaluations += 1
+            self._reused += 1
+        return rest
+
+    # -- active learning (hwsearch.search.active) ------------------------------------------
+
+    def _predict_unpromising(
+        self, generation: int, candidates: Sequence[CandidateRecord]
+    ) -> list[CandidateRecord]:
+        """Settle by prediction the candidates not worth measuring; return the others."""
+        if self.learner is None or not candidates or self.job_id is None:
+            return list(candidates)
+        done = self.store.list_candidates(self.job_id, status=CandidateStatus.DONE)
+        if not self.learner.fit(done):
+            return list(candidates)
+        forecasts = self.learner.forecast(candidates)
+        worth = self.learner.worth_measuring(forecasts, list(self._pool.values()))
+        self.store.record_predictions(
+            [record for f in forecasts for record in self.learner.prediction_records(f)]
+        )
+        to_measure = []
+        for candidate, forecast, measure in zip(candidates, forecasts, worth, strict=True):
+            if measure:
+                to_measure.append(candidate)
+                continue
+            metrics = self.learner.predicted_metrics(forecast)
+            told = self._values({m.name: m for m in metrics})
+            feasible = all(v <= 0 for v in told[1])
+            self.store.record_result(candidate.id, metrics, feasible=feasible)
+            self._told[candidate.config_hash] = told
+            self._remember(candidate, metrics)
+            self._predicted += 1
+        return to_measure
+
+    def _verifying(self) -> bool:
+        return self.learner is not None and self.learner.settings.verify_front
+
+    def _unverified(self) -> int:
+        """Predicted candidates among the last front and those settled since."""
+        needed = sorted(self._needed())
+        return sum(has_predicted(c, needed) for c in self._pool.values())
+
+    def _verify_front(self, job_id: int, generation: int, deadline: float | None) -> None:
+        """Measure the front's predicted points, and those that take their place, while the
+        budget and the time last; each round ends with a new front."""
+        budget = self.spec.budget.evaluations
+        needed = sorted(self._needed())
+        while self._reference is not None and not self.should_stop():
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            points, _ = compute_front(list(self._pool.values()), self.objectives, self._reference)
+            unverified = [self._pool[p.candidate_id] for p in points if not p.measured]
+            if budget is not None:
+                unverified = unverified[: max(0, budget - self._evaluations)]
+            if not unverified:
+                return
+            by_id = {c.id: c for c in unverified}
+            for outcome in self.executor.run([self._task(c) for c in unverified]):
+                candidate = by_id[outcome.candidate_id]
+                self._evaluations += 1
+                self._predicted -= 1
+                measured = {m.name: m for m in outcome.metrics} if outcome.ok else {}
+                if not outcome.ok or not all(m in measured for m in needed):
+                    self._failed += 1
+                    error = outcome.error or f"verification returned no {', '.join(needed)}"
+                    self.store.record_failure(candidate.id, error)
+                    del self._pool[candidate.id]
+                    continue
+                told = self._values(measured)
+                feasible = all(v <= 0 for v in told[1])
+                self.store.replace_predicted(
+                    candidate.id, outcome.metrics, feasible=feasible, context=self.context
+                )
+                self._told[candidate.config_hash] = told
+                self._remember(candidate, outcome.metrics)
+            self._take_front(job_id, generation)
+            generation += 1
 
     def _remember(self, candidate: CandidateRecord, metrics: Sequence[MetricValue]) -> None:
         """Add a settled candidate, as stored, to the pool of the next front."""
@@ -344,6 +476,7 @@ class Driver:
             generation=generation,
             failed=self._failed,
             reused=self._reused,
+            predicted=self._predicted,
             hypervolume=volume,
             front=points or [],
         )

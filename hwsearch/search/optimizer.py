@@ -84,6 +84,12 @@ class Optimizer(abc.ABC):
         """Report a suggestion's objective values (None: the evaluation failed) and its
         constraint violations (one per constraint, ``<= 0`` means satisfied)."""
 
+    def attach_storage(self, url: str, name: str) -> None:  # noqa: B027 - a no-op by default
+        """Keep this optimizer's own state as ``name`` in the database at ``url`` (the job's
+        database), where the library it wraps can store it; called by the driver once, before
+        the first :meth:`ask`. The default keeps nothing: the driver's replay restores state.
+        """
+
     def _check_result(
         self, values: Sequence[float] | None, violations: Sequence[float]
     ) -> tuple[list[float] | None, list[float]]:

@@ -464,6 +464,16 @@ class MeasurementSettings(_Model):
         return self
 
 
+class ActiveLearningSpec(_Model):
+    """Predict instead of measure where a measurement would not pay (see
+    :mod:`hwsearch.search.active`)."""
+
+    predictor: Literal["ridge", "forest", "gp"] = "gp"
+    min_measured: int = Field(default=8, ge=3)
+    optimism: float = Field(default=1.0, ge=0)
+    verify_front: bool = True
+
+
 class JobSpec(_Model):
     """A validated job spec. Build it with :func:`parse_spec` or :func:`load_spec`."""
 
@@ -483,6 +493,7 @@ class JobSpec(_Model):
         | Annotated[TableMeasurement, Tag("table-measurement")],
         Discriminator(_measurement_kind),
     ] = Field(default_factory=MeasurementSettings)
+    active_learning: ActiveLearningSpec | None = None
     seed: int = Field(default=0, ge=0)
 
     @model_validator(mode="before")

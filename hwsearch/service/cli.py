@@ -205,6 +205,7 @@ def _drive(
             status = (
                 f"gen {p.generation}, HV {p.hypervolume:.4g}, front {len(p.front)}, "
                 f"failed {p.failed}, reused {p.reused}"
+                + (f", predicted {p.predicted}" if p.predicted else "")
             )
             bar.update(task, completed=p.evaluations, status=status)
 
@@ -228,8 +229,9 @@ def _drive(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "front.csv").write_text(to_csv(view))
     plot_front(store.list_candidates(job.id), view.front, out_dir / "front.png")
+    predicted = f" ({driver.predicted} of them settled by prediction)" if driver.predicted else ""
     console.print(
-        f"job {job.id} {job.state.value}: {job.evaluations} evaluated, "
+        f"job {job.id} {job.state.value}: {job.evaluations} evaluated{predicted}, "
         f"front of {len(view.candidates)}; wrote {out_dir / 'front.csv'} and "
         f"{out_dir / 'front.png'}"
     )
@@ -385,12 +387,22 @@ def serve(
     ] = None,
     max_body_bytes: Annotated[int, typer.Option(min=1024)] = 1 << 20,
     run_jobs: Annotated[bool, typer.Option(help="Run queued jobs in this server.")] = True,
+    api_workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes answering requests (uvicorn workers); jobs still run in one.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the REST API and the dashboard, and run queued jobs."""
+    import os
+
     import uvicorn
 
     from hwsearch.service.api import ServiceSettings, create_app
-    from hwsearch.service.runner import RunnerSettings
+    from hwsearch.service.runner import JobRunner, RunnerSettings
 
     with _user_errors():
         store = _open_store(db, create=True)
@@ -404,9 +416,31 @@ def serve(
             ),
             run_jobs=run_jobs,
         )
-        api = create_app(settings, store=store)
+        api = create_app(settings, store=store)  # with N workers, only to check the plug-ins
     errors.print(f"hwsearch serving on http://{host}:{port}/ (dashboard at /dashboard/)")
-    uvicorn.run(api, host=host, port=port, log_level="warning")
+    if api_workers == 1:
+        uvicorn.run(api, host=host, port=port, log_level="warning")
+        return
+    # Several processes answer requests; the runner runs here, in the supervising process,
+    # so that each queued job is run once. A job submitted to a worker cannot wake it: the
+    # runner finds the job at its next poll (within a second).
+    os.environ.update(settings.to_environment())
+    runner = JobRunner(store, settings.runner) if run_jobs else None
+    if runner is not None:
+        runner.start()
+    try:
+        uvicorn.run(
+            "hwsearch.service.api.app:worker_app",
+            factory=True,
+            workers=api_workers,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
+    finally:
+        if runner is not None:
+            runner.stop()
+        store.close()
 
 
 @app.command()
@@ -589,6 +623,14 @@ app.add_typer(predictors_app, name="predictors")
 FamilyOption = Annotated[str, typer.Option(help="Model family of the measurements, e.g. nb201.")]
 TargetOption = Annotated[str, typer.Option(help="Target the metric was measured on.")]
 MetricOption = Annotated[str, typer.Option(help="Metric to predict.")]
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        help="Source target of a transfer predictor (repeat; default: every other target "
+        "that measured the configs).",
+    ),
+]
 
 
 def _metric_cells(metrics: dict[str, float]) -> list[str]:
@@ -603,11 +645,12 @@ def predictors_fit(
     family: FamilyOption,
     target: TargetOption,
     metric: MetricOption = "latency_ms",
-    kind: Annotated[str, typer.Option(help="ridge, forest or gp.")] = "gp",
+    kind: Annotated[str, typer.Option(help="ridge, forest, gp or transfer.")] = "gp",
     holdout: Annotated[
         float, typer.Option(help="Share of the measurements kept out to evaluate the fit.")
     ] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the held-out split.")] = 0,
+    source: SourceOption = None,
     db: DbOption = None,
 ) -> None:
     """Fit a predictor on the stored measurements and store it as a new version."""
@@ -622,11 +665,24 @@ def predictors_fit(
             kind=kind,
             holdout=holdout,
             seed=seed,
+            sources=source or None,
         )
         console.print(
             f"predictor {record.family}/{record.target}/{record.metric} version "
             f"{record.version} ({record.kind}, {record.training_size} training points)"
         )
+        if "sources" in record.state:
+            console.print(
+                f"sources: {', '.join(record.state['sources'])}", highlight=False, soft_wrap=True
+            )
+            dropped = record.state.get("dropped_sources") or {}
+            if dropped:
+                console.print(
+                    "left out (configs lacking): "
+                    + ", ".join(f"{name} ({n})" for name, n in dropped.items()),
+                    highlight=False,
+                    soft_wrap=True,
+                )
         table = Table("spearman", "kendall", "within ±10%", "MAPE", "RMSE")
         table.add_row(*_metric_cells(record.metrics))
         console.print(table)
@@ -653,6 +709,55 @@ def predictors_eval(
         )
         table = Table("spearman", "kendall", "within ±10%", "MAPE", "RMSE")
         table.add_row(*_metric_cells(metrics))
+        console.print(table)
+
+
+@predictors_app.command("reference")
+def predictors_reference(
+    family: FamilyOption,
+    target: TargetOption,
+    metric: Annotated[str, typer.Option(help="Metric the sources measured.")] = "latency_ms",
+    count: Annotated[int, typer.Option(help="How many configs to measure first.")] = 10,
+    source: SourceOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of the first pick.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the configs as JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Which stored configs (measured on the sources, not on the target) to measure first
+    on a new device, so that a transfer predictor learns the most from few measurements."""
+    import json
+
+    from hwsearch.predictors.stored_transfer import reference_configs
+
+    with _user_errors():
+        chosen = reference_configs(
+            _open_store(db),
+            family=family,
+            target=target,
+            metric=metric,
+            count=count,
+            sources=source or None,
+            seed=seed,
+        )
+        if json_out:
+            payload = {
+                "family": family,
+                "target": target,
+                "metric": metric,
+                "sources": chosen.sources,
+                "configs": [{"config_hash": h, "config": c} for h, c in chosen.configs],
+            }
+            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+            return
+        console.print(
+            f"measure first on {target}: {len(chosen.configs)} of {chosen.pool} config(s) "
+            f"by their {metric} on {', '.join(chosen.sources)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        table = Table("#", "config hash", "config")
+        for i, (digest, config) in enumerate(chosen.configs, start=1):
+            table.add_row(str(i), digest[:12], _short_config(config))
         console.print(table)
 
 

@@ -342,3 +342,55 @@ def test_find_measurements_matches_the_context(store: Store) -> None:
     assert [m.value for m in store.find_measurements("h", "cpu", context="ctx-b")] == [2.0]
     assert store.find_measurements("h", "cpu", context="ctx-c") == []
     assert [m.value for m in store.find_measurements("h", "cpu")] == [3.0]  # newest of any
+
+
+def test_find_measurements_many_answers_a_batch_in_one_query(store: Store) -> None:
+    jobs = [_job(store) for _ in range(2)]
+    for job_id, value in zip(jobs, (1.0, 2.0), strict=True):
+        cands = store.add_candidates(job_id, [(f"h{i}", {"i": i}, 0) for i in range(3)])
+        for c in cands[:2]:  # h2 is never measured
+            metrics = [
+                MetricValue("m", value, Provenance.MEASURED),
+                MetricValue("a", value, Provenance.ESTIMATED),
+                MetricValue("p", value, Provenance.PREDICTED),  # never reused
+            ]
+            store.record_result(c.id, metrics, feasible=True, context="ctx")
+    hashes = ["h0", "h1", "h2", "unknown"]
+    with _count_selects(store) as selects:
+        found = store.find_measurements_many(hashes, "cpu", context="ctx")
+    assert len(selects) == 1
+    assert set(found) == {"h0", "h1"}
+    for digest in ("h0", "h1"):  # the newest of each metric, by name, as find_measurements
+        assert found[digest] == store.find_measurements(digest, "cpu", context="ctx")
+        assert [(m.name, m.value) for m in found[digest]] == [("a", 2.0), ("m", 2.0)]
+    assert store.find_measurements_many(hashes, "cpu", context="other") == {}
+    assert store.find_measurements_many([], "cpu") == {}
+
+
+def test_record_results_stores_all_in_one_transaction_or_nothing(store: Store) -> None:
+    job_id = _job(store, target="cpu-xeon")
+    a, b, c = store.add_candidates(job_id, [(f"h{i}", {}, 0) for i in range(3)])
+    m = [MetricValue("m", 1.0, Provenance.MEASURED)]
+    with pytest.raises(NotFoundError, match="candidate 31337"):
+        store.record_results([(a.id, m, True), (31337, m, True)])
+    with pytest.raises(SpecError, match="given twice") as info:
+        store.record_results([(a.id, m, True), (a.id, m, False)])
+    assert info.value.field == "results[1]"
+    with pytest.raises(SpecError) as info:
+        nan = [MetricValue("m", float("nan"), Provenance.MEASURED)]
+        store.record_results([(a.id, m, True), (b.id, nan, True)])
+    assert info.value.field == "results[1].metrics[0].value"
+    assert store.count_candidates(job_id, status=CandidateStatus.PENDING) == 3
+
+    store.record_result(b.id, m, feasible=True)
+    with pytest.raises(SpecError, match=f"candidate {b.id} already has stored 'm'") as info:
+        store.record_results([(a.id, m, True), (b.id, m, False)], context="ctx")
+    assert info.value.field == "results[1].metrics[0].name"
+    assert store.get_candidate(job_id, a.id).status is CandidateStatus.PENDING
+
+    store.record_results([(a.id, m, True), (c.id, m, False)], context="ctx")
+    got = {x.id: x for x in store.list_candidates(job_id)}
+    assert got[a.id].feasible is True and got[c.id].feasible is False
+    assert all(x.status is CandidateStatus.DONE for x in got.values())
+    assert got[c.id].metrics["m"].target == "cpu-xeon"
+    assert [x.value for x in store.find_measurements("h2", "cpu-xeon", context="ctx")] == [1.0]

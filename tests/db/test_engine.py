@@ -15,7 +15,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from hwsearch.db import Store, current_revision, database_url, make_engine, upgrade
-from hwsearch.db.engine import alembic_config, head_revision, normalize_url
+from hwsearch.db.engine import VERSION_TABLE, alembic_config, head_revision, normalize_url
 from hwsearch.db.models import Base
 from hwsearch.errors import HwsearchError, SpecError
 
@@ -28,6 +28,7 @@ TABLES = {
     "api_tokens",
     "targets",
     "predictors",
+    "predictions",
 }
 
 
@@ -99,9 +100,9 @@ def test_in_memory_sqlite_keeps_one_database_across_calls() -> None:
 def test_upgrade_and_current_revision(db_url: str) -> None:
     assert current_revision(db_url) is None
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0005"
+    assert current_revision(db_url) == head_revision() == "0006"
     upgrade(db_url)  # already at head: nothing to do, no error
-    assert current_revision(db_url) == "0005"
+    assert current_revision(db_url) == "0006"
 
 
 def test_open_without_migrate_refuses_an_unmigrated_database(db_url: str) -> None:
@@ -116,7 +117,8 @@ def _schema_diff(db_url: str, metadata: MetaData) -> list[object]:
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            opts = {"compare_type": True, "version_table": VERSION_TABLE}
+            context = MigrationContext.configure(conn, opts=opts)
             return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()
@@ -126,7 +128,7 @@ def test_migrated_schema_matches_the_models(db_url: str) -> None:
     upgrade(db_url)
     engine = make_engine(db_url)
     try:
-        assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
+        assert set(inspect(engine).get_table_names()) == TABLES | {VERSION_TABLE}
     finally:
         engine.dispose()
     assert _schema_diff(db_url, Base.metadata) == []
@@ -154,13 +156,41 @@ def test_downgrade_to_base_removes_everything_and_upgrade_restores_it(db_url: st
         with engine.begin() as conn:
             config.attributes["connection"] = conn
             command.downgrade(config, "base")
-        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        assert set(inspect(engine).get_table_names()) <= {VERSION_TABLE}
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() is None
+            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            assert context.get_current_revision() is None
     finally:
         engine.dispose()
     upgrade(db_url)
     assert _schema_diff(db_url, Base.metadata) == []
+
+
+def test_a_revision_kept_in_alembic_version_is_moved_to_hwsearch_s_own_table(db_url: str) -> None:
+    """Databases made before hwsearch had its own version table kept the revision in
+    ``alembic_version``; it is read from there, and the next upgrade moves it, leaving
+    ``alembic_version`` to Optuna's storage."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:  # the database as an older hwsearch left it
+            conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+            conn.execute(text("INSERT INTO alembic_version VALUES (:r)"), {"r": head_revision()})
+        assert current_revision(db_url) == head_revision()
+        with Store.open(db_url, migrate=False) as store:  # at head: not refused
+            assert store.list_jobs() == []
+        upgrade(db_url)
+        tables = set(inspect(engine).get_table_names())
+        assert VERSION_TABLE in tables and "alembic_version" not in tables
+        assert current_revision(db_url) == head_revision()
+        with engine.begin() as conn:  # another tool's revision there is never taken for ours
+            conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+            conn.execute(text("INSERT INTO alembic_version VALUES ('v3.2.0.a')"))
+        assert current_revision(db_url) is None
+    finally:
+        engine.dispose()
 
 
 def test_check_constraints_reject_unknown_enum_values(db_url: str) -> None:

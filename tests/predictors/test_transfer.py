@@ -14,9 +14,12 @@ from hwsearch.predictors import (
     evaluate,
     nb201_codes_from_archs,
     nb201_features,
+    nb201_op_counts,
+    nb201_used_edges,
     random_set,
     reference_set,
 )
+from hwsearch.predictors.transfer import _densest_shift, describe
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +113,62 @@ def test_strata_are_covered_and_covariates_fit_dead_cells(table: pd.DataFrame) -
     )
     with pytest.raises(ValueError, match="1 covariate column"):
         with_cov.predict(source)
+
+
+def test_count_models_fit_a_device_unlike_every_source(table: pd.DataFrame) -> None:
+    # pixel3's costs per operation are unlike any other device's, and its compiler drops
+    # operations whose result is unused: the model on used-operation counts should carry it.
+    source, y, _ = _split(table, "pixel3")
+    codes = nb201_codes_from_archs(table["arch"].tolist())
+    connected = nb201_features(codes).select(("connected",)).values
+    counts = {
+        "ops": nb201_op_counts(codes).values,
+        "used_ops": nb201_op_counts(codes, nb201_used_edges(codes)).values,
+    }
+    idx = reference_set(source, 50, seed=0, strata=connected)
+    mask = _held_out(len(y), idx)
+    with_counts = TransferPredictor().fit(
+        source[idx],
+        y[idx],
+        covariates=connected[idx],
+        counts={name: c[idx] for name, c in counts.items()},
+    )
+    sources_only = TransferPredictor().fit(source[idx], y[idx], covariates=connected[idx])
+    pred, std = with_counts.predict(source, covariates=connected, counts=counts)
+    plain, _ = sources_only.predict(source, covariates=connected)
+    assert describe(with_counts)["candidates"]["used_ops"] > 0.9
+    scored = evaluate(y[mask], pred[mask])
+    assert scored["within_10pct"] > evaluate(y[mask], plain[mask])["within_10pct"] + 0.2
+    assert scored["spearman"] > 0.95
+    assert (std > 0).all()
+    with pytest.raises(ValueError, match="fitted with counts"):
+        with_counts.predict(source, covariates=connected, counts={"ops": counts["ops"]})
+
+
+def test_additive_latency_is_recovered_by_its_count_model() -> None:
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 4, size=(200, 3)).astype(float)
+    y = 2.0 + counts @ np.array([0.5, 3.0, 1.0])
+    source = np.exp(rng.normal(size=(200, 2)))  # sources that say nothing about y
+    fitted = TransferPredictor(tolerance=None).fit(source[:20], y[:20], counts={"ops": counts[:20]})
+    pred, _ = fitted.predict(source, counts={"ops": counts})
+    assert describe(fitted)["candidates"]["ops"] > 0.99
+    assert np.abs(pred / y - 1).max() < 1e-6
+
+
+def test_prediction_moves_to_the_densest_window_of_residuals() -> None:
+    # 40 residuals (log of truth over prediction) between +0.04 and +0.12, 10 far below: the
+    # window of +-10% holds all 40 only once the prediction moves up by about 0.07.
+    residuals = np.r_[np.linspace(0.04, 0.12, 40), np.full(10, -0.4)]
+    shift = _densest_shift(residuals, 0.1)
+    assert (np.abs(np.exp(residuals - shift) - 1) <= 0.1).sum() == 40
+    assert (np.abs(np.exp(residuals) - 1) <= 0.1).sum() < 40
+    # one factor for every candidate (ranks stay), and none below 20 samples
+    rng = np.random.default_rng(1)
+    source = np.exp(rng.normal(size=(60, 3)))
+    y = source[:, 0] * np.exp(rng.gumbel(scale=0.05, size=60))  # skewed noise
+    moved = TransferPredictor().fit(source[:30], y[:30])
+    median = TransferPredictor(tolerance=None).fit(source[:30], y[:30])
+    assert moved.shift_ != 0.0
+    assert np.allclose(moved.predict(source)[0] / median.predict(source)[0], np.exp(moved.shift_))
+    assert TransferPredictor().fit(source[:19], y[:19]).shift_ == 0.0

@@ -29,6 +29,7 @@ OPERATIONS = [
     ("GET", "/jobs/{job_id}"),
     ("POST", "/jobs/{job_id}/cancel"),
     ("GET", "/jobs/{job_id}/front"),
+    ("GET", "/jobs/{job_id}/predictions"),
     ("GET", "/jobs/{job_id}/candidates/{candidate_id}"),
     ("GET", "/jobs/{job_id}/candidates/{candidate_id}/export"),
 ]

@@ -100,3 +100,55 @@ def test_dashboard_shows_the_front_and_exports_a_candidate(
         assert exported["candidate_id"] == chosen and exported["config"] == config
     finally:
         page.close()
+
+
+def test_dashboard_plots_predictions_against_measurements(
+    browser: Any, nb201_data: Path, serve_store: Any, tmp_path: Path
+) -> None:
+    from hwsearch.db import Store
+    from hwsearch.search.driver import Driver
+    from hwsearch.search.spec import parse_spec
+
+    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    spec = {
+        "name": "active",
+        "family": "nb201",
+        "target": {"name": "pixel3", "table": str(nb201_data / "latency_ms.csv")},
+        "space": {"ops": {"type": "choice", "values": ops, "per_layer": 6}},
+        "objectives": [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency_ms", "direction": "minimize"},
+        ],
+        "budget": {"evaluations": 32},
+        "optimizer": {"name": "optuna-nsga2", "population_size": 16},
+        "evaluation": {
+            "type": "table",
+            "table": str(nb201_data / "accuracy.csv"),
+            "column": "cifar10_acc",
+            "scale": 0.01,
+        },
+        "active_learning": {"min_measured": 8},
+    }
+    store = Store.open(f"sqlite:///{tmp_path / 'active.db'}")
+    job = Driver(parse_spec(spec), store).run()
+    pairs = {
+        metric: sum(
+            p.metric == metric and p.measured is not None for p in store.list_predictions(job.id)
+        )
+        for metric in ("accuracy", "latency_ms")
+    }
+    with serve_store(store) as server:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(f"{server.url}/dashboard/#token={server.read_token}")
+            page.goto(f"{server.url}/dashboard/#/jobs/{job.id}")
+            page.wait_for_selector("#pred-plot circle.prediction")
+            assert page.locator("#p-metric").input_value() == "accuracy"
+            assert page.locator("#pred-plot circle.prediction").count() == pairs["accuracy"]
+            assert "Spearman" in page.locator("#p-score").inner_text()
+            page.select_option("#p-metric", "latency_ms")
+            assert page.locator("#pred-plot circle.prediction").count() == pairs["latency_ms"]
+            assert page.locator("#pred-plot text.x-label").text_content() == "measured latency_ms"
+        finally:
+            page.close()
+    store.close()

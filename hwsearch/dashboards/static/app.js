@@ -120,6 +120,8 @@ async function showJob(jobId, first) {
     } else {
       $("front-plot").replaceChildren(svgEl("text", { x: 20, y: 30 }, "No front yet."));
     }
+    state.predictions = await (await api(`/jobs/${jobId}/predictions`)).json();
+    renderPredictions();
     say(job.error ? `error: ${job.error}` : "");
     if (ACTIVE.has(job.state)) state.timer = setTimeout(() => showJob(jobId, false), 2000);
   } catch (error) { say(error.message); }
@@ -251,6 +253,48 @@ function renderHypervolume(history) {
   }
 }
 
+// Each prediction an active-learning job made, against the value measured since: points on
+// the diagonal were predicted exactly; the bars are one standard deviation.
+function renderPredictions() {
+  const svg = $("pred-plot"), select = $("p-metric");
+  svg.replaceChildren();
+  const data = state.predictions || { items: [], scores: {} };
+  const metrics = [...new Set(data.items.map((p) => p.metric))].sort();
+  if (select.options.length !== metrics.length) {
+    const chosen = select.value;
+    select.replaceChildren(...metrics.map((m) => el("option", { value: m }, m)));
+    if (metrics.includes(chosen)) select.value = chosen;
+  }
+  const metric = select.value;
+  const pairs = data.items.filter((p) => p.metric === metric && p.measured !== null);
+  svg.setAttribute("data-points", String(pairs.length));
+  const score = data.scores[metric];
+  $("p-score").textContent = score
+    ? `n ${score.n}, Spearman ${fmt(score.spearman)}, within ±10% ${fmt(score.within_10pct)}`
+    : "";
+  if (!pairs.length) {
+    svg.append(svgEl("text", { x: 20, y: 30 },
+      data.items.length ? "Nothing measured yet." : "No predictions: the job did not use active learning."));
+    return;
+  }
+  const W = 560, H = 260, L = 64, B = 30;
+  const all = pairs.flatMap((p) => [p.measured, p.predicted]);
+  const x = scale(all, L + 8, W - 18), y = scale(all, H - B - 8, 24);
+  axes(svg, x, y, W, H, L, B, `measured ${metric}`, `predicted ${metric}`);
+  const lo = Math.max(x.min, y.min), hi = Math.min(x.max, y.max);
+  svg.append(svgEl("line", { class: "diagonal", x1: x.f(lo), y1: y.f(lo), x2: x.f(hi), y2: y.f(hi) }));
+  for (const p of pairs) {
+    svg.append(svgEl("line", { class: "error-bar", x1: x.f(p.measured), x2: x.f(p.measured),
+      y1: y.f(p.predicted - p.std), y2: y.f(p.predicted + p.std) }));
+    const c = svgEl("circle", { class: "prediction", cx: x.f(p.measured), cy: y.f(p.predicted),
+      r: 4, "data-candidate-id": p.candidate_id });
+    c.append(svgEl("title", {}, `candidate ${p.candidate_id}: measured ${fmt(p.measured)}, `
+      + `predicted ${fmt(p.predicted)} ± ${fmt(p.std)} (predictor v${p.predictor_version})`));
+    c.addEventListener("click", () => showCandidate(p.candidate_id));
+    svg.append(c);
+  }
+}
+
 // -- one candidate ----------------------------------------------------------------------
 
 async function showCandidate(candidateId) {
@@ -310,6 +354,7 @@ $("login").addEventListener("submit", (event) => {
 for (const id of ["x-metric", "y-metric", "c-metric", "measured-only"]) {
   $(id).addEventListener("change", renderFront);
 }
+$("p-metric").addEventListener("change", renderPredictions);
 window.addEventListener("hashchange", route);
 takeTokenFromFragment();
 route();

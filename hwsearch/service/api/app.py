@@ -10,14 +10,15 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 import hwsearch
 from hwsearch.db import Store
 from hwsearch.errors import HwsearchError
 from hwsearch.service.api.auth import TokenCache
 from hwsearch.service.api.errors import install_error_handlers
-from hwsearch.service.api.fronts import FrontCache
-from hwsearch.service.api.routers import catalog, fronts, jobs
+from hwsearch.service.api.fronts import FrontCache, send_replay
+from hwsearch.service.api.routers import catalog, fronts, jobs, predictions
 from hwsearch.service.api.settings import ServiceSettings
 from hwsearch.service.runner import JobRunner
 
@@ -35,6 +36,16 @@ def load_plugins(modules: tuple[str, ...]) -> None:
             importlib.import_module(name)
         except ImportError as exc:
             raise HwsearchError(f"plug-in {name!r} cannot be imported: {exc}") from exc
+
+
+class ServiceAPI(FastAPI):
+    """FastAPI, except that a repeat of a front query it answered is sent from the front
+    cache before FastAPI's middleware and routing (see :func:`send_replay`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and await send_replay(self.state, scope, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: ServiceSettings | None = None, *, store: Store | None = None) -> FastAPI:
@@ -64,7 +75,7 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
             if store is None:
                 opened.close()
 
-    app = FastAPI(
+    app = ServiceAPI(
         title="hwsearch",
         version=hwsearch.__version__,
         description=DESCRIPTION,
@@ -76,6 +87,7 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
     app.include_router(catalog.router)
     app.include_router(jobs.router)
     app.include_router(fronts.router)
+    app.include_router(predictions.router)
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
 
     @app.get("/", include_in_schema=False)
@@ -83,3 +95,10 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
         return RedirectResponse("/dashboard/")
 
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``hwsearch serve --api-workers N`` (a uvicorn
+    factory): settings from :data:`~hwsearch.service.api.settings.SETTINGS_ENV`; the job
+    runner runs in the supervising process, never in a worker."""
+    return create_app(ServiceSettings.from_environment())

@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from hwsearch.db import Store
 from hwsearch.records import TokenRecord, TokenScope
 from hwsearch.service.api.auth import TokenCache
-from hwsearch.service.api.fronts import FrontCache
 from hwsearch.service.api.settings import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ServiceSettings
 from hwsearch.service.runner import JobRunner
 
@@ -37,15 +36,9 @@ async def _runner(request: Request) -> JobRunner | None:
     return runner
 
 
-async def _fronts(request: Request) -> FrontCache:
-    cache: FrontCache = request.app.state.fronts
-    return cache
-
-
 StoreDep = Annotated[Store, Depends(_store)]
 SettingsDep = Annotated[ServiceSettings, Depends(_settings)]
 RunnerDep = Annotated[JobRunner | None, Depends(_runner)]
-FrontCacheDep = Annotated[FrontCache, Depends(_fronts)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `hwsearch tokens create`.")
 

@@ -140,3 +140,43 @@ class HealthPublic(BaseModel):
     status: Literal["ok"]
     version: str
     running_jobs: list[int]
+
+
+# -- predictors and predictions -------------------------------------------------------------
+
+
+class PredictorPublic(BaseModel):
+    id: int
+    family: str
+    target: str
+    metric: str
+    version: int
+    kind: str
+    training_size: int
+    features: int = Field(description="Number of features the predictor uses.")
+    metrics: dict[str, float] = Field(description="How well it did (held-out or cross-validated).")
+    created_at: datetime
+
+
+class PredictorList(BaseModel):
+    count: int
+    items: list[PredictorPublic]
+
+
+class PredictionPublic(BaseModel):
+    candidate_id: int
+    metric: str
+    predicted: float
+    std: float
+    predictor_id: int | None
+    predictor_version: int | None
+    measured: float | None = Field(description="The value measured since; null if none.")
+
+
+class PredictionList(BaseModel):
+    count: int
+    items: list[PredictionPublic]
+    scores: dict[str, dict[str, float]] = Field(
+        description="Per metric, predicted against measured where both exist: rmse, mape, "
+        "within_10pct, spearman, kendall and n."
+    )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwsearch.service.runner import RunnerSettings
+
+#: Where ``hwsearch serve --api-workers N`` hands its settings to the worker processes.
+SETTINGS_ENV = "HWSEARCH_SERVE_SETTINGS"
 
 #: Largest page of jobs or front points one request may ask for.
 MAX_PAGE_SIZE = 500
@@ -38,4 +43,32 @@ class ServiceSettings:
             raise ValueError(f"token_cache_s must not be negative, got {self.token_cache_s!r}")
         object.__setattr__(
             self, "table_roots", tuple(Path(p).expanduser().resolve() for p in self.table_roots)
+        )
+
+    def to_environment(self) -> dict[str, str]:
+        """These settings, less the runner's, for :meth:`from_environment` in a worker
+        process of ``hwsearch serve --api-workers`` (workers never run jobs)."""
+        data = {
+            "db_url": self.db_url,
+            "max_body_bytes": self.max_body_bytes,
+            "table_roots": [str(p) for p in self.table_roots],
+            "plugins": list(self.plugins),
+            "token_cache_s": self.token_cache_s,
+        }
+        return {SETTINGS_ENV: json.dumps(data)}
+
+    @classmethod
+    def from_environment(cls) -> ServiceSettings:
+        """The settings :meth:`to_environment` set, with ``run_jobs`` off."""
+        text = os.environ.get(SETTINGS_ENV)
+        if not text:
+            raise ValueError(f"{SETTINGS_ENV} is not set; start workers with hwsearch serve")
+        data = json.loads(text)
+        return cls(
+            db_url=data["db_url"],
+            max_body_bytes=data["max_body_bytes"],
+            table_roots=tuple(Path(p) for p in data["table_roots"]),
+            plugins=tuple(data["plugins"]),
+            run_jobs=False,
+            token_cache_s=data["token_cache_s"],
         )

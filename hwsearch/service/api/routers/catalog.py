@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 import hwsearch
-from hwsearch.service.api.deps import RunnerDep, TokenDep
-from hwsearch.service.api.schemas import HealthPublic, NameList, TargetList
+from hwsearch.service.api.deps import RunnerDep, StoreDep, TokenDep
+from hwsearch.service.api.schemas import HealthPublic, NameList, PredictorList, TargetList
 
 router = APIRouter(tags=["catalogue"])
 
@@ -33,13 +33,32 @@ def targets(token: TokenDep) -> dict[str, Any]:
     return {"count": len(items), "items": items}
 
 
-@router.get("/predictors", response_model=NameList)
-def predictors(token: TokenDep) -> dict[str, Any]:
-    """Registered learned predictors (none are registered in this version)."""
-    import hwsearch.predictors as package
-
-    names = sorted(getattr(package, "predictor_names", lambda: [])())
-    return {"count": len(names), "items": names}
+@router.get("/predictors", response_model=PredictorList)
+def predictors(
+    token: TokenDep,
+    store: StoreDep,
+    family: Annotated[str | None, Query(max_length=100)] = None,
+    target: Annotated[str | None, Query(max_length=100)] = None,
+    metric: Annotated[str | None, Query(max_length=100)] = None,
+) -> dict[str, Any]:
+    """Fitted predictors stored in the database (``hwsearch predictors fit`` and active
+    learning), every version with its training-set size and how well it did."""
+    items = [
+        {
+            "id": r.id,
+            "family": r.family,
+            "target": r.target,
+            "metric": r.metric,
+            "version": r.version,
+            "kind": r.kind,
+            "training_size": r.training_size,
+            "features": len(r.features),
+            "metrics": r.metrics,
+            "created_at": r.created_at,
+        }
+        for r in store.list_predictors(family=family, target=target, metric=metric)
+    ]
+    return {"count": len(items), "items": items}
 
 
 @router.get("/families", response_model=NameList)

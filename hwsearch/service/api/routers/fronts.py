@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from hwsearch.errors import FilterError, HwsearchError, NotFoundError
+from hwsearch.errors import HwsearchError, NotFoundError
 from hwsearch.records import CandidateStatus
-from hwsearch.search.filters import parse_filter
 from hwsearch.service.api.deps import (
     CandidateId,
-    FrontCacheDep,
     JobId,
     PageDep,
     StoreDep,
@@ -27,10 +25,10 @@ from hwsearch.service.api.deps import (
 )
 from hwsearch.service.api.errors import ApiError
 from hwsearch.service.api.fronts import (
+    FrontCache,
+    FrontQuery,
+    FrontQueryError,
     candidate_payload,
-    metric_subset,
-    point_payload,
-    select_points,
 )
 from hwsearch.service.api.schemas import CandidatePublic, ErrorPublic, FrontPublic
 
@@ -43,8 +41,8 @@ router = APIRouter(prefix="/jobs/{job_id}", tags=["fronts"])
     responses={400: {"model": ErrorPublic}, 404: {"model": ErrorPublic}},
 )
 async def get_front(
+    request: Request,
     job_id: JobId,
-    fronts: FrontCacheDep,
     page: PageDep,
     token: TokenDep,
     where: Annotated[
@@ -68,54 +66,20 @@ async def get_front(
 ) -> Response:
     """The latest Pareto front of a job, filtered, sorted and paged. A running job's newest
     generation shows within half a second."""
+    fronts: FrontCache = request.app.state.fronts  # not a dependency: one less to resolve
     try:
         cached = fronts.peek(job_id)
         if cached is None:
             cached = await run_in_threadpool(fronts.get, job_id)
     except NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    field = "metrics"
+    query = FrontQuery(where, sort, metrics, measured_only, page.offset, page.limit)
     try:
-        subset = metric_subset(cached, metrics)
-        field = "where"
-        keep = parse_filter(where, cached.known) if where else None
-        field = "sort"
-        chosen = select_points(
-            cached,
-            keep=keep,
-            sort=sort,
-            measured_only=measured_only,
-            offset=page.offset,
-            limit=page.limit,
-        )
-    except FilterError as exc:
-        problem = {"field": f"query.{field}", "reason": str(exc)}
-        raise ApiError(400, f"{field}: {exc}", [problem]) from None
-    front = cached.view.front
-    head = {
-        "job_id": front.job_id,
-        "generation": front.generation,
-        "objectives": [
-            {"metric": m, "direction": d}
-            for m, d in zip(front.objectives, front.directions, strict=True)
-        ],
-        "reference_point": front.reference_point,
-        "hypervolume": front.hypervolume,
-        "evaluations": front.evaluations,
-        "size": len(front.points),
-        "count": chosen.count,
-        "offset": page.offset,
-        "limit": page.limit,
-    }
-    # Points are encoded once per front (see FrontCache); a page only joins them.
-    if subset is None:
-        points = ",".join(cached.encoded[c.id] for c in chosen.candidates)
-    else:
-        points = ",".join(
-            json.dumps(point_payload(c, cached.measured[c.id], subset), allow_nan=False)
-            for c in chosen.candidates
-        )
-    body = json.dumps(head, allow_nan=False)[:-1] + ', "points": [' + points + "]}"
+        # Remembered so that send_replay answers the same request again on its own.
+        body = fronts.body(cached, query, (request.scope["path"], request.scope["query_string"]))
+    except FrontQueryError as exc:
+        problem = {"field": f"query.{exc.field}", "reason": exc.reason}
+        raise ApiError(400, str(exc), [problem]) from None
     return Response(body, media_type="application/json")
 
 

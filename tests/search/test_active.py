@@ -1,0 +1,112 @@
+"""Active learning in the driver: predicted candidates, stored predictions, verified fronts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hwsearch.db import Store
+from hwsearch.errors import SpecErrors
+from hwsearch.records import CandidateStatus, JobState, Provenance
+from hwsearch.search.driver import Driver
+from hwsearch.search.spec import parse_spec
+
+OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+BUDGET = 40
+
+
+def _spec(nb201_data: Path, **active: Any) -> dict[str, Any]:
+    """NAS-Bench-201 on the Pixel 3: both metrics looked up, so a search takes seconds."""
+    return {
+        "name": "active",
+        "family": "nb201",
+        "target": {
+            "name": "pixel3",
+            "table": str(nb201_data / "latency_ms.csv"),
+            "column": "pixel3",
+        },
+        "space": {"ops": {"type": "choice", "values": OPS, "per_layer": 6}},
+        "objectives": [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency_ms", "direction": "minimize"},
+        ],
+        "budget": {"evaluations": BUDGET},
+        "optimizer": {"name": "optuna-nsga2", "population_size": 16},
+        "evaluation": {
+            "type": "table",
+            "table": str(nb201_data / "accuracy.csv"),
+            "column": "cifar10_acc",
+            "scale": 0.01,
+        },
+        "active_learning": {"min_measured": 8, **active},
+        "seed": 0,
+    }
+
+
+def _is_predicted(candidate: Any) -> bool:
+    return any(m.provenance == Provenance.PREDICTED for m in candidate.metrics.values())
+
+
+def test_unpromising_candidates_are_predicted_and_the_front_verified(
+    store: Store, nb201_data: Path
+) -> None:
+    driver = Driver(parse_spec(_spec(nb201_data)), store)
+    job = driver.run()
+    assert job.state == JobState.FINISHED
+    done = store.list_candidates(job.id, status=CandidateStatus.DONE)
+    predicted = [c for c in done if _is_predicted(c)]
+    measured = [c for c in done if not _is_predicted(c)]
+    assert predicted and len(predicted) == driver.predicted
+    assert len(measured) <= BUDGET  # predictions cost no budget; measurements do
+
+    versions = {(p.metric, p.version): p for p in store.list_predictors(family="nb201")}
+    assert {metric for metric, _ in versions} == {"accuracy", "latency_ms"}
+    for candidate in predicted:
+        for metric in ("accuracy", "latency_ms"):
+            value = candidate.metrics[metric]
+            fitted = versions[(metric, value.details["predictor_version"])]
+            assert value.details["predictor_id"] == fitted.id
+            assert value.details["std"] > 0
+            assert fitted.training_size >= 8
+
+    front = store.latest_front(job.id)
+    assert front is not None and front.points
+    assert all(p.measured for p in front.points)  # every front point verified
+
+    predictions = store.list_predictions(job.id)
+    forecast = {p.candidate_id for p in predictions}
+    assert {c.id for c in predicted} <= forecast
+    for p in predictions:
+        candidate = next(c for c in done if c.id == p.candidate_id)
+        if _is_predicted(candidate):
+            assert p.measured is None
+            assert candidate.metrics[p.metric].value == pytest.approx(p.value)
+        else:  # predicted before it was measured
+            assert p.measured == pytest.approx(candidate.metrics[p.metric].value)
+
+
+def test_a_resumed_active_learning_job_ends_as_the_uninterrupted_one(
+    tmp_path: Path, nb201_data: Path
+) -> None:
+    spec = parse_spec(_spec(nb201_data, verify_front=False))
+    with Store.open(f"sqlite:///{tmp_path / 'whole.db'}") as store:
+        whole = Driver(spec, store).run()
+        expected = {c.config_hash: _is_predicted(c) for c in store.list_candidates(whole.id)}
+    with Store.open(f"sqlite:///{tmp_path / 'cut.db'}") as store:
+        asked = iter(range(100))
+        cut = Driver(spec, store, should_stop=lambda: next(asked) >= 3).run()
+        assert cut.state == JobState.CANCELLED
+        driver = Driver(spec, store)
+        resumed = driver.resume(cut.id)
+        got = {c.config_hash: _is_predicted(c) for c in store.list_candidates(resumed.id)}
+    assert resumed.state == JobState.FINISHED
+    assert got == expected
+
+
+def test_bad_active_learning_settings_name_the_field(nb201_data: Path) -> None:
+    with pytest.raises(SpecErrors) as raised:
+        parse_spec(_spec(nb201_data, predictor="svm", min_measured=1))
+    fields = {e.field for e in raised.value.errors}
+    assert {"active_learning.predictor", "active_learning.min_measured"} <= fields
