@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +137,41 @@ def nb201_data() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return folder
+
+
+NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+
+
+@pytest.fixture
+def nb201_active_spec(nb201_data: Path) -> Callable[..., dict[str, Any]]:
+    """A factory of active-learning specs on NAS-Bench-201 for the Pixel 3: accuracy and
+    latency are both looked up in the shared tables, so a search takes seconds.
+    ``make(budget, **active_learning_settings)``."""
+
+    def make(budget: int = 32, **active: Any) -> dict[str, Any]:
+        return {
+            "name": "active",
+            "family": "nb201",
+            "target": {
+                "name": "pixel3",
+                "table": str(nb201_data / "latency_ms.csv"),
+                "column": "pixel3",
+            },
+            "space": {"ops": {"type": "choice", "values": NB201_OPS, "per_layer": 6}},
+            "objectives": [
+                {"metric": "accuracy", "direction": "maximize"},
+                {"metric": "latency_ms", "direction": "minimize"},
+            ],
+            "budget": {"evaluations": budget},
+            "optimizer": {"name": "optuna-nsga2", "population_size": 16},
+            "evaluation": {
+                "type": "table",
+                "table": str(nb201_data / "accuracy.csv"),
+                "column": "cifar10_acc",
+                "scale": 0.01,
+            },
+            "active_learning": {"min_measured": 8, **active},
+            "seed": 0,
+        }
+
+    return make

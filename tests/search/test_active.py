@@ -13,36 +13,7 @@ from hwsearch.records import CandidateStatus, JobState, Provenance
 from hwsearch.search.driver import Driver
 from hwsearch.search.spec import parse_spec
 
-OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 BUDGET = 40
-
-
-def _spec(nb201_data: Path, **active: Any) -> dict[str, Any]:
-    """NAS-Bench-201 on the Pixel 3: both metrics looked up, so a search takes seconds."""
-    return {
-        "name": "active",
-        "family": "nb201",
-        "target": {
-            "name": "pixel3",
-            "table": str(nb201_data / "latency_ms.csv"),
-            "column": "pixel3",
-        },
-        "space": {"ops": {"type": "choice", "values": OPS, "per_layer": 6}},
-        "objectives": [
-            {"metric": "accuracy", "direction": "maximize"},
-            {"metric": "latency_ms", "direction": "minimize"},
-        ],
-        "budget": {"evaluations": BUDGET},
-        "optimizer": {"name": "optuna-nsga2", "population_size": 16},
-        "evaluation": {
-            "type": "table",
-            "table": str(nb201_data / "accuracy.csv"),
-            "column": "cifar10_acc",
-            "scale": 0.01,
-        },
-        "active_learning": {"min_measured": 8, **active},
-        "seed": 0,
-    }
 
 
 def _is_predicted(candidate: Any) -> bool:
@@ -50,9 +21,9 @@ def _is_predicted(candidate: Any) -> bool:
 
 
 def test_unpromising_candidates_are_predicted_and_the_front_verified(
-    store: Store, nb201_data: Path
+    store: Store, nb201_active_spec: Any
 ) -> None:
-    driver = Driver(parse_spec(_spec(nb201_data)), store)
+    driver = Driver(parse_spec(nb201_active_spec(BUDGET)), store)
     job = driver.run()
     assert job.state == JobState.FINISHED
     done = store.list_candidates(job.id, status=CandidateStatus.DONE)
@@ -88,9 +59,9 @@ def test_unpromising_candidates_are_predicted_and_the_front_verified(
 
 
 def test_a_resumed_active_learning_job_ends_as_the_uninterrupted_one(
-    tmp_path: Path, nb201_data: Path
+    tmp_path: Path, nb201_active_spec: Any
 ) -> None:
-    spec = parse_spec(_spec(nb201_data, verify_front=False))
+    spec = parse_spec(nb201_active_spec(BUDGET, verify_front=False))
     with Store.open(f"sqlite:///{tmp_path / 'whole.db'}") as store:
         whole = Driver(spec, store).run()
         expected = {c.config_hash: _is_predicted(c) for c in store.list_candidates(whole.id)}
@@ -105,8 +76,8 @@ def test_a_resumed_active_learning_job_ends_as_the_uninterrupted_one(
     assert got == expected
 
 
-def test_bad_active_learning_settings_name_the_field(nb201_data: Path) -> None:
+def test_bad_active_learning_settings_name_the_field(nb201_active_spec: Any) -> None:
     with pytest.raises(SpecErrors) as raised:
-        parse_spec(_spec(nb201_data, predictor="svm", min_measured=1))
+        parse_spec(nb201_active_spec(BUDGET, predictor="svm", min_measured=1))
     fields = {e.field for e in raised.value.errors}
     assert {"active_learning.predictor", "active_learning.min_measured"} <= fields

@@ -9,36 +9,12 @@ from hwsearch.db import Store
 from hwsearch.search.driver import Driver
 from hwsearch.search.spec import parse_spec
 
-OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
-
-
-def _active_spec(nb201_data: Path) -> dict[str, Any]:
-    return {
-        "name": "active",
-        "family": "nb201",
-        "target": {"name": "pixel3", "table": str(nb201_data / "latency_ms.csv")},
-        "space": {"ops": {"type": "choice", "values": OPS, "per_layer": 6}},
-        "objectives": [
-            {"metric": "accuracy", "direction": "maximize"},
-            {"metric": "latency_ms", "direction": "minimize"},
-        ],
-        "budget": {"evaluations": 32},
-        "optimizer": {"name": "optuna-nsga2", "population_size": 16},
-        "evaluation": {
-            "type": "table",
-            "table": str(nb201_data / "accuracy.csv"),
-            "column": "cifar10_acc",
-            "scale": 0.01,
-        },
-        "active_learning": {"min_measured": 8},
-    }
-
 
 def test_predictions_and_predictors_of_an_active_learning_job(
-    tmp_path: Path, nb201_data: Path, serve_store: Any
+    tmp_path: Path, nb201_active_spec: Any, serve_store: Any
 ) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'active.db'}")
-    job = Driver(parse_spec(_active_spec(nb201_data)), store).run()
+    job = Driver(parse_spec(nb201_active_spec()), store).run()
     stored = store.list_predictions(job.id)
     with serve_store(store) as server, server.client() as client:
         predictions = client.get(f"/jobs/{job.id}/predictions").json()

@@ -103,34 +103,14 @@ def test_dashboard_shows_the_front_and_exports_a_candidate(
 
 
 def test_dashboard_plots_predictions_against_measurements(
-    browser: Any, nb201_data: Path, serve_store: Any, tmp_path: Path
+    browser: Any, nb201_active_spec: Any, serve_store: Any, tmp_path: Path
 ) -> None:
     from hwsearch.db import Store
     from hwsearch.search.driver import Driver
     from hwsearch.search.spec import parse_spec
 
-    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
-    spec = {
-        "name": "active",
-        "family": "nb201",
-        "target": {"name": "pixel3", "table": str(nb201_data / "latency_ms.csv")},
-        "space": {"ops": {"type": "choice", "values": ops, "per_layer": 6}},
-        "objectives": [
-            {"metric": "accuracy", "direction": "maximize"},
-            {"metric": "latency_ms", "direction": "minimize"},
-        ],
-        "budget": {"evaluations": 32},
-        "optimizer": {"name": "optuna-nsga2", "population_size": 16},
-        "evaluation": {
-            "type": "table",
-            "table": str(nb201_data / "accuracy.csv"),
-            "column": "cifar10_acc",
-            "scale": 0.01,
-        },
-        "active_learning": {"min_measured": 8},
-    }
     store = Store.open(f"sqlite:///{tmp_path / 'active.db'}")
-    job = Driver(parse_spec(spec), store).run()
+    job = Driver(parse_spec(nb201_active_spec()), store).run()
     pairs = {
         metric: sum(
             p.metric == metric and p.measured is not None for p in store.list_predictions(job.id)
