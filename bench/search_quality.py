@@ -28,9 +28,9 @@ log-latencies of every architecture on all devices of P other than D, known befo
 strategies that do not use prior knowledge ignore it. With ``--encoding cell`` (the
 default) they are also given the cell's graph features, computed from the architecture key
 alone (:func:`cell_features`: which input-output paths are alive, the operations on live
-paths, the longest chain of 3x3 convolutions, a residual path) -- knowledge of the search
-space, not of any measurement; ``--encoding generic`` withholds them, leaving only the
-space's own encoding of 6 choices.
+paths, the longest chain of 3x3 convolutions, a residual path, whether one and whether two
+live edges convolve) -- knowledge of the search space, not of any measurement;
+``--encoding generic`` withholds them, leaving only the space's own encoding of 6 choices.
 
 Prints one JSON line per (device, strategy, budget) with ``hv_gap_mean`` and ``hv_gap_std``
 over the seeds, then one per (strategy, budget) with ``device: "mean"`` (the mean over
@@ -134,13 +134,16 @@ PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
 def cell_features(ops: Sequence[str]) -> np.ndarray:
     """What the cell's graph says, computed from the key alone: which input-output paths are
     alive (no ``none`` on them), the convolutions and pools on live paths (dead edges do
-    nothing), the longest chain of 3x3 convolutions, and a pure skip path (a residual)."""
+    nothing), the longest chain of 3x3 convolutions, a pure skip path (a residual), and
+    whether a live path holds a convolution at all and two or more live edges do (a cell
+    without one is a different kind of network, whatever else it holds)."""
     alive = [all(ops[e] != "none" for e in path) for path in PATHS]
     live_edges = sorted({e for path, ok in zip(PATHS, alive, strict=True) if ok for e in path})
     on_live = [ops[e] for e in live_edges]
     conv3 = [
         sum(ops[e] == "nor_conv_3x3" for e in p) for p, ok in zip(PATHS, alive, strict=True) if ok
     ]
+    live_convs = on_live.count("nor_conv_3x3") + on_live.count("nor_conv_1x1")
     return np.array(
         [
             float(any(alive)),
@@ -152,6 +155,8 @@ def cell_features(ops: Sequence[str]) -> np.ndarray:
             on_live.count("skip_connect") / EDGES,
             max(conv3, default=0) / 3,
             float(any(all(ops[e] == "skip_connect" for e in p) for p in PATHS)),
+            float(live_convs >= 1),
+            float(live_convs >= 2),
         ]
     )
 
@@ -192,6 +197,22 @@ def _init_worker(accuracy_csv: str, latency_csv: str, prior_csv: str | None) -> 
     _TABLE = Table(accuracy_csv, latency_csv, prior_csv)
 
 
+def _make(strategy: str, options: Mapping[str, Any], *, seed: int, prior: Any) -> Any:
+    """The optimizer ``strategy`` on this benchmark's space and objectives."""
+    from hwsearch.search.objectives import Objective
+    from hwsearch.search.optimizer import make_optimizer
+
+    return make_optimizer(
+        strategy,
+        space=make_space(),
+        objectives=[Objective("accuracy", "maximize"), Objective("latency_ms", "minimize")],
+        n_constraints=0,
+        seed=seed,
+        options=options,
+        prior=prior,
+    )
+
+
 def run_one(
     device: str,
     strategy: str,
@@ -203,9 +224,6 @@ def run_one(
     encoding: str = "cell",
 ) -> dict[str, Any]:
     """One search; the HV gap after the first N distinct evaluations for each N."""
-    from hwsearch.search.objectives import Objective
-    from hwsearch.search.optimizer import make_optimizer
-
     assert _TABLE is not None
     table = _TABLE
     points = normalised_points(table, device)
@@ -220,15 +238,7 @@ def run_one(
     prior = {name: _lookup(matrix) for name, matrix in blocks.items()} or None
 
     start = time.perf_counter()
-    optimizer = make_optimizer(
-        strategy,
-        space=make_space(),
-        objectives=[Objective("accuracy", "maximize"), Objective("latency_ms", "minimize")],
-        n_constraints=0,
-        seed=seed,
-        options=options,
-        prior=prior,
-    )
+    optimizer = _make(strategy, options, seed=seed, prior=prior)
     budget = max(budgets)
     order: list[int] = []  # distinct codes in evaluation order
     seen: set[int] = set()
@@ -308,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             get_optimizer_class(name).check_options(options.get(name, {}))
         except KeyError as exc:
             parser.error(f"--strategies: {exc}")
+        except ValueError as exc:
+            parser.error(f"--options: {name}: {exc}")
+        try:  # options checked against the problem (one value per objective) fail here too
+            _make(name, options.get(name, {}), seed=0, prior=None)
         except ValueError as exc:
             parser.error(f"--options: {name}: {exc}")
     table = Table(args.accuracy_csv, args.latency_csv, args.prior_latency_csv)

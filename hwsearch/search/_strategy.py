@@ -22,8 +22,12 @@ optimizer's own time is nearly free, so each batch is chosen with care:
    the front of what was evaluated, in objective space normalised by the observed ranges,
    times its probability of feasibility; once data exists, points more likely infeasible
    than not are not proposed. Where no point improves the front, the one closest to
-   improving it wins. ``acquisition: ehvi`` takes the Monte Carlo expected hypervolume
-   improvement instead (slower; no better on NAS-Bench-201 without prior knowledge).
+   improving it wins. The standard deviation is that of the value an evaluation will show:
+   the GP's variance, widened where its leave-one-out errors say it is overconfident
+   (:meth:`~hwsearch.search.surrogate.GaussianProcess.calibrate`), plus its fitted noise
+   (what the kernel does not explain: a latency measured in whole milliseconds, a config
+   that departs from what other devices predict). ``acquisition: ehvi`` takes the Monte
+   Carlo expected hypervolume improvement instead (slower; no better on NAS-Bench-201).
 5. **Batch.** ``ask(n)`` picks greedily: after each pick its predicted mean joins the front
    ("kriging believer") and the GP variances are conditioned on it, so the next pick goes
    where the model is still unsure or the front still has a gap. Pending points (asked, not
@@ -72,7 +76,8 @@ class SurrogateStrategy(Optimizer):
     """Surrogate-assisted batch search by hypervolume improvement (see the module docstring).
 
     Options: ``initial`` (size of the initial design; None: ``min(20, max(8, 2 * number of
-    variables))``), ``optimism`` (standard deviations of optimism in the acquisition, 1.0),
+    variables))``), ``optimism`` (standard deviations of optimism in the acquisition, 1.0;
+    or a list, one per objective),
     ``model`` (``gp`` or ``forest``), ``acquisition`` (``optimistic`` or ``ehvi``),
     ``pool_size`` (sampled pool of an infinite or large space, 4096), ``max_enumerate``
     (largest finite space scored whole, 50000).
@@ -95,9 +100,19 @@ class SurrogateStrategy(Optimizer):
         if merged["initial"] is not None:
             merged["initial"] = int_option(merged, "initial", minimum=1)
         optimism = merged["optimism"]
-        if isinstance(optimism, bool) or not isinstance(optimism, int | float) or optimism < 0:
-            raise SpecError("optimizer.optimism", f"must be a number >= 0, got {optimism!r}")
-        merged["optimism"] = float(optimism)
+        values = optimism if isinstance(optimism, list | tuple) else [optimism]
+        if not values or not all(
+            not isinstance(v, bool) and isinstance(v, int | float) and v >= 0 for v in values
+        ):
+            raise SpecError(
+                "optimizer.optimism",
+                f"must be a number >= 0 or a list of them (one per objective), got {optimism!r}",
+            )
+        merged["optimism"] = (
+            tuple(float(v) for v in optimism)
+            if isinstance(optimism, list | tuple)
+            else float(optimism)
+        )
         if merged["model"] not in _MODELS:
             raise SpecError(
                 "optimizer.model", f"must be one of {', '.join(_MODELS)}, got {merged['model']!r}"
@@ -123,6 +138,15 @@ class SurrogateStrategy(Optimizer):
         self._rng = np.random.default_rng(self.seed)
         self._enc = Encoder(self.space)
         self._signs = np.array([o.sign for o in self.objectives])
+        optimism = self.options["optimism"]
+        if isinstance(optimism, tuple) and len(optimism) != len(self.objectives):
+            raise SpecError(
+                "optimizer.optimism",
+                f"has {len(optimism)} values for {len(self.objectives)} objectives",
+            )
+        self._optimism = np.broadcast_to(
+            np.asarray(optimism, dtype=float), (len(self.objectives),)
+        ).copy()
         n_vars = max(len(self.space), 1)
         initial = self.options["initial"]
         self._initial: int = initial if initial is not None else min(20, max(8, 2 * n_vars))
@@ -327,18 +351,21 @@ class SurrogateStrategy(Optimizer):
         pending = [*self._pending.values(), *extra_pending]
         x_all = np.concatenate([feats, self._features(np.array(pending))]) if pending else feats
         n_pool = len(feats)
-        beta = self.options["optimism"]
+        beta = self._optimism
 
         models = []
         means = np.empty((len(x_all), m))
         variances = np.empty((len(x_all), m))
         vs: list[FloatArray | None] = []
+        noise = np.zeros(m)  # added to the variance of what an evaluation will show
         transforms = []
         for j in range(m):
             transform = _Transform(y_obs[:, j])
             model = self._model().fit(x_obs, transform.forward(y_obs[:, j]))
             if isinstance(model, GaussianProcess):
+                model.calibrate()
                 mu, var, v = model.predict_full(x_all)
+                noise[j] = model.noise_variance
                 vs.append(v)
             else:
                 mu, sd = model.predict(x_all)
@@ -387,10 +414,10 @@ class SurrogateStrategy(Optimizer):
         ehvi = self.options["acquisition"] == "ehvi"
         draws = self._rng.standard_normal((_EHVI_SAMPLES, n_pool, m)) if ehvi else None
         for _ in range(min(n, n_pool)):
-            sd = np.sqrt(np.maximum(var_now[:n_pool], 0.0))
+            sd = np.sqrt(np.maximum(var_now[:n_pool], 0.0) + noise)
             optimistic = np.empty((n_pool, m))
             for j in range(m):
-                optimistic[:, j] = transforms[j].inverse(means[:n_pool, j] - beta * sd[:, j])
+                optimistic[:, j] = transforms[j].inverse(means[:n_pool, j] - beta[j] * sd[:, j])
             pts = (optimistic - low) / span
             score = _acquisition(pts, front, ref, feasible_prob[:n_pool])
             score[~available] = -np.inf

@@ -91,6 +91,20 @@ def test_registered_as_default_and_checks_options() -> None:
     assert info.value.field == "optimizer.initial"
 
 
+def test_optimism_per_objective() -> None:
+    opt = make(optimism=[0.5, 2])
+    assert opt.options["optimism"] == (0.5, 2.0)
+    assert len(drive(opt, mixed_problem, batches=3, size=6)) == 18
+    for bad in ([1.0], [1.0, -1.0], [], [1.0, True]):
+        with pytest.raises(SpecError) as info:
+            make(optimism=bad)
+        assert info.value.field == "optimizer.optimism"
+    # more optimism on latency than on accuracy changes what is proposed
+    first = [p for p, _ in drive(make(seed=2, initial=6, optimism=[0.0, 0.0]), mixed_problem, 3, 6)]
+    other = [p for p, _ in drive(make(seed=2, initial=6, optimism=[0.0, 3.0]), mixed_problem, 3, 6)]
+    assert first[:6] == other[:6] and first[6:] != other[6:]
+
+
 def test_improves_over_its_initial_design_and_beats_random() -> None:
     reference = [0.0, 10.0]
     opt = make(seed=1, initial=8)
@@ -261,3 +275,39 @@ def test_gaussian_process_interpolates_and_knows_where_it_is_unsure() -> None:
     _, sd_far = gp.predict(far)
     assert np.abs(mean - (np.sin(3 * near[:, 0]) + near[:, 1] ** 2)).max() < 0.2
     assert sd_far.mean() > 5 * sd_near.mean()
+
+
+class _RigidGP(GaussianProcess):
+    """One short, noiseless kernel: it interpolates outliers and misses them when they are
+    left out by more than its variance says."""
+
+    LENGTHS = (0.5,)
+    WEIGHTS = (1.0,)
+    NOISES = (1e-4,)
+
+
+def test_gaussian_process_calibration_widens_an_overconfident_fit_only() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (60, 2))
+    test = rng.uniform(0, 1, (50, 2))
+    spiky = np.sin(6 * x[:, 0])
+    spiky[:5] += 3.0
+    gp = _RigidGP().fit(x, spiky)
+    residuals, variances = gp.loo_errors()
+    overconfidence = float(np.mean(residuals**2 / variances))
+    mean, sd = gp.predict(test)
+    noise = gp.noise_variance
+    assert gp.calibrate() == pytest.approx(overconfidence) and overconfidence > 1.2
+    mean_after, sd_after = gp.predict(test)
+    np.testing.assert_allclose(mean_after, mean)  # only the uncertainty changes
+    np.testing.assert_allclose(sd_after, sd * math.sqrt(overconfidence))
+    assert gp.noise_variance == pytest.approx(noise * overconfidence)
+    residuals, variances = gp.loo_errors()
+    assert np.mean(residuals**2 / variances) == pytest.approx(1.0)
+    # a fit whose left-out errors are within its variance is never narrowed
+    smooth = GaussianProcess().fit(x, np.sin(3 * x[:, 0]) + x[:, 1] ** 2)
+    residuals, variances = smooth.loo_errors()
+    assert np.mean(residuals**2 / variances) < 1
+    _, sd_smooth = smooth.predict(test)
+    assert smooth.calibrate() == 1.0
+    np.testing.assert_allclose(smooth.predict(test)[1], sd_smooth)
