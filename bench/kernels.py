@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -96,7 +97,7 @@ def run(device: str, dtype: torch.dtype, sizes: tuple[int, ...], ms: tuple[int, 
             "int4": K.quantize_int4(weight, 128 if k % 128 == 0 else 32),
             "block-sparse-50%": K.to_block_sparse(weight * mask, 64 if size >= 64 else 16),
         }
-        moved = {name: _to(fmt, device, dtype) for name, fmt in formats.items()}
+        moved: dict[str, Any] = {name: _to(fmt, device, dtype) for name, fmt in formats.items()}
         dense = weight.to(device, dtype)
         for m in ms:
             x = torch.randn(m, k, generator=generator).to(device, dtype)
@@ -173,8 +174,8 @@ def report(rows: list[Row], device: str) -> None:
     print(f"{head[0]:<18}" + "".join(f"{h:>10}" for h in head[1:]))
     for r in rows:
         share = f"{r.peak_share:.0%}" if r.peak_share is not None else "?"
-        cells = (r.m, r.k, f"{r.ms:.4f}", f"{r.dense_ms:.4f}", f"{r.speedup:.2f}x")
-        cells += (f"{r.bandwidth_gbs:.0f}", share)
+        cells: tuple[int | str, ...] = (r.m, r.k, f"{r.ms:.4f}", f"{r.dense_ms:.4f}")
+        cells += (f"{r.speedup:.2f}x", f"{r.bandwidth_gbs:.0f}", share)
         print(f"{r.kernel:<18}" + "".join(f"{c:>10}" for c in cells))
     for kernel, target in TARGETS.items():
         found = [r for r in rows if r.kernel == kernel and r.m == 1 and r.k == 8192]
