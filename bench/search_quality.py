@@ -99,6 +99,7 @@ class Table:
         for arch in acc["arch"]:
             ops = parse_arch(arch)
             self.cell[code_of(ops)] = cell_features(ops)
+        self.structure: np.ndarray | None = None  # hwsearch's own features, on demand
         if prior_csv is not None:
             prior = pd.read_csv(prior_csv)
             for d in prior.columns:
@@ -126,39 +127,13 @@ def params_code(params: Mapping[str, Any]) -> int:
     return code_of([params[f"edge{i}"] for i in range(EDGES)])
 
 
-# the cell's paths from its input (node 0) to its output (node 3), as edge indices; edges
-# in key order: 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
-PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
-
-
 def cell_features(ops: Sequence[str]) -> np.ndarray:
-    """What the cell's graph says, computed from the key alone: which input-output paths are
-    alive (no ``none`` on them), the convolutions and pools on live paths (dead edges do
-    nothing), the longest chain of 3x3 convolutions, a pure skip path (a residual), and
-    whether a live path holds a convolution at all and two or more live edges do (a cell
-    without one is a different kind of network, whatever else it holds)."""
-    alive = [all(ops[e] != "none" for e in path) for path in PATHS]
-    live_edges = sorted({e for path, ok in zip(PATHS, alive, strict=True) if ok for e in path})
-    on_live = [ops[e] for e in live_edges]
-    conv3 = [
-        sum(ops[e] == "nor_conv_3x3" for e in p) for p, ok in zip(PATHS, alive, strict=True) if ok
-    ]
-    live_convs = on_live.count("nor_conv_3x3") + on_live.count("nor_conv_1x1")
-    return np.array(
-        [
-            float(any(alive)),
-            sum(alive) / len(PATHS),
-            *(float(a) for a in alive),
-            on_live.count("nor_conv_3x3") / EDGES,
-            on_live.count("nor_conv_1x1") / EDGES,
-            on_live.count("avg_pool_3x3") / EDGES,
-            on_live.count("skip_connect") / EDGES,
-            max(conv3, default=0) / 3,
-            float(any(all(ops[e] == "skip_connect" for e in p) for p in PATHS)),
-            float(live_convs >= 1),
-            float(live_convs >= 2),
-        ]
-    )
+    """The cell's graph features (:func:`hwsearch.models.nb201.cell_structure`): live
+    input-output paths, operations on live paths, the longest chain of 3x3 convolutions, a
+    residual path, whether one and whether two live edges convolve."""
+    from hwsearch.models.nb201 import cell_structure
+
+    return cell_structure(ops)
 
 
 def normalised_points(table: Table, device: str) -> np.ndarray:
@@ -180,6 +155,21 @@ def hypervolume_2d(points: np.ndarray) -> float:
             volume += (1.0 - x) * (best_y - y)
             best_y = y
     return volume
+
+
+def family_features(table: Table) -> np.ndarray:
+    """The ``nb201`` family's features of every architecture (what the search driver gives
+    the default strategy), by op code."""
+    if table.structure is None:
+        from hwsearch.predictors.features import featurize
+
+        n = len(OPERATIONS)
+        ops = [
+            [OPERATIONS[code // n ** (EDGES - 1 - e) % n] for e in range(EDGES)]
+            for code in range(n**EDGES)
+        ]
+        table.structure = featurize("nb201", [{"ops": o} for o in ops]).values
+    return table.structure
 
 
 _TABLE: Table | None = None
@@ -231,10 +221,12 @@ def run_one(
     blocks: dict[str, np.ndarray] = {}
     if encoding == "cell":
         blocks["cell"] = table.cell
+    elif encoding == "family":
+        blocks["structure"] = family_features(table)
     if use_prior:
         others = [d for d in table.prior if d != device]
         latencies = np.stack([table.prior[d] for d in others], axis=1)
-        blocks["latency"] = np.log(np.maximum(latencies, 1e-6))
+        blocks["latency_ms"] = np.log(np.maximum(latencies, 1e-6))
     prior = {name: _lookup(matrix) for name, matrix in blocks.items()} or None
 
     start = time.perf_counter()
@@ -282,10 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument(
         "--encoding",
-        choices=("cell", "generic"),
+        choices=("cell", "family", "generic"),
         default="cell",
         help="cell: strategies that take prior features also get the cell's graph features "
-        "(computed from the key); generic: only the space's own encoding",
+        "(computed from the key); family: the nb201 family's features of "
+        "hwsearch.predictors.features instead (what a search job's default strategy gets); "
+        "generic: only the space's own encoding",
     )
     parser.add_argument(
         "--options",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -86,6 +87,12 @@ class ModelFamily(abc.ABC):
         """An input batch for the model of ``config`` (families whose input shape is a knob
         override this)."""
         return self.example_input(batch_size)
+
+    def structure(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+        """What canonical ``configs`` are, beyond their knob values, that a surrogate of
+        their quality and cost should know (one row per config: e.g. which paths of a
+        cell carry data), or None where the knob values say it all (the default)."""
+        return None
 
 
 _REGISTRY: dict[str, ModelFamily] = {}

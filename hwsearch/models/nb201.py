@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -287,6 +288,43 @@ class NB201Network(nn.Module):
         return self.classifier(self.pool(out).flatten(1))
 
 
+# the cell's paths from its input (node 0) to its output (node 3), as edge indices; edges
+# in key order: 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
+CELL_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
+
+
+def cell_structure(ops: Sequence[str]) -> np.ndarray:
+    """What the cell's graph says, computed from the key alone: which input-output paths are
+    alive (no ``none`` on them), the convolutions and pools on live paths (dead edges do
+    nothing), the longest chain of 3x3 convolutions, a pure skip path (a residual), and
+    whether a live path holds a convolution at all and two or more live edges do (a cell
+    without one is a different kind of network, whatever else it holds)."""
+    alive = [all(ops[e] != "none" for e in path) for path in CELL_PATHS]
+    live_edges = sorted({e for path, ok in zip(CELL_PATHS, alive, strict=True) if ok for e in path})
+    on_live = [ops[e] for e in live_edges]
+    conv3 = [
+        sum(ops[e] == "nor_conv_3x3" for e in p)
+        for p, ok in zip(CELL_PATHS, alive, strict=True)
+        if ok
+    ]
+    live_convs = on_live.count("nor_conv_3x3") + on_live.count("nor_conv_1x1")
+    return np.array(
+        [
+            float(any(alive)),
+            sum(alive) / len(CELL_PATHS),
+            *(float(a) for a in alive),
+            on_live.count("nor_conv_3x3") / NUM_EDGES,
+            on_live.count("nor_conv_1x1") / NUM_EDGES,
+            on_live.count("avg_pool_3x3") / NUM_EDGES,
+            on_live.count("skip_connect") / NUM_EDGES,
+            max(conv3, default=0) / 3,
+            float(any(all(ops[e] == "skip_connect" for e in p) for p in CELL_PATHS)),
+            float(live_convs >= 1),
+            float(live_convs >= 2),
+        ]
+    )
+
+
 class NB201Family(ModelFamily):
     """The NAS-Bench-201 cell space; quality from tables keyed by :func:`arch_string`."""
 
@@ -318,6 +356,10 @@ class NB201Family(ModelFamily):
         size = canonical_nb201(config)["input_size"]
         generator = torch.Generator().manual_seed(0)
         return torch.randn(batch_size, 3, size, size, generator=generator)
+
+    def structure(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """:func:`cell_structure` of each config's cell."""
+        return np.array([cell_structure(canonical_nb201(c)["ops"]) for c in configs])
 
     def table_key(self, config: Mapping[str, Any]) -> str:
         """The key of ``config`` in a table of benchmark results: its architecture string."""

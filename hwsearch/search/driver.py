@@ -44,6 +44,7 @@ from hwsearch.search.active import ActiveLearner, has_predicted
 from hwsearch.search.front import compute_front, reference_point
 from hwsearch.search.hashing import config_hash
 from hwsearch.search.optimizer import Optimizer, Suggestion, make_optimizer
+from hwsearch.search.prior import search_prior
 from hwsearch.search.space import SearchSpace
 from hwsearch.search.spec import JobSpec, parse_spec
 from hwsearch.workers import EvalOutcome, EvalTask, Executor, InProcessExecutor
@@ -123,6 +124,7 @@ class Driver:
             n_constraints=len(self.constraints),
             seed=spec.seed,
             options=dict(spec.optimizer.options),
+            prior=search_prior(spec, store, family=self.family, space=self.space),
         )
         # A generation of a population-based optimizer is one batch; others take batches of
         # BATCH_SIZE, and never fewer than the executor's workers.

@@ -60,6 +60,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -474,6 +475,45 @@ class ActiveLearningSpec(_Model):
     verify_front: bool = True
 
 
+def _prior_targets(value: Any) -> Any:
+    """``all`` or a list of target names (one error, not one per form of the union)."""
+    if value is None or value == "all":
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return value
+    raise ValueError(f"must be 'all' or a list of target names, got {_describe(value)}")
+
+
+class PriorTableSpec(_Model):
+    """Columns of a table measured elsewhere (one column per device), looked up by each
+    config's key; ``columns`` defaults to every numeric column but the job's own target's
+    and a row number (``index``)."""
+
+    table: TablePath
+    columns: list[TableColumn] | None = Field(default=None, min_length=1)
+    key: TableColumn = "arch"
+
+
+class PriorSpec(_Model):
+    """Values of one metric known before the search measures anything (see
+    :mod:`hwsearch.search.prior`): ``tables`` of other devices' numbers and ``targets``
+    whose measurements the database holds (``all``: every other target with at least
+    ``min_measured`` of them; configs they lack are predicted by a ``predictor`` fitted on
+    what they have)."""
+
+    metric: Annotated[str, StringConstraints(min_length=1)] = "latency_ms"
+    tables: list[PriorTableSpec] = Field(default_factory=list)
+    targets: Annotated[Any, BeforeValidator(_prior_targets)] = None  # "all", [names] or None
+    min_measured: int = Field(default=20, ge=3)
+    predictor: Literal["ridge", "forest", "gp"] = "ridge"
+
+    @model_validator(mode="after")
+    def _some_source(self) -> PriorSpec:
+        if not self.tables and not self.targets:
+            raise ValueError("give tables, targets or both")
+        return self
+
+
 class JobSpec(_Model):
     """A validated job spec. Build it with :func:`parse_spec` or :func:`load_spec`."""
 
@@ -494,6 +534,7 @@ class JobSpec(_Model):
         Discriminator(_measurement_kind),
     ] = Field(default_factory=MeasurementSettings)
     active_learning: ActiveLearningSpec | None = None
+    prior: PriorSpec | None = None
     seed: int = Field(default=0, ge=0)
 
     @model_validator(mode="before")
@@ -1188,6 +1229,98 @@ def _profile_problems(spec: JobSpec) -> list[SpecError]:
     return problems
 
 
+def _check_prior(spec: JobSpec) -> list[SpecError]:
+    """The prior's metric is an objective, the optimizer uses it, its tables can be read
+    by the family's key, and no source is the job's own target."""
+    prior = spec.prior
+    if prior is None:
+        return []
+    from hwsearch.search.optimizer import get_optimizer_class
+
+    problems: list[SpecError] = []
+    metrics = [o.metric for o in spec.objectives]
+    if prior.metric not in metrics:
+        problems.append(
+            SpecError(
+                "prior.metric",
+                f"{prior.metric!r} is not an objective of this job; one of {', '.join(metrics)}",
+            )
+        )
+    try:
+        uses = getattr(get_optimizer_class(spec.optimizer.name), "USES_PRIOR", False)
+    except UnknownNameError:
+        uses = True  # reported as optimizer.name
+    if not uses:
+        problems.append(
+            SpecError(
+                "prior",
+                f"optimizer {spec.optimizer.name!r} does not use prior knowledge; "
+                "use optimizer: {name: default} or remove the prior section",
+            )
+        )
+    if isinstance(prior.targets, list) and spec.target_name in prior.targets:
+        at = prior.targets.index(spec.target_name)
+        problems.append(
+            SpecError(
+                f"prior.targets[{at}]",
+                f"{spec.target_name!r} is the job's own target: its values are what the "
+                "search measures, not prior knowledge",
+            )
+        )
+    if prior.tables:
+        from hwsearch.hardware.tables import TableKeyed
+
+        try:
+            family = _get_family(spec.family)
+        except UnknownNameError:
+            return problems  # reported by _check_space
+        if not isinstance(family, TableKeyed):
+            problems.append(
+                SpecError(
+                    "prior.tables",
+                    f"family {spec.family!r} has no key to look its configs up in a table",
+                )
+            )
+            return problems
+    from hwsearch.hardware.tables import TableColumnError, TableError, load_table
+
+    own = spec.target_table
+    for i, source in enumerate(prior.tables):
+        field = f"prior.tables[{i}]"
+        try:
+            table = load_table(source.table, key=source.key)
+        except TableColumnError as exc:
+            problems.append(SpecError(f"{field}.key", str(exc)))
+            continue
+        except TableError as exc:
+            problems.append(SpecError(f"{field}.table", str(exc)))
+            continue
+        own_column = own.column if own is not None and own.table == source.table else None
+        for j, column in enumerate(source.columns or []):
+            try:
+                table.check_column(column)
+            except TableColumnError as exc:
+                problems.append(SpecError(f"{field}.columns[{j}]", str(exc)))
+                continue
+            if column == own_column:
+                problems.append(
+                    SpecError(
+                        f"{field}.columns[{j}]",
+                        f"{column!r} is the job's own target column: its values are what "
+                        "the search looks up, not prior knowledge",
+                    )
+                )
+        from hwsearch.search.prior import ROW_NUMBER_COLUMNS
+
+        if source.columns is None and not [
+            c for c in table.columns if c != own_column and c not in ROW_NUMBER_COLUMNS
+        ]:
+            problems.append(
+                SpecError(f"{field}.table", "has no numeric column besides the job's own target")
+            )
+    return problems
+
+
 def _check_meaning(spec: JobSpec) -> list[SpecError]:
     from hwsearch.search.optimizer import check_optimizer_options
 
@@ -1195,6 +1328,7 @@ def _check_meaning(spec: JobSpec) -> list[SpecError]:
     problems += _check_target(spec.target)
     problems += _check_tables(spec)
     problems += _check_energy_and_lm(spec)
+    problems += _check_prior(spec)
     first: dict[str, int] = {}
     for i, objective in enumerate(spec.objectives):
         if objective.metric in first:
@@ -1226,6 +1360,8 @@ __all__ = [
     "MeasurementSettings",
     "ObjectiveSpec",
     "OptimizerSpec",
+    "PriorSpec",
+    "PriorTableSpec",
     "TableEvaluation",
     "TableMeasurement",
     "TableTargetSpec",

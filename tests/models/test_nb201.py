@@ -180,3 +180,42 @@ def test_cell_computes_the_sum_over_incoming_edges() -> None:
 def test_arch_strings_are_distinct_for_all_15625_cells() -> None:
     keys = {arch_string({"ops": list(ops)}) for ops in itertools.product(OPERATIONS, repeat=6)}
     assert len(keys) == 5**6
+
+
+def test_cell_structure_reads_the_live_paths_of_the_cell() -> None:
+    def structure(*ops: str) -> list[float]:
+        return [float(v) for v in NB201.structure([{"ops": list(ops)}])[0]]
+
+    # convolutions on edges no input-output path keeps alive count for nothing
+    dead = structure("nor_conv_3x3", "nor_conv_3x3", "nor_conv_3x3", "none", "none", "none")
+    assert dead == [0.0] * len(dead) == structure(*["none"] * 6)
+    deep = structure(*["nor_conv_3x3"] * 6)
+    assert deep[:6] == [1.0] * 6  # some path alive, all of them, each of the four
+    assert deep[6] == 1.0 and deep[10] == 1.0  # every edge a live 3x3; a chain of three
+    assert deep[-2:] == [1.0, 1.0]
+    # only the direct edge 3<-0 alive, a skip: a residual, nothing that convolves
+    skip = structure("none", "none", "none", "skip_connect", "none", "none")
+    assert skip[:6] == [1.0, 0.25, 1.0, 0.0, 0.0, 0.0]
+    assert skip[11] == 1.0 and skip[-2:] == [0.0, 0.0]
+    one_conv = structure("nor_conv_1x1", "none", "none", "skip_connect", "skip_connect", "none")
+    assert one_conv[-2:] == [1.0, 0.0] and one_conv[7] == pytest.approx(1 / 6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_cell_without_live_paths_is_what_the_network_ignores(seed: int) -> None:
+    """The structure's 'some path alive' is exactly whether the input reaches the output."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    x1, x2 = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    found = set()
+    while len(found) < 2:
+        ops = [rng.choice(OPERATIONS) for _ in EDGES]
+        alive = bool(NB201.structure([{"ops": ops}])[0][0])
+        if alive in found:
+            continue
+        found.add(alive)
+        config = NB201.canonical({"ops": ops, "cells": 1})
+        model = NB201.build(config).eval()
+        with torch.no_grad():
+            same = torch.allclose(model(x1), model(x2))
+        assert same != alive, ops
