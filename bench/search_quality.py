@@ -24,13 +24,17 @@ its budget).
 
 ``--device all`` runs every device column of the latency file. With
 ``--prior-latency-csv P`` the strategies are given (``make_optimizer(..., prior=...)``) the
-log-latencies of every architecture on all devices of P other than D, known beforehand;
-strategies that do not use prior knowledge ignore it. With ``--encoding cell`` (the
-default) they are also given the cell's graph features, computed from the architecture key
-alone (:func:`cell_features`: which input-output paths are alive, the operations on live
-paths, the longest chain of 3x3 convolutions, a residual path, whether one and whether two
-live edges convolve) -- knowledge of the search space, not of any measurement;
-``--encoding generic`` withholds them, leaving only the space's own encoding of 6 choices.
+log-latencies of every architecture on all devices of P other than D, known beforehand, as
+a block named ``latency_ms`` (so the default strategy uses it for latency alone, as a job
+with a ``prior`` section does); strategies that do not use prior knowledge ignore it. With
+``--encoding cell`` (the default) they are also given the cell's graph features, computed
+from the architecture key alone (:func:`cell_features`, the ``nb201`` family's
+``structure``, which a search job's default strategy gets too: which input-output paths are
+alive, the operations on live paths, the longest chain of 3x3 convolutions, a residual
+path, whether one and whether two live edges convolve) -- knowledge of the search space,
+not of any measurement; ``--encoding family`` gives the predictors' ``nb201`` features
+instead; ``--encoding generic`` withholds both, leaving only the space's own encoding of 6
+choices.
 
 Prints one JSON line per (device, strategy, budget) with ``hv_gap_mean`` and ``hv_gap_std``
 over the seeds, then one per (strategy, budget) with ``device: "mean"`` (the mean over
@@ -158,8 +162,8 @@ def hypervolume_2d(points: np.ndarray) -> float:
 
 
 def family_features(table: Table) -> np.ndarray:
-    """The ``nb201`` family's features of every architecture (what the search driver gives
-    the default strategy), by op code."""
+    """The ``nb201`` family's predictor features of every architecture (``featurize``), by
+    op code; a search job's default strategy gets the cell structure (``cell_features``)."""
     if table.structure is None:
         from hwsearch.predictors.features import featurize
 
@@ -278,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="cell",
         help="cell: strategies that take prior features also get the cell's graph features "
         "(computed from the key); family: the nb201 family's features of "
-        "hwsearch.predictors.features instead (what a search job's default strategy gets); "
+        "hwsearch.predictors.features instead (the predictors' encoding); "
         "generic: only the space's own encoding",
     )
     parser.add_argument(

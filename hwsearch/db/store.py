@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Boolean, Engine, Select, bindparam, func, insert, select, update
@@ -827,9 +828,11 @@ class Store:
         *,
         targets: Collection[str] | None = None,
         config_hashes: Collection[str] | None = None,
+        before: datetime | None = None,
     ) -> dict[str, list[tuple[str, dict[str, Any], float]]]:
         """:meth:`measured_values` of every target that has any (only ``targets`` when
-        given; only the configs of ``config_hashes`` when given), by target name."""
+        given; only the configs of ``config_hashes`` when given; only measurements made
+        before ``before`` when given), by target name."""
         query = (
             select(Measurement.target, Measurement.config_hash, Candidate.config, Measurement.value)
             .join(Candidate, Candidate.id == Measurement.candidate_id)
@@ -844,6 +847,8 @@ class Store:
         )
         if targets is not None:
             query = query.where(Measurement.target.in_(list(targets)))
+        if before is not None:
+            query = query.where(Measurement.created_at < before)
         hashes = None if config_hashes is None else sorted(set(config_hashes))
         chunks = (
             [query]

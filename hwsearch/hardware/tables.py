@@ -24,6 +24,10 @@ from hwsearch.errors import HwsearchError, NotFoundError
 DEFAULT_KEY = "arch"
 
 
+#: columns of a table that number its rows rather than measure anything
+ROW_NUMBER_COLUMNS = frozenset({"index", "Unnamed: 0"})
+
+
 class TableError(HwsearchError, ValueError):
     """A table file cannot be read or is malformed (a key missing or repeated, no value)."""
 
@@ -199,6 +203,7 @@ def clear_table_cache() -> None:
 
 __all__ = [
     "DEFAULT_KEY",
+    "ROW_NUMBER_COLUMNS",
     "MetricTable",
     "TableColumnError",
     "TableError",

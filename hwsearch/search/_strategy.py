@@ -129,6 +129,14 @@ class SurrogateStrategy(Optimizer):
         merged["max_enumerate"] = int_option(merged, "max_enumerate", minimum=0)
         return merged
 
+    @classmethod
+    def check_objectives(cls, options: Mapping[str, Any], n_objectives: int) -> None:
+        optimism = options["optimism"]
+        if isinstance(optimism, tuple) and len(optimism) != n_objectives:
+            raise SpecError(
+                "optimizer.optimism", f"has {len(optimism)} values for {n_objectives} objectives"
+            )
+
     def __init__(
         self, *, prior: PriorFeatures | Mapping[str, PriorFeatures] | None = None, **kwargs: Any
     ) -> None:
@@ -141,12 +149,8 @@ class SurrogateStrategy(Optimizer):
         self._rng = np.random.default_rng(self.seed)
         self._enc = Encoder(self.space)
         self._signs = np.array([o.sign for o in self.objectives])
+        self.check_objectives(self.options, len(self.objectives))
         optimism = self.options["optimism"]
-        if isinstance(optimism, tuple) and len(optimism) != len(self.objectives):
-            raise SpecError(
-                "optimizer.optimism",
-                f"has {len(optimism)} values for {len(self.objectives)} objectives",
-            )
         self._optimism = np.broadcast_to(
             np.asarray(optimism, dtype=float), (len(self.objectives),)
         ).copy()
@@ -271,7 +275,11 @@ class SurrogateStrategy(Optimizer):
             many = getattr(block, "many", None)
             if callable(many):  # a block that does many configs at once
                 values = np.asarray(many([self._enc.decode(r) for r in codes]), dtype=float)
-                values = values.reshape(len(codes), -1)
+                if values.ndim != 2 or len(values) != len(codes):
+                    raise ValueError(
+                        f"prior {name!r} gave an array of shape {values.shape} for "
+                        f"{len(codes)} configs; expected one row per config"
+                    )
             else:
                 rows = [
                     np.asarray(block(self._enc.decode(r)), dtype=float).reshape(-1) for r in codes

@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,12 @@ from hwsearch.records import (
 from hwsearch.search.active import ActiveLearner, has_predicted
 from hwsearch.search.front import compute_front, reference_point
 from hwsearch.search.hashing import config_hash
-from hwsearch.search.optimizer import Optimizer, Suggestion, make_optimizer
+from hwsearch.search.optimizer import (
+    Optimizer,
+    Suggestion,
+    check_optimizer_options,
+    make_optimizer,
+)
 from hwsearch.search.prior import search_prior
 from hwsearch.search.space import SearchSpace
 from hwsearch.search.spec import JobSpec, parse_spec
@@ -117,18 +123,12 @@ class Driver:
         self.constraints = spec.get_constraints()
         self.target = target_name(spec)
         self.context = measurement_context(spec)
-        self.optimizer: Optimizer = make_optimizer(
-            spec.optimizer.name,
-            space=self.space,
-            objectives=self.objectives,
-            n_constraints=len(self.constraints),
-            seed=spec.seed,
-            options=dict(spec.optimizer.options),
-            prior=search_prior(spec, store, family=self.family, space=self.space),
-        )
+        # Made when the job starts: its prior knowledge is what the database held then.
+        self._optimizer: Optimizer | None = None
+        options = check_optimizer_options(spec.optimizer.name, spec.optimizer.options)
         # A generation of a population-based optimizer is one batch; others take batches of
         # BATCH_SIZE, and never fewer than the executor's workers.
-        population = self.optimizer.options.get("population_size") or BATCH_SIZE
+        population = options.get("population_size") or BATCH_SIZE
         self.batch_size = max(int(population), self.executor.max_workers)
         self.job_id: int | None = None  # set once the job exists
         self._reference: list[float] | None = None
@@ -194,12 +194,37 @@ class Driver:
             self.store.set_job_state(job_id, JobState.QUEUED)
         return self._drive(job_id)
 
+    @property
+    def optimizer(self) -> Optimizer:
+        """The job's optimizer; made when the job starts (or resumes)."""
+        if self._optimizer is None:
+            raise HwsearchError("the optimizer is made when the job runs: call run or resume")
+        return self._optimizer
+
+    def _make_optimizer(self, job_created: datetime) -> Optimizer:
+        """The spec's optimizer with what is known beforehand: stored measurements of other
+        targets count only if made before the job was created, so that a resumed job knows
+        what the uninterrupted one knew."""
+        spec = self.spec
+        return make_optimizer(
+            spec.optimizer.name,
+            space=self.space,
+            objectives=self.objectives,
+            n_constraints=len(self.constraints),
+            seed=spec.seed,
+            options=dict(spec.optimizer.options),
+            prior=search_prior(
+                spec, self.store, family=self.family, space=self.space, before=job_created
+            ),
+        )
+
     # -- the loop ---------------------------------------------------------------------------
 
     def _drive(self, job_id: int) -> JobRecord:
         self.job_id = job_id
-        self.store.set_job_state(job_id, JobState.RUNNING)
+        job = self.store.set_job_state(job_id, JobState.RUNNING)
         try:
+            self._optimizer = self._make_optimizer(job.created_at)
             self.optimizer.attach_storage(self.store.url, study_name(job_id))
             self._search(job_id)
         except BaseException as exc:  # interrupted or broken: keep what finished, say why

@@ -62,6 +62,13 @@ class Optimizer(abc.ABC):
         self.options = self.check_options(options or {})
 
     @classmethod
+    def check_objectives(cls, options: Mapping[str, Any], n_objectives: int) -> None:
+        """Raise ``SpecError("optimizer.<key>", ...)`` where checked ``options`` do not fit a
+        problem of ``n_objectives`` objectives (e.g. one value per objective); every
+        value fits any problem unless an optimizer says otherwise."""
+        return None
+
+    @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
         """Complete ``options`` with defaults; raise ``SpecError("optimizer.<key>", ...)``."""
         for key in options:

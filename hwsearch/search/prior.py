@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ from numpy.typing import NDArray
 
 from hwsearch.db import Store
 from hwsearch.errors import SpecError
-from hwsearch.hardware.tables import TableKeyed, load_table
+from hwsearch.hardware.tables import ROW_NUMBER_COLUMNS, TableKeyed, load_table
 from hwsearch.models.base import ModelFamily
 from hwsearch.predictors.features import featurize
 from hwsearch.predictors.models import Predictor, make_predictor
@@ -50,10 +51,6 @@ from hwsearch.search.spec import JobSpec, PriorSpec
 log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
-
-
-#: columns of a table that number its rows rather than measure anything
-ROW_NUMBER_COLUMNS = frozenset({"index", "Unnamed: 0"})
 
 
 def _scaled(metric: str, values: FloatArray) -> FloatArray:
@@ -135,7 +132,12 @@ class StructureBlock:
 
 
 def search_prior(
-    spec: JobSpec, store: Store | None, *, family: ModelFamily, space: SearchSpace
+    spec: JobSpec,
+    store: Store | None,
+    *,
+    family: ModelFamily,
+    space: SearchSpace,
+    before: datetime | None = None,
 ) -> dict[str, StructureBlock | PriorBlock] | None:
     """Everything a job's optimizer may know beforehand: the family's structure of each
     config (block ``structure``, where the family has one) and the ``prior`` section's
@@ -144,14 +146,20 @@ def search_prior(
     example = family.canonical(space.to_config(space.sample(np.random.default_rng(0))))
     if family.structure([example]) is not None:
         blocks["structure"] = StructureBlock(family, space)
-    blocks.update(build_prior(spec, store, family=family, space=space) or {})
+    blocks.update(build_prior(spec, store, family=family, space=space, before=before) or {})
     return blocks or None
 
 
 def build_prior(
-    spec: JobSpec, store: Store | None, *, family: ModelFamily, space: SearchSpace
+    spec: JobSpec,
+    store: Store | None,
+    *,
+    family: ModelFamily,
+    space: SearchSpace,
+    before: datetime | None = None,
 ) -> dict[str, PriorBlock] | None:
-    """The prior block of ``spec``'s ``prior`` section, by metric; None without one.
+    """The prior block of ``spec``'s ``prior`` section, by metric; None without one. Stored
+    measurements count only if made before ``before`` (when given).
 
     Raises :class:`~hwsearch.errors.SpecError` where a target named in ``prior.targets``
     has fewer than ``min_measured`` stored values, or no source is left.
@@ -175,7 +183,9 @@ def build_prior(
     if settings.targets:
         if store is None:
             raise SpecError("prior.targets", "stored measurements need a database")
-        block._stored = _stored_targets(settings, store, family, own=spec.target_name)
+        block._stored = _stored_targets(
+            settings, store, family, own=spec.target_name, before=before
+        )
         block.sources += [f"target {t.name}" for t in block._stored]
     if not block.sources:
         raise SpecError(
@@ -188,10 +198,12 @@ def build_prior(
 
 
 def _stored_targets(
-    settings: PriorSpec, store: Store, family: ModelFamily, *, own: str
+    settings: PriorSpec, store: Store, family: ModelFamily, *, own: str, before: datetime | None
 ) -> list[_StoredTarget]:
     named = None if settings.targets == "all" else list(settings.targets or [])
-    found = store.measured_values_by_target(family.name, settings.metric, targets=named)
+    found = store.measured_values_by_target(
+        family.name, settings.metric, targets=named, before=before
+    )
     found.pop(own, None)
     out: list[_StoredTarget] = []
     for name in named or sorted(found):

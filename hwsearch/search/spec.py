@@ -480,6 +480,9 @@ def _prior_targets(value: Any) -> Any:
     if value is None or value == "all":
         return value
     if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"names {', '.join(map(repr, repeated))} more than once")
         return value
     raise ValueError(f"must be 'all' or a list of target names, got {_describe(value)}")
 
@@ -493,6 +496,14 @@ class PriorTableSpec(_Model):
     columns: list[TableColumn] | None = Field(default=None, min_length=1)
     key: TableColumn = "arch"
 
+    @field_validator("columns")
+    @classmethod
+    def _distinct(cls, columns: list[str] | None) -> list[str] | None:
+        repeated = sorted({c for c in columns or [] if (columns or []).count(c) > 1})
+        if repeated:
+            raise ValueError(f"names {', '.join(map(repr, repeated))} more than once")
+        return columns
+
 
 class PriorSpec(_Model):
     """Values of one metric known before the search measures anything (see
@@ -503,7 +514,7 @@ class PriorSpec(_Model):
 
     metric: Annotated[str, StringConstraints(min_length=1)] = "latency_ms"
     tables: list[PriorTableSpec] = Field(default_factory=list)
-    targets: Annotated[Any, BeforeValidator(_prior_targets)] = None  # "all", [names] or None
+    targets: Annotated[Literal["all"] | list[str] | None, BeforeValidator(_prior_targets)] = None
     min_measured: int = Field(default=20, ge=3)
     predictor: Literal["ridge", "forest", "gp"] = "ridge"
 
@@ -1282,7 +1293,12 @@ def _check_prior(spec: JobSpec) -> list[SpecError]:
                 )
             )
             return problems
-    from hwsearch.hardware.tables import TableColumnError, TableError, load_table
+    from hwsearch.hardware.tables import (
+        ROW_NUMBER_COLUMNS,
+        TableColumnError,
+        TableError,
+        load_table,
+    )
 
     own = spec.target_table
     for i, source in enumerate(prior.tables):
@@ -1310,8 +1326,6 @@ def _check_prior(spec: JobSpec) -> list[SpecError]:
                         "the search looks up, not prior knowledge",
                     )
                 )
-        from hwsearch.search.prior import ROW_NUMBER_COLUMNS
-
         if source.columns is None and not [
             c for c in table.columns if c != own_column and c not in ROW_NUMBER_COLUMNS
         ]:
@@ -1322,7 +1336,7 @@ def _check_prior(spec: JobSpec) -> list[SpecError]:
 
 
 def _check_meaning(spec: JobSpec) -> list[SpecError]:
-    from hwsearch.search.optimizer import check_optimizer_options
+    from hwsearch.search.optimizer import check_optimizer_options, get_optimizer_class
 
     problems = _check_space(spec)
     problems += _check_target(spec.target)
@@ -1340,7 +1354,8 @@ def _check_meaning(spec: JobSpec) -> list[SpecError]:
             )
         first.setdefault(objective.metric, i)
     try:
-        check_optimizer_options(spec.optimizer.name, spec.optimizer.options)
+        options = check_optimizer_options(spec.optimizer.name, spec.optimizer.options)
+        get_optimizer_class(spec.optimizer.name).check_objectives(options, len(spec.objectives))
     except UnknownNameError as exc:
         problems.append(SpecError("optimizer.name", str(exc)))
     except SpecError as exc:

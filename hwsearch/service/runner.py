@@ -157,12 +157,16 @@ class JobRunner:
                 self.store.set_job_state(job_id, JobState.FAILED, error=f"invalid spec: {exc}")
                 return
             with self._executor_factory() as executor:
-                driver = Driver(
-                    spec,
-                    self.store,
-                    executor=executor,
-                    should_stop=lambda: self._should_stop(job_id),
-                )
+                try:
+                    driver = Driver(
+                        spec,
+                        self.store,
+                        executor=executor,
+                        should_stop=lambda: self._should_stop(job_id),
+                    )
+                except HwsearchError as exc:  # before the driver could store a reason
+                    self.store.set_job_state(job_id, JobState.FAILED, error=str(exc))
+                    return
                 driver.resume(job_id)
         except _ServerStopping:
             self.store.set_job_state(job_id, JobState.QUEUED)  # from failed: resumed later

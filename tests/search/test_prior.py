@@ -14,6 +14,7 @@ from hwsearch.db import Store
 from hwsearch.errors import SpecError, SpecErrors
 from hwsearch.hardware.tables import load_table
 from hwsearch.models.base import get_family
+from hwsearch.records import JobState
 from hwsearch.search.driver import Driver
 from hwsearch.search.pareto import hypervolume
 from hwsearch.search.prior import build_prior
@@ -105,14 +106,22 @@ def test_bad_prior_settings_name_the_field(nb201_spec: Any, nb201_data: Path) ->
     assert "own target" in fields["prior.targets[1]"]
     fields = _fields(nb201_spec(prior={"targets": "some", "min_measured": 1}))
     assert {"prior.targets", "prior.min_measured"} <= set(fields)
+    fields = _fields(nb201_spec(prior={"targets": ["a", "b", "a"]}))
+    assert "'a' more than once" in fields["prior.targets"]
+    spec = nb201_spec(prior={"tables": [{"table": table, "columns": ["titanx_1", "titanx_1"]}]})
+    assert "more than once" in _fields(spec)["prior.tables[0].columns"]
+    # options that must fit the objectives are checked with the spec, not when the job runs
+    spec = nb201_spec()
+    spec["optimizer"] = {"name": "default", "optimism": [1.0, 2.0, 0.5]}
+    assert _fields(spec)["optimizer.optimism"] == "has 3 values for 2 objectives"
 
 
 def test_stored_measurements_of_other_targets_are_the_prior(store: Store, nb201_spec: Any) -> None:
-    for target in ("titanx_1", "1080ti_1"):
+    for target in ("titanx_1", "1080ti_1", "pixel3"):
         Driver(parse_spec(nb201_spec(target, budget=24, optimizer="random")), store).run()
     spec = parse_spec(nb201_spec("pixel3", prior={"targets": "all"}))
     block = _block(spec, store)
-    assert block.sources == ["target 1080ti_1", "target titanx_1"]
+    assert block.sources == ["target 1080ti_1", "target titanx_1"]  # not the job's own
     measured = store.measured_values_by_target("nb201", "latency_ms", targets=["titanx_1"])
     _, config, value = measured["titanx_1"][0]
     params = {f"ops[{i}]": op for i, op in enumerate(config["ops"])}
@@ -172,3 +181,42 @@ def test_the_example_spec_reads_its_prior_table_from_its_own_folder(nb201_data: 
     assert spec.prior.tables[0].table == str((nb201_data / "latency_ms.csv").resolve())
     block = _block(spec)
     assert len(block.sources) == 12 and not any(s.endswith(":pixel3") for s in block.sources)
+
+
+def test_a_resumed_job_knows_what_it_knew_when_it_was_created(
+    tmp_path: Path, nb201_spec: Any
+) -> None:
+    """Stored measurements made after a job was created (another target measured while it
+    was interrupted) do not change its prior: it ends as the uninterrupted job did."""
+    spec = parse_spec(nb201_spec("pixel3", budget=40, prior={"targets": "all"}))
+
+    def measure(store: Store, *targets: str) -> None:
+        for target in targets:
+            Driver(parse_spec(nb201_spec(target, budget=24, optimizer="random")), store).run()
+
+    with Store.open(f"sqlite:///{tmp_path / 'whole.db'}") as store:
+        measure(store, "titanx_1", "1080ti_1")
+        whole = Driver(spec, store).run()
+        expected = {c.config_hash for c in store.list_candidates(whole.id)}
+    with Store.open(f"sqlite:///{tmp_path / 'cut.db'}") as store:
+        measure(store, "titanx_1", "1080ti_1")
+        asked = iter(range(100))
+        cut = Driver(spec, store, should_stop=lambda: next(asked) >= 2).run()
+        assert cut.state == JobState.CANCELLED
+        measure(store, "samsung_s7")  # known now, not when the job was created
+        assert "samsung_s7" in store.measured_values_by_target("nb201", "latency_ms")
+        resumed = Driver(spec, store).resume(cut.id)
+        got = {c.config_hash for c in store.list_candidates(resumed.id)}
+    assert resumed.state == JobState.FINISHED
+    assert got == expected
+
+
+def test_a_prior_that_cannot_be_built_fails_the_job_with_the_reason(
+    store: Store, nb201_spec: Any
+) -> None:
+    spec = parse_spec(nb201_spec("pixel3", prior={"targets": ["titanx_1"]}))
+    with pytest.raises(SpecError, match="0 stored 'latency_ms' measurements"):
+        Driver(spec, store).run()
+    (job,) = store.list_jobs()
+    assert job.state == JobState.FAILED
+    assert job.error is not None and "prior.targets[0]" in job.error

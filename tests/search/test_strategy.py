@@ -311,3 +311,38 @@ def test_gaussian_process_calibration_widens_an_overconfident_fit_only() -> None
     _, sd_smooth = smooth.predict(test)
     assert smooth.calibrate() == 1.0
     np.testing.assert_allclose(smooth.predict(test)[1], sd_smooth)
+
+
+class _Latency:
+    """A prior block that answers many configs at once (as hwsearch.search.prior's do)."""
+
+    def __init__(self, rows: int | None = None) -> None:
+        self.rows = rows  # a broken block gives this many rows whatever it is asked
+
+    def __call__(self, params: Mapping[str, Any]) -> np.ndarray:
+        return self.many([params])[0]
+
+    def many(self, params: list[Mapping[str, Any]]) -> np.ndarray:
+        values = [[math.log(mixed_problem(p)[1])] for p in params]
+        return np.array(values[: self.rows] if self.rows is not None else values)
+
+
+def test_a_prior_block_named_after_an_objective_describes_that_objective_alone() -> None:
+    def width(params: Mapping[str, Any]) -> list[float]:
+        return [params["width"] / 8, params["x"]]
+
+    opt: Any = make(seed=3, initial=6, prior={"latency_ms": _Latency(), "shape": width})
+    batch = opt.ask(6)
+    assert len(batch) == 6  # the block was asked for all candidates at once
+    for s in batch:
+        opt.tell(s.id, mixed_problem(s.params))
+    n = opt._n_structural
+    latency_cols, shape_cols = [n], [n + 1, n + 2]
+    for metric, seen in (("accuracy", [shape_cols]), ("latency_ms", [latency_cols, shape_cols])):
+        offered = {tuple(map(tuple, sets[1:])) for sets in opt._feature_sets(metric)}
+        assert all(list(block) in seen for blocks in offered for block in blocks), metric
+        assert any(len(blocks) == len(seen) for blocks in offered)
+    # a constraint's surrogate may use every block
+    assert max(len(sets) for sets in opt._feature_sets(None)) == 3
+    with pytest.raises(ValueError, match="one row per config"):
+        make(prior={"latency_ms": _Latency(rows=1)}).ask(4)
