@@ -25,16 +25,15 @@ its budget).
 ``--device all`` runs every device column of the latency file. With
 ``--prior-latency-csv P`` the strategies are given (``make_optimizer(..., prior=...)``) the
 log-latencies of every architecture on all devices of P other than D, known beforehand, as
-a block named ``latency_ms`` (so the default strategy uses it for latency alone, as a job
-with a ``prior`` section does); strategies that do not use prior knowledge ignore it. With
-``--encoding cell`` (the default) they are also given the cell's graph features, computed
-from the architecture key alone (:func:`cell_features`, the ``nb201`` family's
-``structure``, which a search job's default strategy gets too: which input-output paths are
-alive, the operations on live paths, the longest chain of 3x3 convolutions, a residual
-path, whether one and whether two live edges convolve) -- knowledge of the search space,
-not of any measurement; ``--encoding family`` gives the predictors' ``nb201`` features
-instead; ``--encoding generic`` withholds both, leaving only the space's own encoding of 6
-choices.
+a block named ``latency_ms`` (as a job with a ``prior`` section gives them); strategies
+that do not use prior knowledge ignore it. With ``--encoding cell`` (the default) they are
+also given the cell's graph features, computed from the architecture key alone
+(:func:`cell_features`, the ``nb201`` family's ``structure``, which a search job's default
+strategy gets too: which input-output paths are alive, the operations on live paths, the
+longest chain of 3x3 convolutions, a residual path, whether one and whether two live edges
+convolve) -- knowledge of the search space, not of any measurement; ``--encoding family``
+gives the predictors' ``nb201`` features instead; ``--encoding generic`` withholds both,
+leaving only the space's own encoding of 6 choices.
 
 Prints one JSON line per (device, strategy, budget) with ``hv_gap_mean`` and ``hv_gap_std``
 over the seeds, then one per (strategy, budget) with ``device: "mean"`` (the mean over

@@ -16,9 +16,9 @@ where such values come from:
 
 Each source is one column of the block, on a log scale for metrics that are positive and
 span orders of magnitude (latency, energy), as the strategy wants features that relate
-linearly to its transformed objectives. The block is named after its metric, so the
-strategy gives it to that objective's surrogate only. It is read from the tables and the
-database when the job starts (and again when it is resumed).
+linearly to its transformed objectives. The block is named after its metric. It is read
+from the tables and the database when the job starts (and again when it is resumed, from
+the measurements made before the job was created).
 
 Every job's default strategy also gets, as the block ``structure``, what the family says
 of each config's structure (:meth:`~hwsearch.models.base.ModelFamily.structure`, e.g.

@@ -1301,6 +1301,7 @@ def _check_prior(spec: JobSpec) -> list[SpecError]:
     )
 
     own = spec.target_table
+    keys = _example_keys(spec, family) if prior.tables else []
     for i, source in enumerate(prior.tables):
         field = f"prior.tables[{i}]"
         try:
@@ -1310,6 +1311,15 @@ def _check_prior(spec: JobSpec) -> list[SpecError]:
             continue
         except TableError as exc:
             problems.append(SpecError(f"{field}.table", str(exc)))
+            continue
+        if keys and not any(k in table for k in keys):
+            problems.append(
+                SpecError(
+                    f"{field}.key",
+                    f"none of {len(keys)} configs of this space has a row in {source.table} "
+                    f"(e.g. {keys[0]!r}; the table's keys look like {table.keys()[0]!r})",
+                )
+            )
             continue
         own_column = own.column if own is not None and own.table == source.table else None
         for j, column in enumerate(source.columns or []):
@@ -1333,6 +1343,22 @@ def _check_prior(spec: JobSpec) -> list[SpecError]:
                 SpecError(f"{field}.table", "has no numeric column besides the job's own target")
             )
     return problems
+
+
+def _example_keys(spec: JobSpec, family: Any, count: int = 16) -> list[str]:
+    """Table keys of ``count`` configs sampled from the spec's space (none where the space
+    itself is invalid: that is reported on its own)."""
+    import numpy as np
+
+    from hwsearch.search.space import SearchSpace
+
+    try:
+        space = SearchSpace.from_spec(spec)
+        rng = np.random.default_rng(0)
+        configs = [family.canonical(space.to_config(space.sample(rng))) for _ in range(count)]
+        return [family.table_key(c) for c in configs]
+    except (HwsearchError, ValueError, KeyError, TypeError):
+        return []
 
 
 def _check_meaning(spec: JobSpec) -> list[SpecError]:

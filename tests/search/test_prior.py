@@ -86,8 +86,15 @@ def test_a_table_prior_is_every_other_column_on_a_log_scale(
     assert _block(spec).sources == [f"{table_path}:titanx_1", f"{table_path}:1080ti_1"]
 
 
-def test_bad_prior_settings_name_the_field(nb201_spec: Any, nb201_data: Path) -> None:
+def test_bad_prior_settings_name_the_field(
+    nb201_spec: Any, nb201_data: Path, tmp_path: Path
+) -> None:
     table = str(nb201_data / "latency_ms.csv")
+    other = tmp_path / "other_space.csv"  # a table of some other family's configs
+    other.write_text("arch,phone\nresnet18,12.5\nresnet50,30.1\n")
+    fields = _fields(nb201_spec(prior={"tables": [{"table": str(other)}]}))
+    assert "none of 16 configs of this space has a row" in fields["prior.tables[0].key"]
+    assert "'resnet18'" in fields["prior.tables[0].key"]
     fields = _fields(nb201_spec(prior={}))
     assert "give tables, targets or both" in fields["prior"]
     fields = _fields(nb201_spec(prior={"metric": "energy_j", "tables": [{"table": table}]}))

@@ -327,22 +327,13 @@ class _Latency:
         return np.array(values[: self.rows] if self.rows is not None else values)
 
 
-def test_a_prior_block_named_after_an_objective_describes_that_objective_alone() -> None:
-    def width(params: Mapping[str, Any]) -> list[float]:
-        return [params["width"] / 8, params["x"]]
+def test_a_prior_block_answers_for_many_configs_at_once_and_must_give_a_row_each() -> None:
+    def run(prior: Any) -> list[dict[str, Any]]:
+        return [p for p, _ in drive(make(seed=3, initial=6, prior=prior), mixed_problem, 3, 6)]
 
-    opt: Any = make(seed=3, initial=6, prior={"latency_ms": _Latency(), "shape": width})
-    batch = opt.ask(6)
-    assert len(batch) == 6  # the block was asked for all candidates at once
-    for s in batch:
-        opt.tell(s.id, mixed_problem(s.params))
-    n = opt._n_structural
-    latency_cols, shape_cols = [n], [n + 1, n + 2]
-    for metric, seen in (("accuracy", [shape_cols]), ("latency_ms", [latency_cols, shape_cols])):
-        offered = {tuple(map(tuple, sets[1:])) for sets in opt._feature_sets(metric)}
-        assert all(list(block) in seen for blocks in offered for block in blocks), metric
-        assert any(len(blocks) == len(seen) for blocks in offered)
-    # a constraint's surrogate may use every block
-    assert max(len(sets) for sets in opt._feature_sets(None)) == 3
+    batched = run({"latency_ms": _Latency()})
+    assert len(batched) == 18
+    assert batched == run({"latency_ms": lambda p: _Latency()(p)})  # same as one by one
+    assert batched != run(None)  # and the prior is used
     with pytest.raises(ValueError, match="one row per config"):
         make(prior={"latency_ms": _Latency(rows=1)}).ask(4)
