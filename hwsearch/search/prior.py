@@ -69,7 +69,7 @@ def _scaled(metric: str, values: FloatArray) -> FloatArray:
 
 
 @dataclass
-class _StoredTarget:
+class StoredTarget:
     """One target's stored measurements and a predictor of the configs it lacks."""
 
     name: str
@@ -86,8 +86,9 @@ class PriorBlock:
     family: ModelFamily
     space: SearchSpace
     sources: list[str] = field(default_factory=list)  # a description of each column
-    _tables: list[tuple[dict[str, int], FloatArray]] = field(default_factory=list)
-    _stored: list[_StoredTarget] = field(default_factory=list)
+    #: per table: row number by key, and the scaled values of its columns (rows x columns)
+    tables: list[tuple[dict[str, int], FloatArray]] = field(default_factory=list)
+    stored: list[StoredTarget] = field(default_factory=list)
 
     def __call__(self, params: Mapping[str, Any]) -> FloatArray:
         return self.many([params])[0]
@@ -95,18 +96,18 @@ class PriorBlock:
     def many(self, params: Sequence[Mapping[str, Any]]) -> FloatArray:
         configs = [self.family.canonical(self.space.to_config(p)) for p in params]
         parts: list[FloatArray] = []
-        if self._tables:
+        if self.tables:
             assert isinstance(self.family, TableKeyed)
             keys = [self.family.table_key(c) for c in configs]
-            for rows, matrix in self._tables:
+            for rows, matrix in self.tables:
                 index = np.array([rows.get(k, -1) for k in keys])
                 values = matrix[np.maximum(index, 0)]
                 values[index < 0] = np.nan
                 parts.append(values)
-        if self._stored:
+        if self.stored:
             hashes = [config_hash(self.family.name, c) for c in configs]
             x = featurize(self.family.name, configs).values
-            for target in self._stored:
+            for target in self.stored:
                 predicted, _ = target.model.predict(x)
                 exact = np.array([target.exact.get(h, np.nan) for h in hashes])
                 parts.append(np.where(np.isnan(exact), predicted, exact)[:, None])
@@ -115,7 +116,7 @@ class PriorBlock:
 
 @dataclass
 class StructureBlock:
-    """``params -> `` the family's :meth:`~hwsearch.models.base.ModelFamily.structure` of the
+    """``params ->`` the family's :meth:`~hwsearch.models.base.ModelFamily.structure` of the
     config: knowledge of the search space, not of any measurement."""
 
     family: ModelFamily
@@ -178,15 +179,13 @@ def build_prior(
         ]
         matrix = np.stack([table.column_values(c) for c in columns], axis=1)
         rows = {k: i for i, k in enumerate(table.keys())}
-        block._tables.append((rows, _scaled(settings.metric, matrix)))
+        block.tables.append((rows, _scaled(settings.metric, matrix)))
         block.sources += [f"{source.table}:{c}" for c in columns]
     if settings.targets:
         if store is None:
             raise SpecError("prior.targets", "stored measurements need a database")
-        block._stored = _stored_targets(
-            settings, store, family, own=spec.target_name, before=before
-        )
-        block.sources += [f"target {t.name}" for t in block._stored]
+        block.stored = _stored_targets(settings, store, family, own=spec.target_name, before=before)
+        block.sources += [f"target {t.name}" for t in block.stored]
     if not block.sources:
         raise SpecError(
             "prior.targets",
@@ -199,13 +198,13 @@ def build_prior(
 
 def _stored_targets(
     settings: PriorSpec, store: Store, family: ModelFamily, *, own: str, before: datetime | None
-) -> list[_StoredTarget]:
+) -> list[StoredTarget]:
     named = None if settings.targets == "all" else list(settings.targets or [])
     found = store.measured_values_by_target(
         family.name, settings.metric, targets=named, before=before
     )
     found.pop(own, None)
-    out: list[_StoredTarget] = []
+    out: list[StoredTarget] = []
     for name in named or sorted(found):
         rows = found.get(name, [])
         if len(rows) < settings.min_measured:
@@ -222,7 +221,7 @@ def _stored_targets(
         x = featurize(family.name, [c for _, c, _ in rows]).values
         options: dict[str, Any] = {"seed": 0} if settings.predictor == "forest" else {}
         model = make_predictor(settings.predictor, **options).fit(x, values)
-        out.append(_StoredTarget(name, dict(zip(hashes, values.tolist(), strict=True)), model))
+        out.append(StoredTarget(name, dict(zip(hashes, values.tolist(), strict=True)), model))
     return out
 
 
