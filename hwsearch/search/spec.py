@@ -342,12 +342,26 @@ class DeviceTargetSpec(_Model):
 
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
-    """``value`` as an absolute path; a relative one is taken from the context's base_dir."""
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        base = (info.context or {}).get("base_dir")
-        path = Path(base or ".") / path
-    return str(path.resolve())
+    """``value`` as a final absolute path (:func:`hwsearch.files.resolve`: ``~``, ``..`` and
+    links resolved; a relative one taken from the context's base_dir), confined to the
+    context's ``file_roots`` where it has them (a server's table folders)."""
+    from hwsearch.files import FileAccessError, confine, resolve
+
+    context = info.context or {}
+    try:
+        path = resolve(value, context.get("base_dir"))
+    except FileAccessError as exc:
+        raise ValueError(exc.reason) from None
+    roots = context.get("file_roots")
+    try:
+        return str(confine(path, roots))
+    except FileAccessError:
+        if not roots:
+            raise ValueError(
+                "this server reads no table files (start it with --tables DIR)"
+            ) from None
+        shown = ", ".join(str(r) for r in roots)
+        raise ValueError(f"{value!r} is outside the server's table folders ({shown})") from None
 
 
 TablePath = Annotated[str, StringConstraints(min_length=1), AfterValidator(_resolve_path)]
@@ -701,15 +715,17 @@ def parse_spec(
     *,
     default_name: str | None = None,
     base_dir: str | Path | None = None,
+    file_roots: tuple[Path, ...] | None = None,
 ) -> JobSpec:
     """Validate ``data`` into a :class:`JobSpec`; raises :class:`SpecErrors` listing every
     problem found. ``default_name`` names the job when ``data`` has no ``name``; relative
-    table paths are read from ``base_dir`` (default: the current directory)."""
+    table paths are read from ``base_dir`` (default: the current directory); with
+    ``file_roots`` (resolved folders), every file the spec names must lie inside one."""
     if not isinstance(data, Mapping):
         raise SpecErrors(
             [SpecError("", f"a job spec must be a mapping of fields, got {type(data).__name__}")]
         )
-    context = {"default_name": default_name, "base_dir": base_dir}
+    context = {"default_name": default_name, "base_dir": base_dir, "file_roots": file_roots}
     try:
         spec = JobSpec.model_validate(dict(data), context=context)
     except ValidationError as exc:
@@ -1317,7 +1333,7 @@ def _check_prior(spec: JobSpec) -> list[SpecError]:
                 SpecError(
                     f"{field}.key",
                     f"none of {len(keys)} configs of this space has a row in {source.table} "
-                    f"(e.g. {keys[0]!r}; the table's keys look like {table.keys()[0]!r})",
+                    f"(e.g. {keys[0]!r})",
                 )
             )
             continue
