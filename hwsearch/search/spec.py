@@ -84,6 +84,7 @@ from hwsearch.search.objectives import (
 
 if TYPE_CHECKING:
     from hwsearch.models.base import Knob, ModelFamily
+    from hwsearch.search.limits import SpecLimits
 
 Scalar = bool | int | float | str
 
@@ -195,14 +196,14 @@ class ChoiceVarSpec(_Model):
     @field_validator("values")
     @classmethod
     def _distinct(cls, values: list[Scalar]) -> list[Scalar]:
-        seen: list[Scalar] = []
+        # Linear: keyed by type too, since True == 1 == 1.0 must stay distinct from 1 only
+        # for booleans (1 and 1.0 are the same value).
+        seen: set[tuple[bool, Scalar]] = set()
         for value in values:
-            if any(
-                value == other and isinstance(value, bool) == isinstance(other, bool)
-                for other in seen
-            ):
-                raise ValueError(f"{value!r} is listed twice; values must be distinct")
-            seen.append(value)
+            key = (isinstance(value, bool), value)
+            if key in seen:
+                raise ValueError(f"{_describe(value)} is listed twice; values must be distinct")
+            seen.add(key)
         return values
 
 
@@ -560,7 +561,7 @@ class JobSpec(_Model):
     ] = Field(default_factory=MeasurementSettings)
     active_learning: ActiveLearningSpec | None = None
     prior: PriorSpec | None = None
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's seed range
 
     @model_validator(mode="before")
     @classmethod
@@ -716,15 +717,22 @@ def parse_spec(
     default_name: str | None = None,
     base_dir: str | Path | None = None,
     file_roots: tuple[Path, ...] | None = None,
+    limits: SpecLimits | None = None,
 ) -> JobSpec:
     """Validate ``data`` into a :class:`JobSpec`; raises :class:`SpecErrors` listing every
     problem found. ``default_name`` names the job when ``data`` has no ``name``; relative
     table paths are read from ``base_dir`` (default: the current directory); with
-    ``file_roots`` (resolved folders), every file the spec names must lie inside one."""
+    ``file_roots`` (resolved folders), every file the spec names must lie inside one.
+    ``limits`` (default: the process's, :mod:`hwsearch.search.limits`) are checked first."""
     if not isinstance(data, Mapping):
         raise SpecErrors(
             [SpecError("", f"a job spec must be a mapping of fields, got {type(data).__name__}")]
         )
+    from hwsearch.search.limits import check_limits
+
+    over = check_limits(data, limits)
+    if over:  # before any model is built or file opened
+        raise SpecErrors(over)
     context = {"default_name": default_name, "base_dir": base_dir, "file_roots": file_roots}
     try:
         spec = JobSpec.model_validate(dict(data), context=context)

@@ -386,6 +386,12 @@ def serve(
         typer.Option(help="Module to import at start, registering families or optimizers."),
     ] = None,
     max_body_bytes: Annotated[int, typer.Option(min=1024)] = 1 << 20,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A cap on what specs may ask for, NAME=VALUE (repeatable; see docs/service.md).",
+        ),
+    ] = None,
     run_jobs: Annotated[bool, typer.Option(help="Run queued jobs in this server.")] = True,
     api_workers: Annotated[
         int,
@@ -401,14 +407,20 @@ def serve(
 
     import uvicorn
 
+    from hwsearch.search.limits import SpecLimits
     from hwsearch.service.api import ServiceSettings, create_app
     from hwsearch.service.runner import JobRunner, RunnerSettings
 
+    try:
+        limits = SpecLimits.parse_settings(list(limit or ()))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--limit") from None
     with _user_errors():
         store = _open_store(db, create=True)
         settings = ServiceSettings(
             db_url=store.url,
             max_body_bytes=max_body_bytes,
+            limits=limits,
             table_roots=tuple(tables or ()),
             plugins=tuple(plugin or ()),
             runner=RunnerSettings(

@@ -14,17 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from hwsearch.errors import SpecError, SpecErrors
+from hwsearch.search.limits import SpecLimits
 from hwsearch.search.spec import JobSpec, parse_spec
 
 
-def check_submission(data: Mapping[str, Any], table_roots: tuple[Path, ...]) -> JobSpec:
+def check_submission(
+    data: Mapping[str, Any], table_roots: tuple[Path, ...], limits: SpecLimits | None = None
+) -> JobSpec:
     """``data`` as a spec this server accepts; ``SpecErrors`` names every problem.
 
     Every table path, in any section (target, evaluation, measurement, prior tables), is
     resolved and confined to ``table_roots`` while the spec is validated, before any file
     is opened (:mod:`hwsearch.files`); relative paths are taken from the first folder.
+    ``limits`` (default: the process's) cap what the spec may ask for.
     """
     if not isinstance(data, Mapping):
         raise SpecErrors([SpecError("spec", "must be a mapping of fields")])
     base = table_roots[0] if table_roots else None
-    return parse_spec(data, base_dir=base, file_roots=tuple(table_roots))
+    return parse_spec(data, base_dir=base, file_roots=tuple(table_roots), limits=limits)

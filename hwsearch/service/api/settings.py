@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hwsearch.search.limits import SpecLimits
 from hwsearch.service.runner import RunnerSettings
 
 #: Where ``hwsearch serve --api-workers N`` hands its settings to the worker processes.
@@ -26,6 +27,8 @@ class ServiceSettings:
     file is opened. ``plugins``: modules imported at start-up, which may register extra
     families or optimizers; specs still name only registered names, never Python.
     ``run_jobs`` off serves the API without running anything (another server runs them).
+    ``limits``: caps on what a spec or a query may ask for (:mod:`hwsearch.search.limits`);
+    they become this process's limits when the app is created.
     """
 
     db_url: str | None = None
@@ -35,6 +38,7 @@ class ServiceSettings:
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     run_jobs: bool = True
     token_cache_s: float = 30.0
+    limits: SpecLimits = field(default_factory=SpecLimits)
 
     def __post_init__(self) -> None:
         if isinstance(self.max_body_bytes, bool) or self.max_body_bytes < 1024:
@@ -54,6 +58,7 @@ class ServiceSettings:
             "table_roots": [str(p) for p in self.table_roots],
             "plugins": list(self.plugins),
             "token_cache_s": self.token_cache_s,
+            "limits": self.limits.to_dict(),
         }
         return {SETTINGS_ENV: json.dumps(data)}
 
@@ -71,4 +76,5 @@ class ServiceSettings:
             plugins=tuple(data["plugins"]),
             run_jobs=False,
             token_cache_s=data["token_cache_s"],
+            limits=SpecLimits(**data.get("limits", {})),
         )
