@@ -49,14 +49,12 @@ the spec file's folder (:func:`load_spec`), else from ``base_dir`` or the curren
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -670,45 +668,12 @@ class JobSpec(_Model):
 
 
 def load_spec(path: str | Path) -> JobSpec:
-    """Read a YAML or JSON spec file (by extension; otherwise JSON, then YAML)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecErrors([SpecError("", f"cannot read {str(path)!r}: {exc.strerror}")]) from None
-    suffix = path.suffix.lower()
-    data: Any
-    if suffix == ".json":
-        data = _load_json(text)
-    elif suffix in (".yaml", ".yml"):
-        data = _load_yaml(text)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = _load_yaml(text)
-    return parse_spec(data, default_name=path.stem, base_dir=path.resolve().parent)
+    """Read a YAML or JSON spec file (by extension; otherwise JSON, then YAML), under the
+    limits of :mod:`hwsearch.search.spec_files` (size, encoding, nesting, aliases)."""
+    from hwsearch.search.spec_files import read_spec_data
 
-
-def _load_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecErrors(
-            [SpecError("", f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}")]
-        ) from None
-
-
-def _load_yaml(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecErrors([SpecError("", f"not valid YAML{where}: {problem}")]) from None
+    resolved, data = read_spec_data(path)
+    return parse_spec(data, default_name=Path(path).stem, base_dir=resolved.parent)
 
 
 def parse_spec(
