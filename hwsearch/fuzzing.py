@@ -79,7 +79,7 @@ def odd_text(max_size: int = 300) -> SearchStrategy[str]:
             "\\",
         ]
     )
-    plain = st.text(st.characters(exclude_categories=("Cs",)), max_size=max_size)
+    plain = st.text(st.characters(exclude_categories=["Cs"]), max_size=max_size)
     return st.one_of(plain, st.lists(st.one_of(specials, plain), max_size=8).map("".join))
 
 
