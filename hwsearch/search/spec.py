@@ -707,6 +707,9 @@ def parse_spec(
     problems = _check_meaning(spec)
     if problems:
         raise SpecErrors(problems)
+    stored = check_limits(spec.to_dict(), limits)  # the stored form is re-read under them
+    if stored:
+        raise SpecErrors(stored)
     return spec
 
 

@@ -3,8 +3,8 @@
 A spec file is read through :mod:`hwsearch.files` (a regular file, at most
 :data:`SPEC_FILE_BYTES`), decoded as UTF-8 (a binary, UTF-16 or otherwise undecodable
 file is a spec error naming the file), and parsed by a YAML loader that cannot be made to
-blow up: nesting deeper than :data:`MAX_DEPTH` and a document whose aliases expand to more
-than :data:`MAX_NODES` nodes (the "billion laughs") are refused while the document is
+blow up: nesting deeper than :data:`MAX_DEPTH` and a document whose aliases expand past
+:data:`MAX_NODES` values and characters (the "billion laughs") are refused while the document is
 composed, before any Python object is built. JSON is parsed by :mod:`json`, whose
 recursion on deep input is caught. Every problem is a :class:`~hwsearch.errors.SpecErrors`.
 """
@@ -24,8 +24,9 @@ from hwsearch.files import FileAccessError, read_capped, resolve
 SPEC_FILE_BYTES = 1 << 20
 #: Deepest nesting of mappings and lists a spec file may have.
 MAX_DEPTH = 64
-#: Most nodes a YAML document may have once its aliases are expanded.
-MAX_NODES = 200_000
+#: Most a YAML document may hold once its aliases are expanded, counting one per value and
+#: one per character of each scalar (a 1 MiB file without aliases stays well within it).
+MAX_NODES = 4_000_000
 
 
 def _refuse(reason: str) -> SpecErrors:
@@ -75,10 +76,15 @@ def _check_expansion(root: yaml.Node) -> None:
         children = _children(node)
         if done or not children:
             visiting.discard(id(node))
-            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children) if done else 1
+            if done:
+                sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            else:  # a scalar, or an empty collection
+                text = node.value if isinstance(node.value, str) else ""
+                sizes[id(node)] = 1 + len(text)
             if sizes[id(node)] > MAX_NODES:
                 raise _Exhausted(
-                    f"expands to more than {MAX_NODES} values (aliases repeating aliases)"
+                    f"expands to more than {MAX_NODES} values and characters "
+                    "(aliases repeating aliases)"
                 )
             continue
         if id(node) in visiting:

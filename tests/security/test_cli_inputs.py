@@ -119,3 +119,11 @@ def test_an_in_memory_database_is_refused(tmp_path: Path, url: str) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 1, result.output
         assert "in-memory database" in " ".join(result.output.split())
+
+
+def test_a_long_string_repeated_by_aliases_is_refused_fast_and_small() -> None:
+    text = 'a: &a "' + "x" * 500_000 + '"\nb: [' + ", ".join(["*a"] * 100) + "]\n"
+    before, started = _peak_mb(), time.monotonic()
+    with pytest.raises(SpecErrors, match="expands to more than"):
+        load_yaml(text)
+    assert time.monotonic() - started < 1.0 and _peak_mb() - before < 100

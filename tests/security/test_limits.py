@@ -149,3 +149,15 @@ def test_long_where_filters_are_refused() -> None:
     text = " or ".join(["accuracy > 0.5"] * 200)
     with pytest.raises(FilterError, match=r"a filter of \d+ characters is longer than 2000"):
         parse_filter(text, {"accuracy"})
+
+
+def test_a_spec_whose_stored_form_is_over_the_caps_is_refused_at_once() -> None:
+    """The runner re-reads the stored spec (defaults filled in) under the same caps, so a
+    spec is accepted only if that form passes too."""
+    size = len(json.dumps(BASE, separators=(",", ":")))
+    stored = len(json.dumps(parse_spec(BASE).to_dict(), separators=(",", ":")))
+    assert stored > size
+    found = _problems(BASE, SpecLimits(spec_bytes=size + 1))
+    assert found == {
+        "spec": f"has {stored} bytes as compact JSON, more than the limit of {size + 1}"
+    }
