@@ -23,6 +23,7 @@ figure group and a summary: reads outside (must be 0), leaks (0), the server's p
 
     PYTHONPATH=$PWD .venv/bin/python bench/hostile.py                 # 10,000 cases
     PYTHONPATH=$PWD .venv/bin/python bench/hostile.py --cases 2000
+    PYTHONPATH=$PWD .venv/bin/python bench/hostile.py --server-pythonpath /old/checkout
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -140,11 +142,33 @@ class Tally:
             self.server_errors.append(f"{kind} {what[:200]}: {text[:300]}")
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+def _peak_rss_mb(pid: int) -> float | None:
+    """The peak RSS (``VmHWM``) of process ``pid`` so far; ``None`` once it has exited."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    return float("nan")
+    return None
+
+
+class PeakSampler(threading.Thread):
+    """Samples the server's peak RSS every 0.2 s (the last sample survives its death)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_mb = 0.0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            sample = _peak_rss_mb(self.pid)
+            if sample is None:
+                return
+            self.peak_mb = max(self.peak_mb, sample)
 
 
 def _wait_until_up(url: str, server: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -279,6 +303,10 @@ def planted(folder: Path) -> Iterator[tuple[Path, Path]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=10_000, help="requests to send")
+    parser.add_argument(
+        "--server-pythonpath",
+        help="PYTHONPATH of the server only (to run the battery against another checkout)",
+    )
     args = parser.parse_args()
     if not 100 <= args.cases <= MAX_CASES:
         parser.error(f"--cases must be 100..{MAX_CASES}, got {args.cases}")
@@ -299,12 +327,16 @@ def main() -> None:
             "--tables", str(tables), "--no-run-jobs",
         ]  # fmt: skip
         env = {**os.environ, "HWSEARCH_BENCH_MARKER": MARKER, "OMP_NUM_THREADS": "1"}
+        if args.server_pythonpath:
+            env["PYTHONPATH"] = args.server_pythonpath
         watch = Watch(secret.parent)
-        server = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
+        server = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env, cwd=folder)
         tally = Tally(watch)
         started = time.perf_counter()
         try:
             _wait_until_up(f"http://127.0.0.1:{port}/health", server)
+            sampler = PeakSampler(server.pid)
+            sampler.start()
             watch.drain()
             reads_at_start = sum(watch.events.values())
             headers = {"Authorization": f"Bearer {token}"}
@@ -313,10 +345,14 @@ def main() -> None:
             ) as client:
                 battery(client, tally, job_id, args.cases, secret)
             alive = server.poll() is None
-            peak_mb = _peak_rss_mb(server.pid)
+            last = _peak_rss_mb(server.pid)
+            sampler.stop.set()
+            sampler.join()
+            peak_mb = max(sampler.peak_mb, last or 0.0)
         finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(30)
+            if server.poll() is None:
+                server.send_signal(signal.SIGINT)
+                server.wait(30)
             watch.close()
     seconds = time.perf_counter() - started
     reads = sum(watch.events.values()) - reads_at_start
