@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hwsearch.errors import HwsearchError
+from hwsearch.metrics import tagged
 from hwsearch.records import MetricValue, Provenance
 
 if TYPE_CHECKING:  # torch is imported only where a candidate is evaluated
@@ -156,8 +157,8 @@ def _evaluate_trained(task: EvalTask) -> EvalOutcome:
 # Tables
 
 #: Metrics of an evaluation with a table target, and the ones it adds when timing here.
-TABLE_METRICS = frozenset({"accuracy", "latency_ms", "params", "macs", "size_bytes"})
-TIMED_METRICS = frozenset({"latency_p90_ms", "latency_cv", "peak_memory_bytes"})
+TABLE_METRICS = tagged("table")
+TIMED_METRICS = tagged("timed")
 FLOAT32_SIZE_MODEL = "float32 weights: params x 4 bytes (no compression)"
 
 
@@ -270,45 +271,9 @@ def _example_input(family: Any, config: Mapping[str, Any], batch_size: int) -> A
 # Energy and carbon
 
 #: Metrics of an evaluation trained and measured here (families other than language models).
-TRAINED_METRICS = frozenset(
-    {
-        "accuracy",
-        "latency_ms",
-        "latency_p90_ms",
-        "latency_cv",
-        "peak_memory_bytes",
-        "size_bytes",
-        "params",
-        "nonzero_params",
-        "macs",
-        "sparsity",
-        "energy_j_per_inference",
-        "carbon_g_per_1k",
-        "carbon_operational_g_per_1k",
-        "carbon_embodied_g_per_1k",
-    }
-)
+TRAINED_METRICS = tagged("trained")
 #: Metrics of a language model's evaluation.
-LM_METRICS = frozenset(
-    {
-        "val_loss",
-        "perplexity",
-        "accuracy",
-        "ttft_ms",
-        "decode_ms_per_token",
-        "tokens_per_s",
-        "kv_cache_bytes",
-        "peak_memory_bytes",
-        "params",
-        "size_bytes",
-        "sparsity",
-        "energy_j_per_inference",
-        "energy_j_per_token",
-        "carbon_g_per_1k",
-        "carbon_operational_g_per_1k",
-        "carbon_embodied_g_per_1k",
-    }
-)
+LM_METRICS = tagged("lm")
 CARBON_MODEL = (
     "per 1,000 inferences: operational = energy x PUE x grid intensity; embodied = busy "
     "time x device share x embodied carbon / (lifetime x busy share)"
