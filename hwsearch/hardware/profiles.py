@@ -119,6 +119,14 @@ class TargetProfile:
             if problem is not None:
                 raise ValueError(f"{key}: {problem}")
 
+    @property
+    def device_index(self) -> int | None:
+        """The index N of a ``cuda:N`` profile (0 for ``cuda``); None for other kinds."""
+        if self.kind != "cuda":
+            return None
+        _, _, index = self.name.partition(":")
+        return int(index) if index.isdigit() else 0
+
     def with_overrides(
         self, overrides: Mapping[str, Any], *, field_prefix: str = "target"
     ) -> TargetProfile:

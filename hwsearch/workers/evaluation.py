@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # torch is imported only where a candidate is evaluated
     from hwsearch.hardware import LatencyMeasurement, MeasureSettings, Target
     from hwsearch.hardware.energy import EnergyMeter, EnergyReading, EnergyWindow
     from hwsearch.hardware.profiles import TargetProfile
+    from hwsearch.models.transformer import TransformerFamily
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class EvalTask:
     evaluation: dict[str, Any] = field(default_factory=dict)
     # MeasureSettings fields, or a table description (type "table") to look latency up in
     measurement: dict[str, Any] = field(default_factory=dict)
+    # the evaluation kind's type (hwsearch.workers.kinds); "" for tasks made before kinds
+    # existed, whose kind is read from ``evaluation``
+    kind: str = ""
+    # plug-ins to load before evaluating (hwsearch.plugins), so workers know what they add
+    plugins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,15 +80,24 @@ SIZE_MODEL = (
 
 
 def evaluate(task: EvalTask) -> EvalOutcome:
-    """Every metric of the candidate: trained and measured here, or looked up in tables."""
-    if task.evaluation.get("type") == "lm":
-        return _evaluate_lm(task)
-    if _table(task.evaluation) is None and _table(task.measurement) is None:
-        return _evaluate_trained(task)
-    return _evaluate_with_tables(task)
+    """Every metric of the candidate, by the task's evaluation kind, after loading the
+    plug-ins the task names."""
+    from hwsearch.plugins import load_plugins
+    from hwsearch.workers.kinds import get_evaluation
+
+    load_plugins(task.plugins)
+    kind = task.kind or str(task.evaluation.get("type") or "train")
+    return get_evaluation(kind).evaluate(task)
 
 
-def _evaluate_trained(task: EvalTask) -> EvalOutcome:
+def dataset_description(family: Any) -> str:
+    """What the family's data source says of its split (stored with quality metrics)."""
+    from hwsearch.models import get_source
+
+    return get_source(family.data_source or "").description
+
+
+def evaluate_trained(task: EvalTask) -> EvalOutcome:
     """Train and compress the candidate, measure it on its target, and return every metric."""
     # Imported here so that the driver process does not pay for torch until it evaluates.
     from hwsearch.hardware import (
@@ -111,7 +126,7 @@ def _evaluate_trained(task: EvalTask) -> EvalOutcome:
     macs = count_macs(built.float_model, family.example_input(1))
 
     quality = {
-        "dataset": "sklearn digits, stratified 75/25 split",
+        "dataset": dataset_description(family),
         "settings": asdict(train_settings),
         "seed": task.seed,
     }
@@ -171,7 +186,12 @@ def _table(description: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return description if description.get("type") == "table" else None
 
 
-def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
+def is_table(description: Mapping[str, Any]) -> bool:
+    """Whether a task's evaluation or measurement is a table lookup."""
+    return _table(description) is not None
+
+
+def evaluate_with_tables(task: EvalTask) -> EvalOutcome:
     """Look up what the tables give; train or time here only what they do not."""
     from hwsearch.hardware import (
         MeasureSettings,
@@ -212,9 +232,10 @@ def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         }
         metrics.append(metric("accuracy", raw * scale, Provenance.MEASURED, details))
     else:
-        built = build_candidate(family, task.config, TrainSettings(**task.evaluation), task.seed)
+        fields = {k: v for k, v in task.evaluation.items() if k != "type"}
+        built = build_candidate(family, task.config, TrainSettings(**fields), task.seed)
         quality_details = {
-            "dataset": "sklearn digits, stratified 75/25 split",
+            "dataset": dataset_description(family),
             "settings": dict(task.evaluation),
             "seed": task.seed,
         }
@@ -240,9 +261,9 @@ def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         kernel_path = built.kernel_path if built is not None else "fp32"
         metrics += timing_metrics(measured, settings, kernel_path, task.target)
 
-    counts = getattr(family, "counts", None)
-    if built is None and callable(counts):
-        params, macs = counts(task.config)
+    counts = family.counts(task.config) if built is None else None
+    if counts is not None:
+        params, macs = counts
         analytic = {"model": f"analytic count of the {family.name} network (conv, linear, BN)"}
     else:
         counted = built.float_model if built is not None else model or family.build(task.config)
@@ -261,10 +282,7 @@ def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
 
 def _example_input(family: Any, config: Mapping[str, Any], batch_size: int) -> Any:
     """The family's input batch for ``config`` where it depends on it (nb201's input_size)."""
-    for_config = getattr(family, "example_input_for", None)
-    if callable(for_config):
-        return for_config(config, batch_size)
-    return family.example_input(batch_size)
+    return family.example_input_for(config, batch_size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,11 +296,6 @@ CARBON_MODEL = (
     "per 1,000 inferences: operational = energy x PUE x grid intensity; embodied = busy "
     "time x device share x embodied carbon / (lifetime x busy share)"
 )
-
-
-def produced_metrics(*, language_model: bool) -> frozenset[str]:
-    """The metrics an evaluation without tables produces for a family."""
-    return LM_METRICS if language_model else TRAINED_METRICS
 
 
 def timing_settings(measurement: Mapping[str, Any]) -> dict[str, Any]:
@@ -403,21 +416,17 @@ def energy_carbon_metrics(
 # Language models
 
 
-def _evaluate_lm(task: EvalTask) -> EvalOutcome:
-    """Train a language model, time its prefill and decode on the target, and return every
-    metric (quality, serving latency, memory, energy, carbon)."""
+def evaluate_lm(task: EvalTask, family: TransformerFamily) -> EvalOutcome:
+    """Train a language model of ``family``, time its prefill and decode on the target, and
+    return every metric (quality, serving latency, memory, energy, carbon)."""
     import torch
 
     from hwsearch.hardware import MeasureSettings, measure_latency, parse_target
     from hwsearch.hardware.kernels import kernel_paths
-    from hwsearch.models import get_family
     from hwsearch.models.lm_data import char_data
     from hwsearch.models.lm_pipeline import DATASET, LM_SIZE_MODEL, LMSettings, build_lm
-    from hwsearch.models.transformer import DecodeStep, Prefill, TransformerFamily, kv_cache_bytes
+    from hwsearch.models.transformer import DecodeStep, Prefill, kv_cache_bytes
 
-    family = get_family(task.family)
-    if not isinstance(family, TransformerFamily):
-        raise HwsearchError(f"an LM evaluation needs family 'transformer', not {family.name!r}")
     target = parse_target(task.target)
     settings = LMSettings.from_dict(task.evaluation)
     timing = MeasureSettings(**timing_settings(task.measurement))
