@@ -218,6 +218,18 @@ def gpu_tdp(device_name: str | None) -> tuple[float, str]:
     return 300.0, SRC_GPU_GENERIC
 
 
+def _profile_kind(name: str) -> ProfileKind:
+    """The profile kind of a target named ``name``: its target kind's, or ``table`` for a
+    name that is no device (a table target)."""
+    from hwsearch.errors import SpecError
+    from hwsearch.hardware.targets import parse_target_name, target_kind
+
+    try:
+        return target_kind(parse_target_name(name)).profile_kind
+    except SpecError:
+        return "table"
+
+
 def default_profile(
     name: str, *, kind: ProfileKind | None = None, device_name: str | None = None
 ) -> TargetProfile:
@@ -229,7 +241,7 @@ def default_profile(
     """
     text = name.strip().lower()
     if kind is None:
-        kind = "cpu" if text == "cpu" else "cuda" if text.startswith("cuda") else "table"
+        kind = _profile_kind(name)
     common = {
         "lifetime_years": SRC_LIFETIME,
         "busy_share": SRC_BUSY,

@@ -71,6 +71,12 @@ class ModelFamily(abc.ABC):
     #: brings its own data.
     data_source: str | None = "digits"
 
+    def knobs_for(self, space: Mapping[str, Any]) -> Mapping[str, Knob]:
+        """The knobs of a spec whose ``space`` has these entries (by name). By default the
+        family's fixed :attr:`knobs`; a family whose settings are not known in advance
+        (e.g. one knob per layer of a user's model) declares them from the space's names."""
+        return self.knobs
+
     @abc.abstractmethod
     def num_blocks(self, config: Mapping[str, Any]) -> int:
         """How many blocks the architecture in ``config`` has (the length of per-block lists)."""

@@ -51,7 +51,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -940,11 +939,11 @@ def _check_target(name: str | TableTargetSpec | DeviceTargetSpec) -> list[SpecEr
     if isinstance(name, DeviceTargetSpec):
         return [SpecError("target.name", p.reason) for p in _check_target(name.name)]
     try:
-        from hwsearch.hardware.targets import parse_target
+        from hwsearch.hardware.targets import parse_target_name
     except ImportError:
         return []
-    try:
-        parse_target(name)
+    try:  # whether the device exists is checked where the candidate runs
+        parse_target_name(name)
     except SpecError as exc:
         return [SpecError("target", exc.reason)]
     except (HwsearchError, ValueError) as exc:
@@ -957,10 +956,12 @@ def _knob_problems(knob: Knob, path: str, value: Any) -> list[SpecError]:
     return [SpecError(path, problem)] if problem else []
 
 
-def _check_entry(family: ModelFamily, key: str, entry: Any) -> list[SpecError]:
+def _check_entry(
+    family: ModelFamily, knobs: Mapping[str, Knob], key: str, entry: Any
+) -> list[SpecError]:
     base = f"space.{key}"
-    knob = family.knobs[key]
-    per_block = sorted(k.name for k in family.knobs.values() if k.per_block)
+    knob = knobs[key]
+    per_block = sorted(k.name for k in knobs.values() if k.per_block)
     not_per_block = (
         f"knob {key!r} has one value for the whole model; per-block knobs of "
         f"{family.name!r}: {', '.join(per_block) or 'none'}"
@@ -1005,16 +1006,17 @@ def _check_space(spec: JobSpec) -> list[SpecError]:
     except UnknownNameError as exc:
         return [SpecError("family", str(exc))]
     problems: list[SpecError] = []
+    knobs = family.knobs_for(spec.space)
     for key, entry in spec.space.items():
-        if key not in family.knobs:
+        if key not in knobs:
             problems.append(
                 SpecError(
                     f"space.{key}",
-                    f"not a knob of family {family.name!r}; knobs: {', '.join(family.knobs)}",
+                    f"not a knob of family {family.name!r}; knobs: {', '.join(knobs)}",
                 )
             )
             continue
-        problems += _check_entry(family, key, entry)
+        problems += _check_entry(family, knobs, key, entry)
     if not spec.variables():
         problems.append(
             SpecError("space", "has no variables; give at least one knob a range or choices")
@@ -1057,9 +1059,6 @@ def _check_per_layer_lengths(spec: JobSpec, family: ModelFamily) -> list[SpecErr
     ]
 
 
-_LOCAL_DEVICE = re.compile(r"\s*(cpu|cuda(:\d+)?)\s*", re.IGNORECASE)
-
-
 def _check_table_file(field: str, path: str, key: str, column: str) -> list[SpecError]:
     """Problems with reading ``column`` by ``key`` from the table at ``path``."""
     from hwsearch.hardware.tables import TableColumnError, TableError, load_table
@@ -1085,7 +1084,9 @@ def _check_tables(spec: JobSpec) -> list[SpecError]:
     problems: list[SpecError] = []
     target, evaluation = spec.target_table, spec.evaluation_table
     if target is not None:
-        if _LOCAL_DEVICE.fullmatch(target.name):
+        from hwsearch.hardware.targets import is_device_name
+
+        if is_device_name(target.name):
             problems.append(
                 SpecError(
                     "target.name",
@@ -1226,17 +1227,17 @@ def _profile_problems(spec: JobSpec) -> list[SpecError]:
     meter = overrides.get("meter")
     if meter == "nvml" and profile.kind != "cuda":
         problems.append(SpecError("target.meter", "nvml measures NVIDIA GPUs; use a cuda target"))
-    elif meter in ("nvml", "rapl"):
-        index = int(profile.name.split(":")[1]) if ":" in profile.name else 0
-        if not meter_available(meter, device_index=index):
-            where = (
-                "no readable /sys/class/powercap/intel-rapl:N/energy_uj"
-                if meter == "rapl"
-                else "NVML's energy counter cannot be read (nvidia-ml-py, driver, GPU)"
-            )
-            problems.append(
-                SpecError("target.meter", f"{meter} is not available here: {where}; use auto")
-            )
+    elif meter in ("nvml", "rapl") and not meter_available(
+        meter, device_index=profile.device_index or 0
+    ):
+        where = (
+            "no readable /sys/class/powercap/intel-rapl:N/energy_uj"
+            if meter == "rapl"
+            else "NVML's energy counter cannot be read (nvidia-ml-py, driver, GPU)"
+        )
+        problems.append(
+            SpecError("target.meter", f"{meter} is not available here: {where}; use auto")
+        )
     return problems
 
 

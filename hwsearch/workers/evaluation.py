@@ -312,9 +312,9 @@ def target_profile(task: EvalTask) -> TargetProfile:
 
 
 def _meter(profile: TargetProfile, target: Target) -> EnergyMeter:
-    from hwsearch.hardware.energy import select_meter
+    from hwsearch.hardware.targets import target_kind
 
-    return select_meter(profile, device_index=target.device_index)
+    return target_kind(target).meter(profile, target)
 
 
 def _pad(window: EnergyWindow, model: Any, example: Any, target: Target, threads: int) -> int:
