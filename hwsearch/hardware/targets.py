@@ -14,15 +14,11 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from hwsearch.errors import SpecError
-
-if TYPE_CHECKING:
-    from hwsearch.hardware.energy import EnergyMeter
-    from hwsearch.hardware.profiles import TargetProfile
 
 #: What a target's profile looks like (:mod:`hwsearch.hardware.profiles`).
 ProfileKind = Literal["cpu", "cuda", "table"]
@@ -73,11 +69,12 @@ class TargetKind(abc.ABC):
         names: ``{"num_gpus": 1}``); an empty dict: a CPU slot."""
         return {}
 
-    def meter(self, profile: TargetProfile, target: Target) -> EnergyMeter:
-        """The energy meter of ``target`` (by default chosen from the profile's ``meter``)."""
-        from hwsearch.hardware.energy import select_meter
-
-        return select_meter(profile, device_index=target.device_index)
+    def meter(self, profile: Any, target: Target) -> Any:
+        """An energy meter (:class:`hwsearch.hardware.energy.EnergyMeter`) of ``target``
+        with its :class:`~hwsearch.hardware.profiles.TargetProfile`, or None (the default)
+        to let :func:`hwsearch.hardware.energy.meter_for` choose by the profile's
+        ``meter`` setting. (Typed loosely: targets sit below profiles and energy.)"""
+        return None
 
 
 class CpuKind(TargetKind):

@@ -109,6 +109,14 @@ class ModelFamily(abc.ABC):
         cell carry data), or None where the knob values say it all (the default)."""
         return None
 
+    def features(
+        self, configs: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, Sequence[str]] | None:
+        """A numeric encoding of canonical ``configs`` for predictors (one row per config)
+        and its column names, or None where :mod:`hwsearch.predictors.features` has the
+        family's encoding (the built-ins) or the family has none."""
+        return None
+
     def counts(self, config: Mapping[str, Any]) -> tuple[int, int] | None:
         """``(params, macs)`` of the canonical ``config`` without building it, or None where
         the family has no formula (the model is then built and counted)."""

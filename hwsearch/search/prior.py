@@ -40,11 +40,11 @@ from numpy.typing import NDArray
 from hwsearch.db import Store
 from hwsearch.errors import SpecError
 from hwsearch.hardware.tables import ROW_NUMBER_COLUMNS, TableKeyed, load_table
+from hwsearch.hashing import config_hash
 from hwsearch.models.base import ModelFamily
 from hwsearch.predictors.features import featurize
 from hwsearch.predictors.models import Predictor, make_predictor
 from hwsearch.predictors.registry import is_linear
-from hwsearch.search.hashing import config_hash
 from hwsearch.search.space import SearchSpace
 from hwsearch.search.spec import JobSpec, PriorSpec
 

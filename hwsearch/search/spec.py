@@ -83,7 +83,7 @@ from hwsearch.search.objectives import (
     format_number,
     unknown_metric_reason,
 )
-from hwsearch.workers.builtin_kinds import EvaluationSettings, LMEvaluation
+from hwsearch.workers.builtin_kinds import TABLE, EvaluationSettings, LMEvaluation
 from hwsearch.workers.kinds import evaluation_kinds, get_evaluation, kind_of
 
 if TYPE_CHECKING:
@@ -1389,6 +1389,8 @@ def _check_meaning(spec: JobSpec) -> list[SpecError]:
         problems.append(exc)
     return problems
 
+
+TABLE.use_settings(TableEvaluation)  # the table kind's settings, with the table paths
 
 __all__ = [
     "Budget",

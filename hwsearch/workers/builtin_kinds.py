@@ -118,13 +118,20 @@ class TableEvaluationKind(EvaluationKind):
     type = "table"
     doc = "'table' (quality looked up in a table)"
 
+    def __init__(self) -> None:
+        self._settings: SettingsModel | None = None
+
+    def use_settings(self, model: SettingsModel) -> None:
+        """Bind the settings model. ``TableEvaluation`` is defined with the spec's table
+        paths (:mod:`hwsearch.search.spec` binds it on import) until the spec becomes a
+        package and the model can live here."""
+        self._settings = model
+
     @property
     def settings_model(self) -> SettingsModel:
-        # Phase-1 exception to the layering: the model lives with the spec's table paths
-        # (checked there) until the spec becomes a package.
-        from hwsearch.search.spec import TableEvaluation
-
-        return TableEvaluation
+        if self._settings is None:
+            raise HwsearchError("the table evaluation is used before hwsearch.search.spec is")
+        return self._settings
 
     def produces(self, family: ModelFamily, settings: BaseModel, *, timed_here: bool) -> set[str]:
         return set(ev.metrics_with_tables(target_table=not timed_here))
@@ -202,5 +209,6 @@ class LMEvaluationKind(EvaluationKind):
 
 
 TRAIN = register_evaluation(TrainEvaluation())
-TABLE = register_evaluation(TableEvaluationKind())
+TABLE = TableEvaluationKind()
+register_evaluation(TABLE)
 LM = register_evaluation(LMEvaluationKind())

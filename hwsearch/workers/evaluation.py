@@ -25,51 +25,19 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from hwsearch.errors import HwsearchError
 from hwsearch.metrics import tagged
 from hwsearch.records import MetricValue, Provenance
+from hwsearch.workers.tasks import EvalOutcome, EvalTask
 
 if TYPE_CHECKING:  # torch is imported only where a candidate is evaluated
     from hwsearch.hardware import LatencyMeasurement, MeasureSettings, Target
     from hwsearch.hardware.energy import EnergyMeter, EnergyReading, EnergyWindow
     from hwsearch.hardware.profiles import TargetProfile
     from hwsearch.models.transformer import TransformerFamily
-
-
-@dataclass(frozen=True)
-class EvalTask:
-    candidate_id: int
-    family: str
-    config: dict[str, Any]  # canonical config of the family
-    config_hash: str
-    target: str  # a device here ("cpu") or the name of a table target
-    seed: int
-    # TrainSettings fields, or a table description (type "table") to look accuracy up in
-    evaluation: dict[str, Any] = field(default_factory=dict)
-    # MeasureSettings fields, or a table description (type "table") to look latency up in
-    measurement: dict[str, Any] = field(default_factory=dict)
-    # the evaluation kind's type (hwsearch.workers.kinds); "" for tasks made before kinds
-    # existed, whose kind is read from ``evaluation``
-    kind: str = ""
-    # plug-ins to load before evaluating (hwsearch.plugins), so workers know what they add
-    plugins: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class EvalOutcome:
-    candidate_id: int
-    metrics: list[MetricValue] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def values(self) -> dict[str, float]:
-        return {m.name: m.value for m in self.metrics}
 
 
 SIZE_MODEL = (
@@ -312,9 +280,9 @@ def target_profile(task: EvalTask) -> TargetProfile:
 
 
 def _meter(profile: TargetProfile, target: Target) -> EnergyMeter:
-    from hwsearch.hardware.targets import target_kind
+    from hwsearch.hardware.energy import meter_for
 
-    return target_kind(target).meter(profile, target)
+    return meter_for(profile, target)
 
 
 def _pad(window: EnergyWindow, model: Any, example: Any, target: Target, threads: int) -> int:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from hwsearch.models.base import ModelFamily
-    from hwsearch.workers.evaluation import EvalOutcome, EvalTask
+    from hwsearch.workers.tasks import EvalOutcome, EvalTask
 
 
 #: A pydantic model class (an alias: ``type`` is a class attribute of the kinds).

@@ -39,8 +39,8 @@ from ray.exceptions import RayError, RayTaskError
 
 from hwsearch.errors import HwsearchError, SpecError
 from hwsearch.hardware.targets import parse_target_name, target_kind
+from hwsearch.workers.base import Executor
 from hwsearch.workers.evaluation import EvalOutcome, EvalTask, evaluate_safely
-from hwsearch.workers.executor import Executor
 
 __all__ = ["MeasurementActor", "RayExecutor", "needs_gpu"]
 
