@@ -65,8 +65,8 @@ class EvaluationKind(abc.ABC):
     @abc.abstractmethod
     def settings_model(self) -> SettingsModel:
         """The pydantic model of the spec's ``evaluation`` section for this kind. It may
-        have a ``type`` field (a ``Literal`` of :attr:`type`); if it has none, ``type`` is
-        not stored with the settings."""
+        have a ``type`` field (a ``Literal`` of :attr:`type`, filled in where the section
+        leaves it out); if it has none, ``type`` is not stored with the settings."""
 
     def problems(self, family: ModelFamily, settings: BaseModel) -> list[tuple[str, str]]:
         """``(field, reason)`` for each reason this kind cannot evaluate ``family`` with
@@ -103,6 +103,8 @@ class EvaluationKind(abc.ABC):
         model = self.settings_model
         if "type" not in model.model_fields:
             data = {k: v for k, v in data.items() if k != "type"}
+        elif "type" not in data:  # chosen as the family's default: the section omits it
+            data = {**data, "type": self.type}
         return model.model_validate(dict(data), context=dict(context or {}))
 
 
