@@ -23,7 +23,15 @@ from hwsearch.hardware.tables import (
     clear_table_cache,
     load_table,
 )
-from hwsearch.hardware.targets import Target, available_targets, parse_target
+from hwsearch.hardware.targets import (
+    Target,
+    TargetKind,
+    available_targets,
+    parse_target,
+    parse_target_name,
+    register_target_kind,
+    target_kind,
+)
 
 __all__ = [
     "LatencyMeasurement",
@@ -34,6 +42,7 @@ __all__ = [
     "TableKeyError",
     "TableKeyed",
     "Target",
+    "TargetKind",
     "available_targets",
     "clear_table_cache",
     "count_macs",
@@ -44,5 +53,8 @@ __all__ = [
     "measure_latency",
     "model_size_bytes",
     "parse_target",
+    "parse_target_name",
+    "register_target_kind",
     "robust_cv",
+    "target_kind",
 ]

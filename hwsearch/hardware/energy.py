@@ -36,6 +36,7 @@ from typing import Any
 
 from hwsearch.errors import MeasurementError, SpecError
 from hwsearch.hardware.profiles import TargetProfile
+from hwsearch.hardware.targets import Target, target_kind
 from hwsearch.records import Provenance
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
@@ -353,6 +354,13 @@ def meter_available(
     except MeasurementError:
         return False
     return True
+
+
+def meter_for(profile: TargetProfile, target: Target) -> EnergyMeter:
+    """The energy meter of ``target``: its kind's own (:meth:`TargetKind.meter`), else the
+    one the profile's ``meter`` setting selects."""
+    own = target_kind(target).meter(profile, target)
+    return own if own is not None else select_meter(profile, device_index=target.device_index)
 
 
 def select_meter(

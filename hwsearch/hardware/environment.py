@@ -33,7 +33,7 @@ def environment(target: Target, threads: int) -> dict[str, Any]:
     record.update(_host())
     record["threads"] = threads
     record["quantized_engine"] = torch.backends.quantized.engine
-    if target.kind == "cuda":
+    if target.device.type == "cuda":
         record.update(_cuda(target.device_index or 0))
     return record
 

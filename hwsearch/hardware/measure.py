@@ -159,7 +159,7 @@ def measure_latency(
         model.eval()
         batch = batch.to(device)
         with torch.inference_mode():
-            if target.kind == "cuda":
+            if device.type == "cuda":  # timed with CUDA events, whatever the target kind
                 with torch.cuda.device(device):
                     for _ in range(settings.warmup):
                         model(batch)

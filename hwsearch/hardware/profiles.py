@@ -119,6 +119,14 @@ class TargetProfile:
             if problem is not None:
                 raise ValueError(f"{key}: {problem}")
 
+    @property
+    def device_index(self) -> int | None:
+        """The index N of a ``cuda:N`` profile (0 for ``cuda``); None for other kinds."""
+        if self.kind != "cuda":
+            return None
+        _, _, index = self.name.partition(":")
+        return int(index) if index.isdigit() else 0
+
     def with_overrides(
         self, overrides: Mapping[str, Any], *, field_prefix: str = "target"
     ) -> TargetProfile:
@@ -210,6 +218,18 @@ def gpu_tdp(device_name: str | None) -> tuple[float, str]:
     return 300.0, SRC_GPU_GENERIC
 
 
+def _profile_kind(name: str) -> ProfileKind:
+    """The profile kind of a target named ``name``: its target kind's, or ``table`` for a
+    name that is no device (a table target)."""
+    from hwsearch.errors import SpecError
+    from hwsearch.hardware.targets import parse_target_name, target_kind
+
+    try:
+        return target_kind(parse_target_name(name)).profile_kind
+    except SpecError:
+        return "table"
+
+
 def default_profile(
     name: str, *, kind: ProfileKind | None = None, device_name: str | None = None
 ) -> TargetProfile:
@@ -221,7 +241,7 @@ def default_profile(
     """
     text = name.strip().lower()
     if kind is None:
-        kind = "cpu" if text == "cpu" else "cuda" if text.startswith("cuda") else "table"
+        kind = _profile_kind(name)
     common = {
         "lifetime_years": SRC_LIFETIME,
         "busy_share": SRC_BUSY,

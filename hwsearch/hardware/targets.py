@@ -1,78 +1,186 @@
-"""Deployment targets: the devices a candidate can be measured on.
+"""Deployment targets: the devices a candidate can be measured on, by kind.
 
 A target is named like ``torch.device``: ``"cpu"`` or ``"cuda:N"`` (``"cuda"`` means
-``"cuda:0"``). Only devices present on this machine parse; energy and carbon profiles are
-attached elsewhere.
+``"cuda:0"``); plug-ins add kinds of their own (:func:`register_target_kind`). Each
+:class:`TargetKind` parses its names, says what an executor must reserve to run a candidate
+on it (:meth:`TargetKind.resources`), which energy meter measures it, and whether the device
+exists *here* (:meth:`TargetKind.check_here`). That last check runs where the candidate is
+evaluated, not where the spec is read, so a CPU-only head can submit a job for a GPU worker.
+Energy and carbon profiles are attached elsewhere (:mod:`hwsearch.hardware.profiles`).
 """
 
 from __future__ import annotations
 
+import abc
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from hwsearch.errors import SpecError
 
-TargetKind = Literal["cpu", "cuda"]
+#: What a target's profile looks like (:mod:`hwsearch.hardware.profiles`).
+ProfileKind = Literal["cpu", "cuda", "table"]
 
 _CUDA_NAME = re.compile(r"cuda(?::(\d+))?")
 
 
 @dataclass(frozen=True)
 class Target:
-    """One device on this machine.
+    """One device.
 
-    ``name`` is the canonical spelling (``"cpu"``, ``"cuda:0"``); ``device_index`` is ``None``
-    for the CPU.
+    ``name`` is the canonical spelling (``"cpu"``, ``"cuda:0"``); ``kind`` names its
+    :class:`TargetKind`; ``device_index`` is ``None`` for the CPU; ``torch_device`` is the
+    device models run on where it differs from ``name`` (targets of plug-in kinds).
     """
 
     name: str
-    kind: TargetKind
+    kind: str
     device_index: int | None = None
+    torch_device: str | None = None
 
     @property
     def device(self) -> torch.device:
         """The ``torch.device`` to put models and inputs on."""
-        return torch.device(self.name)
+        return torch.device(self.torch_device or self.name)
+
+
+class TargetKind(abc.ABC):
+    """A kind of device: how its names read, what it needs, how its energy is measured."""
+
+    #: The kind's name (``Target.kind``).
+    name: ClassVar[str]
+    #: How its names are written, for error messages (``'cuda:N'``).
+    syntax: ClassVar[str]
+    #: The kind of profile of its devices (factors for energy and carbon).
+    profile_kind: ClassVar[ProfileKind] = "cpu"
+
+    @abc.abstractmethod
+    def parse(self, text: str) -> Target | None:
+        """The target named ``text`` (stripped, lower case) if it is of this kind, else None.
+        Says nothing about whether the device exists here."""
+
+    def check_here(self, target: Target) -> None:  # noqa: B027 - a device always present
+        """Raise :class:`SpecError` (field ``target``) if ``target`` is not on this machine."""
+
+    def resources(self, target: Target) -> dict[str, float]:
+        """What an executor reserves to evaluate a candidate on ``target`` (Ray resource
+        names: ``{"num_gpus": 1}``); an empty dict: a CPU slot."""
+        return {}
+
+    def meter(self, profile: Any, target: Target) -> Any:
+        """An energy meter (:class:`hwsearch.hardware.energy.EnergyMeter`) of ``target``
+        with its :class:`~hwsearch.hardware.profiles.TargetProfile`, or None (the default)
+        to let :func:`hwsearch.hardware.energy.meter_for` choose by the profile's
+        ``meter`` setting. (Typed loosely: targets sit below profiles and energy.)"""
+        return None
+
+
+class CpuKind(TargetKind):
+    name = "cpu"
+    syntax = "'cpu'"
+    profile_kind = "cpu"
+
+    def parse(self, text: str) -> Target | None:
+        return CPU if text == "cpu" else None
+
+
+class CudaKind(TargetKind):
+    """NVIDIA GPUs, ``cuda:N``; one candidate at a time per GPU."""
+
+    name = "cuda"
+    syntax = "'cuda:N'"
+    profile_kind = "cuda"
+
+    def parse(self, text: str) -> Target | None:
+        match = _CUDA_NAME.fullmatch(text)
+        if match is None:
+            return None
+        index = int(match.group(1) or 0)
+        return Target(name=f"cuda:{index}", kind="cuda", device_index=index)
+
+    def check_here(self, target: Target) -> None:
+        if not torch.cuda.is_available():
+            built = "built without CUDA" if torch.version.cuda is None else "no CUDA device visible"
+            raise SpecError(
+                field="target",
+                reason=f"{target.name!r} asks for a GPU but CUDA is not available here "
+                f"(torch {torch.__version__}, {built})",
+            )
+        count = torch.cuda.device_count()
+        if (target.device_index or 0) >= count:
+            raise SpecError(
+                field="target",
+                reason=f"{target.name!r}: device index {target.device_index} out of range; "
+                f"this machine has {count} CUDA device(s) (cuda:0 to cuda:{count - 1})",
+            )
+
+    def resources(self, target: Target) -> dict[str, float]:
+        return {"num_gpus": 1.0}
 
 
 CPU = Target(name="cpu", kind="cpu", device_index=None)
 
+_KINDS: dict[str, TargetKind] = {}
 
-def parse_target(name: str) -> Target:
-    """Parse a target name and check that the device exists here.
 
-    Raises :class:`SpecError` (field ``target``) for a malformed name, and for ``cuda:N``
-    when CUDA is not available or ``N`` is not a device index of this machine.
+def register_target_kind(kind: TargetKind) -> TargetKind:
+    """Register ``kind`` (built-ins and plug-ins); names are tried in registration order."""
+    if not isinstance(kind, TargetKind):
+        raise TypeError(f"{kind!r} is not a TargetKind")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def target_kind(target: Target | str) -> TargetKind:
+    """The kind of ``target`` (a :class:`Target` or its kind's name)."""
+    from hwsearch.errors import UnknownNameError
+
+    name = target.kind if isinstance(target, Target) else target
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise UnknownNameError("target kind", name, _KINDS) from None
+
+
+def parse_target_name(name: str) -> Target:
+    """Parse a device target's name, without looking for the device.
+
+    Raises :class:`SpecError` (field ``target``) for a name no registered kind reads.
     """
     if not isinstance(name, str):
         raise SpecError(field="target", reason=f"must be a string such as 'cpu', got {name!r}")
     text = name.strip().lower()
-    if text == "cpu":
-        return CPU
-    match = _CUDA_NAME.fullmatch(text)
-    if match is None:
-        raise SpecError(
-            field="target", reason=f"unknown target {name!r}; expected 'cpu' or 'cuda:N'"
-        )
-    index = int(match.group(1) or 0)
-    if not torch.cuda.is_available():
-        built = "built without CUDA" if torch.version.cuda is None else "no CUDA device visible"
-        raise SpecError(
-            field="target",
-            reason=f"{name!r} asks for a GPU but CUDA is not available here "
-            f"(torch {torch.__version__}, {built})",
-        )
-    count = torch.cuda.device_count()
-    if index >= count:
-        raise SpecError(
-            field="target",
-            reason=f"{name!r}: device index {index} out of range; this machine has "
-            f"{count} CUDA device(s) (cuda:0 to cuda:{count - 1})",
-        )
-    return Target(name=f"cuda:{index}", kind="cuda", device_index=index)
+    for kind in _KINDS.values():
+        target = kind.parse(text)
+        if target is not None:
+            return target
+    expected = " or ".join(k.syntax for k in _KINDS.values())
+    raise SpecError(field="target", reason=f"unknown target {name!r}; expected {expected}")
+
+
+def is_device_name(name: str) -> bool:
+    """Whether ``name`` reads as a device target of some registered kind."""
+    try:
+        parse_target_name(name)
+    except SpecError:
+        return False
+    return True
+
+
+def parse_target(name: str) -> Target:
+    """Parse a target name and check that the device exists here (where a candidate runs).
+
+    Raises :class:`SpecError` (field ``target``) for a malformed name, and for ``cuda:N``
+    when CUDA is not available or ``N`` is not a device index of this machine.
+    """
+    target = parse_target_name(name)
+    try:
+        target_kind(target).check_here(target)
+    except SpecError as exc:  # in the user's spelling of the name
+        raise SpecError("target", exc.reason.replace(repr(target.name), repr(name), 1)) from None
+    return target
 
 
 def available_targets() -> list[Target]:
@@ -84,3 +192,7 @@ def available_targets() -> list[Target]:
             for i in range(torch.cuda.device_count())
         )
     return targets
+
+
+register_target_kind(CpuKind())
+register_target_kind(CudaKind())

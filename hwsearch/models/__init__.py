@@ -11,15 +11,20 @@ from hwsearch.models import transformer as _transformer  # noqa: F401  (register
 from hwsearch.models.base import Knob, ModelFamily, family_names, get_family
 from hwsearch.models.compression import CompressionSpec, model_size_bytes
 from hwsearch.models.pipeline import BuiltCandidate, TrainSettings, build_candidate
+from hwsearch.models.sources import DataSource, Split, get_source, register_source
 
 __all__ = [
     "BuiltCandidate",
     "CompressionSpec",
+    "DataSource",
     "Knob",
     "ModelFamily",
+    "Split",
     "TrainSettings",
     "build_candidate",
     "family_names",
     "get_family",
+    "get_source",
     "model_size_bytes",
+    "register_source",
 ]

@@ -58,9 +58,24 @@ class ModelFamily(abc.ABC):
 
     name: str
     knobs: Mapping[str, Knob]
-    #: Whether ``build_candidate`` can train this family on the digits data. Families whose
-    #: quality comes from published tables (``nb201``) set it to False.
+    #: Whether the ``train`` evaluation can train this family on its data source. Families
+    #: whose quality comes from published tables (``nb201``) set it to False.
     trainable: bool = True
+    #: The evaluation kind (:mod:`hwsearch.workers.kinds`) of a spec whose ``evaluation``
+    #: names no ``type``.
+    default_evaluation: str = "train"
+    #: The evaluation kinds that may evaluate this family; None: every kind that accepts it.
+    evaluations: tuple[str, ...] | None = None
+    #: The data source (:mod:`hwsearch.models.sources`) the ``train`` evaluation trains,
+    #: calibrates and tests this family's models on; None where the family's evaluation
+    #: brings its own data.
+    data_source: str | None = "digits"
+
+    def knobs_for(self, space: Mapping[str, Any]) -> Mapping[str, Knob]:
+        """The knobs of a spec whose ``space`` has these entries (by name). By default the
+        family's fixed :attr:`knobs`; a family whose settings are not known in advance
+        (e.g. one knob per layer of a user's model) declares them from the space's names."""
+        return self.knobs
 
     @abc.abstractmethod
     def num_blocks(self, config: Mapping[str, Any]) -> int:
@@ -94,11 +109,27 @@ class ModelFamily(abc.ABC):
         cell carry data), or None where the knob values say it all (the default)."""
         return None
 
+    def features(
+        self, configs: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, Sequence[str]] | None:
+        """A numeric encoding of canonical ``configs`` for predictors (one row per config)
+        and its column names, or None where :mod:`hwsearch.predictors.features` has the
+        family's encoding (the built-ins) or the family has none."""
+        return None
+
+    def counts(self, config: Mapping[str, Any]) -> tuple[int, int] | None:
+        """``(params, macs)`` of the canonical ``config`` without building it, or None where
+        the family has no formula (the model is then built and counted)."""
+        return None
+
 
 _REGISTRY: dict[str, ModelFamily] = {}
 
 
 def register_family(family: ModelFamily) -> ModelFamily:
+    """Register ``family`` under its name (built-ins and plug-ins)."""
+    if not isinstance(family, ModelFamily):
+        raise TypeError(f"{family!r} is not a ModelFamily")
     _REGISTRY[family.name] = family
     return family
 

@@ -22,8 +22,8 @@ from hwsearch.models.compression import (
     model_size_bytes,
     weight_count,
 )
-from hwsearch.models.data import load_digits_split
 from hwsearch.models.deploy import calibration_batches, materialize
+from hwsearch.models.sources import get_source
 from hwsearch.models.training import accuracy, train
 
 FINETUNE_LR_FACTOR = 0.1  # fine-tuning after compression starts from a tenth of the rate
@@ -68,7 +68,8 @@ class BuiltCandidate:
 def build_candidate(
     family: ModelFamily, config: Mapping[str, Any], settings: TrainSettings, seed: int
 ) -> BuiltCandidate:
-    """Train ``config`` on the digits split drawn with ``seed``, compress it, fine-tune it,
+    """Train ``config`` on its family's data source (:mod:`hwsearch.models.sources`; digits
+    for ``mlp`` and ``cnn``) split with ``seed``, compress it, fine-tune it,
     measure its test accuracy and materialise it for the CPU.
 
     Deterministic for a given seed and thread count; the global torch RNG is left as it was.
@@ -80,7 +81,9 @@ def build_candidate(
         )
     cfg = family.canonical(config)
     spec = CompressionSpec.from_config(cfg)
-    data = load_digits_split(seed)
+    if family.data_source is None:
+        raise HwsearchError(f"family {family.name!r} names no data source to train on")
+    data = get_source(family.data_source).split(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = family.build(cfg)

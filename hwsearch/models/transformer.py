@@ -305,7 +305,9 @@ class TransformerFamily(ModelFamily):
 
     name = "transformer"
     knobs: Mapping[str, Knob] = KNOBS
-    language_model = True  # evaluated by the LM path of the evaluation, not build_candidate
+    default_evaluation = "lm"  # evaluated by the LM evaluation kind, not build_candidate
+    evaluations = ("lm",)
+    data_source = None  # the lm evaluation trains on its bundled corpus
 
     def num_blocks(self, config: Mapping[str, Any]) -> int:
         return int(config.get("layers", KNOBS["layers"].default))

@@ -305,11 +305,21 @@ def featurize(family: str, configs: Sequence[Mapping[str, Any]]) -> Features:
     default prompt and generation lengths.
     """
     featurizer = FEATURIZERS.get(family)
-    if featurizer is None:
+    if featurizer is not None:
+        return featurizer(configs)
+    from hwsearch.errors import UnknownNameError
+    from hwsearch.models.base import get_family
+
+    try:  # a plug-in family may declare its own features
+        own = get_family(family).features(configs)
+    except UnknownNameError:
+        own = None
+    if own is None:
         raise SpecError(
             "family", f"no features for family {family!r}; supported: {', '.join(FEATURIZERS)}"
         )
-    return featurizer(configs)
+    values, names = own
+    return Features(np.asarray(values, dtype=np.float64), tuple(names))
 
 
 __all__ = [

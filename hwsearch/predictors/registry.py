@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hwsearch.errors import HwsearchError, SpecError
+from hwsearch.metrics import linear_metrics
 from hwsearch.predictors.features import featurize
 from hwsearch.predictors.metrics import evaluate
 from hwsearch.predictors.models import PREDICTORS, Predictor, make_predictor
@@ -37,8 +38,16 @@ if TYPE_CHECKING:
     from hwsearch.db import Store
 
 FloatArray = NDArray[np.float64]
-#: Metrics predicted on their own scale; every other positive metric on a log scale.
-LINEAR_METRICS = frozenset({"accuracy", "cifar10_acc", "cifar100_acc", "imagenet16_acc"})
+#: Quality columns of the NAS-Bench-201 tables (not metrics), fitted on their own scale.
+QUALITY_COLUMNS = frozenset({"cifar10_acc", "cifar100_acc", "imagenet16_acc"})
+
+
+def is_linear(metric: str) -> bool:
+    """Whether ``metric`` is predicted on its own scale (every other positive metric is
+    predicted on a log scale); see :attr:`hwsearch.metrics.Metric.linear`."""
+    return metric in QUALITY_COLUMNS or metric in linear_metrics()
+
+
 MIN_TRAINING = 5
 #: Kinds :func:`fit_stored` takes: the models of :data:`PREDICTORS` and ``transfer``.
 STORED_KINDS = (*PREDICTORS, TRANSFER)
@@ -99,7 +108,7 @@ def fit_stored(
             f"need at least {MIN_TRAINING} to fit and 2 to evaluate"
         )
     values = np.array([v for _, _, v in rows])
-    log = metric not in LINEAR_METRICS and bool((values > 0).all())
+    log = not is_linear(metric) and bool((values > 0).all())
     features = featurize(family, [config for _, config, _ in rows])
     order = np.random.default_rng(seed).permutation(len(rows))
     train, test = order[:n_train], order[n_train:]
@@ -169,7 +178,7 @@ def fit_on_values(
             f"{len(values)} value(s) of {metric!r}; need at least {MIN_TRAINING} to fit"
         )
     y_raw = np.asarray(values, dtype=float)
-    log = metric not in LINEAR_METRICS and bool((y_raw > 0).all())
+    log = not is_linear(metric) and bool((y_raw > 0).all())
     features = featurize(family, configs)
     y = np.log(y_raw) if log else y_raw
     options: dict[str, Any] = {"seed": seed} if kind == "forest" else {}

@@ -28,7 +28,7 @@ sources, not yet on the target) to measure first on a new device, by
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +36,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hwsearch.errors import HwsearchError, SpecError
+from hwsearch.hashing import config_hash
 from hwsearch.models.base import get_family
 from hwsearch.predictors.features import (
+    Features,
     canonical_configs,
     featurize,
     nb201_codes_from_configs,
@@ -47,7 +49,6 @@ from hwsearch.predictors.features import (
 from hwsearch.predictors.metrics import evaluate
 from hwsearch.predictors.transfer import TransferPredictor, reference_set
 from hwsearch.records import PredictorRecord
-from hwsearch.search.hashing import config_hash
 
 if TYPE_CHECKING:
     from hwsearch.db import Store
@@ -70,8 +71,14 @@ class TransferInputs:
 def transfer_inputs(family: str, configs: Sequence[Mapping[str, Any]]) -> TransferInputs:
     """The candidates' encodings, covariates and operation counts (module docstring)."""
     features = featurize(family, configs)
-    if family != "nb201":
+    cell_inputs = CELL_INPUTS.get(family)
+    if cell_inputs is None:
         return TransferInputs(features.names, features.values)
+    return cell_inputs(features, configs)
+
+
+def _nb201_inputs(features: Features, configs: Sequence[Mapping[str, Any]]) -> TransferInputs:
+    """A cell's edges as features, whether each is connected as covariates, op counts."""
     codes = nb201_codes_from_configs(configs)
     return TransferInputs(
         features.names,
@@ -82,6 +89,12 @@ def transfer_inputs(family: str, configs: Sequence[Mapping[str, Any]]) -> Transf
             "used_ops": nb201_op_counts(codes, nb201_used_edges(codes)).values,
         },
     )
+
+
+#: Families whose configs are cells: their transfer inputs, by family name.
+CELL_INPUTS: dict[str, Callable[[Features, Sequence[Mapping[str, Any]]], TransferInputs]] = {
+    "nb201": _nb201_inputs,
+}
 
 
 def _fit_model(

@@ -128,9 +128,17 @@ class OptunaOptimizer(Optimizer):
         self._study: optuna.Study = lib.create_study(
             directions=[o.direction for o in self.objectives], sampler=sampler
         )
+        self._name_metrics()
         self._trials: dict[int, optuna.Trial] = {}
         self._fail_state = lib.trial.TrialState.FAIL
         self._experimental = lib.exceptions.ExperimentalWarning
+
+    def _name_metrics(self) -> None:
+        """Name the study's values by their metrics (optuna-dashboard shows ``accuracy``,
+        not ``0``)."""
+        with warnings.catch_warnings():  # set_metric_names is experimental in Optuna
+            warnings.simplefilter("ignore")
+            self._study.set_metric_names([o.metric for o in self.objectives])
 
     @property
     def study(self) -> optuna.Study:
@@ -162,6 +170,7 @@ class OptunaOptimizer(Optimizer):
             directions=[o.direction for o in self.objectives],
             sampler=self._study.sampler,
         )
+        self._name_metrics()
 
     def ask(self, n: int) -> list[Suggestion]:
         if n < 0:

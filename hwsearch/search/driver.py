@@ -33,6 +33,7 @@ import numpy as np
 from hwsearch.db import Store
 from hwsearch.errors import HwsearchError
 from hwsearch.models import get_family
+from hwsearch.plugins import loaded_plugins
 from hwsearch.records import (
     CandidateRecord,
     CandidateStatus,
@@ -54,6 +55,7 @@ from hwsearch.search.prior import search_prior
 from hwsearch.search.space import SearchSpace
 from hwsearch.search.spec import JobSpec, parse_spec
 from hwsearch.workers import EvalOutcome, EvalTask, Executor, InProcessExecutor
+from hwsearch.workers.kinds import kind_of
 
 # A generation that proposes only configs evaluated before costs no evaluation; after this
 # many such generations in a row the space is taken as exhausted.
@@ -443,6 +445,8 @@ class Driver:
             seed=self.spec.seed,
             evaluation=dict(self.spec.evaluation),
             measurement=dict(self.spec.measurement),
+            kind=kind_of(self.spec.evaluation).type,
+            plugins=loaded_plugins(),
         )
 
     def _store_outcome(self, outcome: EvalOutcome) -> Told:

@@ -9,42 +9,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hwsearch.errors import SpecError
+from hwsearch.metrics import METRICS
 
 Direction = Literal["minimize", "maximize"]
 ConstraintOp = Literal["<=", "<", ">=", ">"]
 
-#: Metrics an objective, constraint or filter may name: name -> unit and meaning.
-METRICS: dict[str, str] = {
-    "accuracy": "fraction of test examples classified correctly (0..1)",
-    "latency_ms": "median time of one inference batch on the target, in milliseconds",
-    "latency_p90_ms": "90th percentile time of one inference batch, in milliseconds",
-    "latency_cv": "robust coefficient of variation of the latency repeats (1.4826 MAD / median)",
-    "size_bytes": "bytes needed to store the compressed weights",
-    "params": "number of parameters of the materialised model (pruned layers smaller)",
-    "nonzero_params": "number of non-zero parameters (masked weights not counted)",
-    "macs": "multiply-accumulate operations per input example",
-    "peak_memory_bytes": "peak memory used by one inference batch, in bytes",
-    "sparsity": "fraction of weights that are zero (0..1)",
-    # energy and carbon (see docs/energy_carbon.md)
-    "energy_j_per_inference": "energy of one inference on the target, in joules (NVML or RAPL "
-    "counter where readable, else estimated from the TDP; see the provenance)",
-    "carbon_g_per_1k": "gCO2e per 1,000 inferences: operational + embodied",
-    "carbon_operational_g_per_1k": "gCO2e per 1,000 inferences from the energy drawn "
-    "(energy x PUE x grid intensity)",
-    "carbon_embodied_g_per_1k": "gCO2e per 1,000 inferences from making the device, amortised "
-    "over its busy lifetime",
-    # language models (family transformer); an inference is one request: a prompt, then tokens
-    "ttft_ms": "time to first token: the prompt batch through the model and one token chosen, "
-    "in milliseconds",
-    "decode_ms_per_token": "time of one decode step of the batch (one new token per sequence), "
-    "in milliseconds",
-    "tokens_per_s": "tokens generated per second while decoding (batch / decode step time)",
-    "kv_cache_bytes": "bytes of the KV cache of the batch at the full context (formula)",
-    "energy_j_per_token": "energy of one decode step per sequence, in joules",
-    "val_loss": "validation cross-entropy of the language model, in nats per character",
-    "perplexity": "validation perplexity of the language model (exp of val_loss)",
-}
-
+#: Metrics an objective, constraint or filter may name: name -> meaning. The registry of
+#: :mod:`hwsearch.metrics` fills it (built-ins and plug-ins).
 DIRECTIONS: tuple[Direction, ...] = ("minimize", "maximize")
 CONSTRAINT_OPS: tuple[ConstraintOp, ...] = ("<=", "<", ">=", ">")
 

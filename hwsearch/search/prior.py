@@ -40,11 +40,11 @@ from numpy.typing import NDArray
 from hwsearch.db import Store
 from hwsearch.errors import SpecError
 from hwsearch.hardware.tables import ROW_NUMBER_COLUMNS, TableKeyed, load_table
+from hwsearch.hashing import config_hash
 from hwsearch.models.base import ModelFamily
 from hwsearch.predictors.features import featurize
 from hwsearch.predictors.models import Predictor, make_predictor
-from hwsearch.predictors.registry import LINEAR_METRICS
-from hwsearch.search.hashing import config_hash
+from hwsearch.predictors.registry import is_linear
 from hwsearch.search.space import SearchSpace
 from hwsearch.search.spec import JobSpec, PriorSpec
 
@@ -57,7 +57,7 @@ def _scaled(metric: str, values: FloatArray) -> FloatArray:
     """Each column on a log scale where the metric is not a bounded score and the column
     is positive; raw values else."""
     out = np.array(values, dtype=float, copy=True)
-    if metric in LINEAR_METRICS:
+    if is_linear(metric):
         return out
     columns = out.reshape(len(out), -1)
     for j in range(columns.shape[1]):

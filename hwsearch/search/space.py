@@ -10,12 +10,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from hwsearch.search.spec import JobSpec
+
+class HasSpace(Protocol):
+    """What :meth:`SearchSpace.from_spec` reads of a job spec: its ``space`` entries, each a
+    constant or a variable (an object with ``type`` ``int``, ``float`` or ``choice`` and
+    that type's fields, as :mod:`hwsearch.search.spec` validates them)."""
+
+    @property
+    def space(self) -> Mapping[str, Any]: ...
 
 
 def _is_number(value: Any) -> bool:
@@ -146,16 +152,15 @@ class SearchSpace:
             object.__setattr__(self, "knobs", tuple(dict.fromkeys(knobs)))
 
     @classmethod
-    def from_spec(cls, spec: JobSpec) -> SearchSpace:
-        from hwsearch.search.spec import ChoiceVarSpec, FloatVarSpec, IntVarSpec
-
+    def from_spec(cls, spec: HasSpace) -> SearchSpace:
         variables: list[Variable] = []
         constants: dict[str, Any] = {}
         layers: dict[str, int] = {}
         # Knobs in name order, not spec order: the same space written in another order (or
         # stored as PostgreSQL JSONB, which reorders keys) must search identically.
         for key, entry in sorted(spec.space.items()):
-            if not isinstance(entry, IntVarSpec | FloatVarSpec | ChoiceVarSpec):
+            kind = getattr(entry, "type", None)
+            if kind not in ("int", "float", "choice"):
                 constants[key] = entry
                 continue
             if entry.per_layer is not None:
@@ -164,9 +169,9 @@ class SearchSpace:
             else:
                 names = [key]
             for name in names:
-                if isinstance(entry, IntVarSpec):
+                if kind == "int":
                     variables.append(IntVar(name, entry.low, entry.high, entry.step, entry.log))
-                elif isinstance(entry, FloatVarSpec):
+                elif kind == "float":
                     variables.append(FloatVar(name, entry.low, entry.high, entry.step, entry.log))
                 else:
                     variables.append(ChoiceVar(name, tuple(entry.values)))

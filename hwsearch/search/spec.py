@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -62,6 +61,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializeAsAny,
     StringConstraints,
     Tag,
     ValidationError,
@@ -69,8 +69,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from hwsearch.errors import HwsearchError, SpecError, SpecErrors, UnknownNameError
+from hwsearch.plugins import load_installed
 from hwsearch.search.objectives import (
     METRICS,
     Constraint,
@@ -79,6 +81,8 @@ from hwsearch.search.objectives import (
     format_number,
     unknown_metric_reason,
 )
+from hwsearch.workers.builtin_kinds import TABLE, EvaluationSettings, LMEvaluation
+from hwsearch.workers.kinds import evaluation_kinds, get_evaluation, kind_of
 
 if TYPE_CHECKING:
     from hwsearch.models.base import Knob, ModelFamily
@@ -287,39 +291,6 @@ class OptimizerSpec(_Model):
         return {"name": self.name, **self.options}
 
 
-class EvaluationSettings(_Model):
-    """How each candidate is trained and fine-tuned before its quality is measured."""
-
-    epochs: int = Field(default=4, ge=1)
-    finetune_epochs: int = Field(default=1, ge=0)
-    batch_size: int = Field(default=64, ge=1)
-    learning_rate: float = Field(default=0.05, gt=0)
-
-
-class LMEvaluation(_Model):
-    """How a language model (family ``transformer``) is trained, evaluated and served; see
-    :class:`hwsearch.models.lm_pipeline.LMSettings`."""
-
-    type: Literal["lm"]
-    steps: int = Field(default=150, ge=1)
-    finetune_steps: int = Field(default=30, ge=0)
-    batch_size: int = Field(default=16, ge=1)
-    seq_len: int = Field(default=64, ge=2, le=512)
-    learning_rate: float = Field(default=3e-3, gt=0)
-    eval_windows: int = Field(default=32, ge=1)
-    prompt_len: int = Field(default=32, ge=1)
-    new_tokens: int = Field(default=32, ge=1)
-
-    @model_validator(mode="after")
-    def _context(self) -> LMEvaluation:
-        if self.prompt_len + self.new_tokens > 512:
-            raise ValueError(
-                f"prompt_len + new_tokens ({self.prompt_len + self.new_tokens}) exceeds the "
-                "models' context of 512"
-            )
-        return self
-
-
 class DeviceTargetSpec(_Model):
     """A device of this machine with energy and carbon factors that differ from its
     defaults (:mod:`hwsearch.hardware.profiles`)."""
@@ -422,14 +393,30 @@ def _target_kind(value: Any) -> str | None:
     return None
 
 
-def _evaluation_kind(value: Any) -> str | None:
-    if isinstance(value, TableEvaluation):
-        return "table-lookup"
-    if isinstance(value, LMEvaluation):
-        return "lm"
-    if isinstance(value, Mapping) and "type" in value:
-        return {"table": "table-lookup", "lm": "lm"}.get(value["type"])
-    return "training"
+def _default_evaluation(family: Any) -> str:
+    """The evaluation type of ``family`` where a spec names none (``train`` if unknown)."""
+    try:
+        return _get_family(family).default_evaluation if isinstance(family, str) else "train"
+    except UnknownNameError:
+        return "train"
+
+
+def _evaluation_type(section: Mapping[str, Any], family: Any) -> str:
+    return str(section.get("type") or _default_evaluation(family))
+
+
+def _evaluation_settings(value: Any, info: ValidationInfo) -> Any:
+    """The registered evaluation kind's settings model for an ``evaluation`` mapping
+    (:func:`parse_spec` validates the section beforehand, for field-level errors)."""
+    if isinstance(value, BaseModel) or not isinstance(value, Mapping):
+        return value
+    try:
+        kind = get_evaluation(
+            str(value.get("type") or _default_evaluation(info.data.get("family")))
+        )
+    except UnknownNameError:
+        raise PydanticCustomError("evaluation_type", "bad") from None
+    return kind.parse(value, info.context)
 
 
 def _measurement_kind(value: Any) -> str:
@@ -446,14 +433,8 @@ TargetSpec = Annotated[
     | Annotated[DeviceTargetSpec, Tag("device-profile")],
     Discriminator(_target_kind, custom_error_type="target_kind", custom_error_message="bad"),
 ]
-EvaluationSpec = Annotated[
-    Annotated[EvaluationSettings, Tag("training")]
-    | Annotated[TableEvaluation, Tag("table-lookup")]
-    | Annotated[LMEvaluation, Tag("lm")],
-    Discriminator(
-        _evaluation_kind, custom_error_type="evaluation_type", custom_error_message="bad"
-    ),
-]
+#: The settings model of a registered evaluation kind (:mod:`hwsearch.workers.kinds`).
+EvaluationSpec = Annotated[SerializeAsAny[BaseModel], BeforeValidator(_evaluation_settings)]
 
 
 class MeasurementSettings(_Model):
@@ -587,8 +568,8 @@ class JobSpec(_Model):
     @model_validator(mode="before")
     @classmethod
     def _device_profile_and_lm(cls, data: Any) -> Any:
-        """A device target's factors travel as ``measurement.target_profile``; a transformer
-        without an evaluation type gets the LM evaluation."""
+        """A device target's factors travel as ``measurement.target_profile``; a spec
+        without an evaluation gets its family's default kind."""
         if not isinstance(data, Mapping):
             return data
         target = data.get("target")
@@ -602,12 +583,8 @@ class JobSpec(_Model):
             factors = {k: v for k, v in target.items() if k != "name" and v is not None}
             if factors:
                 data = {**data, "measurement": {**measurement, "target_profile": factors}}
-        if data.get("family") == "transformer":
-            evaluation = data.get("evaluation")
-            if evaluation is None:
-                data = {**data, "evaluation": {"type": "lm"}}
-            elif isinstance(evaluation, Mapping) and "type" not in evaluation:
-                data = {**data, "evaluation": {"type": "lm", **evaluation}}
+        if data.get("evaluation") is None:  # the family's default evaluation kind
+            data = {**data, "evaluation": {"type": _default_evaluation(data.get("family"))}}
         return data
 
     @property
@@ -698,12 +675,16 @@ def parse_spec(
     over = check_limits(data, limits)
     if over:  # before any model is built or file opened
         raise SpecErrors(over)
+    load_installed()  # the installed plug-ins' families, kinds and metrics
     context = {"default_name": default_name, "base_dir": base_dir, "file_roots": file_roots}
+    checked, early = _parse_evaluation(data, context)
     try:
-        spec = JobSpec.model_validate(dict(data), context=context)
+        spec = JobSpec.model_validate(checked, context=context)
     except ValidationError as exc:
-        problems = _convert_errors(exc)
+        problems = early + _convert_errors(exc)
         raise SpecErrors(problems + _meaning_of_the_rest(data, problems, context)) from None
+    if early:
+        raise SpecErrors(early + _meaning_of_the_rest(data, early, context))
     problems = _check_meaning(spec)
     if problems:
         raise SpecErrors(problems)
@@ -711,6 +692,35 @@ def parse_spec(
     if stored:
         raise SpecErrors(stored)
     return spec
+
+
+_KIND_TAG = "evaluation-kind:"
+
+
+def _parse_evaluation(
+    data: Mapping[str, Any], context: dict[str, Any]
+) -> tuple[dict[str, Any], list[SpecError]]:
+    """``data`` with its ``evaluation`` section validated by its kind's settings model, and
+    that section's problems (then the section is left out of ``data``)."""
+    evaluation = data.get("evaluation")
+    if not isinstance(evaluation, Mapping):
+        return dict(data), []
+    try:
+        kind = get_evaluation(
+            str(evaluation.get("type") or _default_evaluation(data.get("family")))
+        )
+    except UnknownNameError:
+        return dict(data), []  # reported by the field's validator
+    try:
+        settings = kind.parse(evaluation, context)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = ("evaluation", *error["loc"])
+            tagged = {**error, "loc": ("evaluation", _KIND_TAG + kind.type, *error["loc"])}
+            problems.append(SpecError(_path(loc), _reason(tagged, loc)))
+        return {k: v for k, v in data.items() if k != "evaluation"}, problems
+    return {**data, "evaluation": settings}, []
 
 
 # Stand-ins for required sections whose own errors are already reported, so that the rest
@@ -771,9 +781,6 @@ def _path(loc: tuple[int | str, ...]) -> str:
 # The models behind the union tags of top-level fields.
 _TAGGED_MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("target", "device-table"): TableTargetSpec,
-    ("evaluation", "training"): EvaluationSettings,
-    ("evaluation", "table-lookup"): TableEvaluation,
-    ("evaluation", "lm"): LMEvaluation,
     ("target", "device-profile"): DeviceTargetSpec,
     ("measurement", "timing"): MeasurementSettings,
     ("measurement", "table-measurement"): TableMeasurement,
@@ -794,6 +801,8 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The model class that holds the field at ``loc`` (for listing its allowed fields)."""
     if len(loc) >= 3 and loc[0] == "space" and isinstance(loc[2], str):
         return _VARIABLE_MODELS.get(loc[2])
+    if len(loc) >= 3 and loc[0] == "evaluation" and str(loc[1]).startswith(_KIND_TAG):
+        return get_evaluation(str(loc[1])[len(_KIND_TAG) :]).settings_model
     if len(loc) >= 3 and (str(loc[0]), str(loc[1])) in _TAGGED_MODELS:
         return _TAGGED_MODELS[(str(loc[0]), str(loc[1]))]
     model: type[BaseModel] = JobSpec
@@ -870,10 +879,10 @@ def _reason(error: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
     if kind == "evaluation_type":
         value = error.get("input")
         kind_given = value.get("type") if isinstance(value, Mapping) else None
+        kinds = ", ".join(k.doc or repr(k.type) for k in evaluation_kinds())
         return (
-            f"unknown evaluation type {_describe(kind_given)}; use 'table' (quality looked up "
-            "in a table), 'lm' (language models of family transformer) or leave type out to "
-            "train each candidate"
+            f"unknown evaluation type {_describe(kind_given)}; use {kinds}, or leave type "
+            "out for the family's default"
         )
     if kind == "space_entry":
         value = error.get("input")
@@ -922,11 +931,11 @@ def _check_target(name: str | TableTargetSpec | DeviceTargetSpec) -> list[SpecEr
     if isinstance(name, DeviceTargetSpec):
         return [SpecError("target.name", p.reason) for p in _check_target(name.name)]
     try:
-        from hwsearch.hardware.targets import parse_target
+        from hwsearch.hardware.targets import parse_target_name
     except ImportError:
         return []
-    try:
-        parse_target(name)
+    try:  # whether the device exists is checked where the candidate runs
+        parse_target_name(name)
     except SpecError as exc:
         return [SpecError("target", exc.reason)]
     except (HwsearchError, ValueError) as exc:
@@ -939,10 +948,12 @@ def _knob_problems(knob: Knob, path: str, value: Any) -> list[SpecError]:
     return [SpecError(path, problem)] if problem else []
 
 
-def _check_entry(family: ModelFamily, key: str, entry: Any) -> list[SpecError]:
+def _check_entry(
+    family: ModelFamily, knobs: Mapping[str, Knob], key: str, entry: Any
+) -> list[SpecError]:
     base = f"space.{key}"
-    knob = family.knobs[key]
-    per_block = sorted(k.name for k in family.knobs.values() if k.per_block)
+    knob = knobs[key]
+    per_block = sorted(k.name for k in knobs.values() if k.per_block)
     not_per_block = (
         f"knob {key!r} has one value for the whole model; per-block knobs of "
         f"{family.name!r}: {', '.join(per_block) or 'none'}"
@@ -987,16 +998,17 @@ def _check_space(spec: JobSpec) -> list[SpecError]:
     except UnknownNameError as exc:
         return [SpecError("family", str(exc))]
     problems: list[SpecError] = []
+    knobs = family.knobs_for(spec.space)
     for key, entry in spec.space.items():
-        if key not in family.knobs:
+        if key not in knobs:
             problems.append(
                 SpecError(
                     f"space.{key}",
-                    f"not a knob of family {family.name!r}; knobs: {', '.join(family.knobs)}",
+                    f"not a knob of family {family.name!r}; knobs: {', '.join(knobs)}",
                 )
             )
             continue
-        problems += _check_entry(family, key, entry)
+        problems += _check_entry(family, knobs, key, entry)
     if not spec.variables():
         problems.append(
             SpecError("space", "has no variables; give at least one knob a range or choices")
@@ -1039,9 +1051,6 @@ def _check_per_layer_lengths(spec: JobSpec, family: ModelFamily) -> list[SpecErr
     ]
 
 
-_LOCAL_DEVICE = re.compile(r"\s*(cpu|cuda(:\d+)?)\s*", re.IGNORECASE)
-
-
 def _check_table_file(field: str, path: str, key: str, column: str) -> list[SpecError]:
     """Problems with reading ``column`` by ``key`` from the table at ``path``."""
     from hwsearch.hardware.tables import TableColumnError, TableError, load_table
@@ -1067,7 +1076,9 @@ def _check_tables(spec: JobSpec) -> list[SpecError]:
     problems: list[SpecError] = []
     target, evaluation = spec.target_table, spec.evaluation_table
     if target is not None:
-        if _LOCAL_DEVICE.fullmatch(target.name):
+        from hwsearch.hardware.targets import is_device_name
+
+        if is_device_name(target.name):
             problems.append(
                 SpecError(
                     "target.name",
@@ -1100,14 +1111,6 @@ def _check_tables(spec: JobSpec) -> list[SpecError]:
         family = _get_family(spec.family)
     except UnknownNameError:
         return problems  # reported by _check_space
-    if evaluation is None and not family.trainable:
-        problems.append(
-            SpecError(
-                "evaluation",
-                f"family {family.name!r} is not trained here; take its quality from a table: "
-                "evaluation: {type: table, table: FILE, column: ...}",
-            )
-        )
     if target is None and evaluation is None:
         return problems
     from hwsearch.hardware.tables import TableKeyed
@@ -1132,15 +1135,12 @@ def _check_tables(spec: JobSpec) -> list[SpecError]:
                     f"{knob} = {value}; fix {knob} at {value} to look candidates up in them",
                 )
             )
-    from hwsearch.workers.evaluation import metrics_with_tables
-
-    available = metrics_with_tables(target_table=target is not None)
-    return problems + _unproduced(spec, available, "when evaluating from tables")
+    return problems
 
 
 def _check_energy_and_lm(spec: JobSpec) -> list[SpecError]:
-    """Target profile factors, LM evaluations only for language models, and metrics the
-    family's evaluation produces."""
+    """Target profile factors, an evaluation kind that takes the family, and metrics that
+    kind produces."""
     problems: list[SpecError] = []
     measurement = spec.measurement
     if (
@@ -1161,24 +1161,25 @@ def _check_energy_and_lm(spec: JobSpec) -> list[SpecError]:
         family = _get_family(spec.family)
     except UnknownNameError:
         return problems  # reported by _check_space
-    language_model = bool(getattr(family, "language_model", False))
-    if isinstance(spec.evaluation, LMEvaluation) and not language_model:
-        problems.append(
+    kind = kind_of(spec.evaluation)
+    if family.evaluations is not None and kind.type not in family.evaluations:
+        takes = " or ".join(repr(t) for t in family.evaluations)
+        return [
+            *problems,
             SpecError(
-                "evaluation.type",
-                f"'lm' evaluates language models (family transformer), not {family.name!r}",
-            )
-        )
-    if language_model and not isinstance(spec.evaluation, LMEvaluation):
-        problems.append(
-            SpecError("evaluation", "family 'transformer' takes an LM evaluation: {type: lm, ...}")
-        )
-    if spec.target_table is not None or spec.evaluation_table is not None:
-        return problems  # the metrics of table evaluations are checked by _check_tables
-    from hwsearch.workers.evaluation import produced_metrics
-
-    available = produced_metrics(language_model=language_model)
-    return problems + _unproduced(spec, available, f"for family {family.name!r}")
+                "evaluation",
+                f"family {family.name!r} takes an evaluation of type {takes}: "
+                f"{{type: {family.evaluations[0]}, ...}}",
+            ),
+        ]
+    refused = [SpecError(f, r) for f, r in kind.problems(family, spec.evaluation)]
+    if refused:
+        return problems + refused
+    timed_here = spec.target_table is None
+    available = kind.produces(family, spec.evaluation, timed_here=timed_here)
+    tables = not timed_here or spec.evaluation_table is not None
+    where = "when evaluating from tables" if tables else f"for family {family.name!r}"
+    return problems + _unproduced(spec, available, where)
 
 
 def _unproduced(spec: JobSpec, available: Collection[str], where: str) -> list[SpecError]:
@@ -1218,17 +1219,17 @@ def _profile_problems(spec: JobSpec) -> list[SpecError]:
     meter = overrides.get("meter")
     if meter == "nvml" and profile.kind != "cuda":
         problems.append(SpecError("target.meter", "nvml measures NVIDIA GPUs; use a cuda target"))
-    elif meter in ("nvml", "rapl"):
-        index = int(profile.name.split(":")[1]) if ":" in profile.name else 0
-        if not meter_available(meter, device_index=index):
-            where = (
-                "no readable /sys/class/powercap/intel-rapl:N/energy_uj"
-                if meter == "rapl"
-                else "NVML's energy counter cannot be read (nvidia-ml-py, driver, GPU)"
-            )
-            problems.append(
-                SpecError("target.meter", f"{meter} is not available here: {where}; use auto")
-            )
+    elif meter in ("nvml", "rapl") and not meter_available(
+        meter, device_index=profile.device_index or 0
+    ):
+        where = (
+            "no readable /sys/class/powercap/intel-rapl:N/energy_uj"
+            if meter == "rapl"
+            else "NVML's energy counter cannot be read (nvidia-ml-py, driver, GPU)"
+        )
+        problems.append(
+            SpecError("target.meter", f"{meter} is not available here: {where}; use auto")
+        )
     return problems
 
 
@@ -1380,6 +1381,8 @@ def _check_meaning(spec: JobSpec) -> list[SpecError]:
         problems.append(exc)
     return problems
 
+
+TABLE.use_settings(TableEvaluation)  # the table kind's settings, with the table paths
 
 __all__ = [
     "Budget",

@@ -123,6 +123,23 @@ WorkersOption = Annotated[
         "(default: every CPU of the cluster).",
     ),
 ]
+PluginOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugin",
+        help="Module (pkg.mod or pkg.mod:func) to import first, registering families, "
+        "evaluation kinds, targets, metrics or optimizers (repeatable); installed "
+        "'hwsearch.plugins' entry points are loaded too.",
+    ),
+]
+
+
+def _load_plugins(names: list[str] | None) -> None:
+    from hwsearch.plugins import load_plugins
+
+    load_plugins(names or ())
+
+
 AddressOption = Annotated[
     str | None,
     typer.Option(
@@ -140,14 +157,16 @@ def run(
     executor: ExecutorOption = Executor.local,
     workers: WorkersOption = None,
     address: AddressOption = None,
+    plugin: PluginOption = None,
 ) -> None:
     """Run a search job to the end of its budget and print its Pareto front."""
     from hwsearch.search.spec import load_spec
 
     with _user_errors():
+        _load_plugins(plugin)
         spec = load_spec(spec_path)  # a bad spec stops here, before the database is touched
         store = _open_store(db, create=True)
-        _drive(store, spec, executor, workers, out, lambda driver: driver.run(), address)
+        _drive(store, spec, executor, workers, out, lambda job: job.run(), address)
 
 
 @app.command()
@@ -158,14 +177,16 @@ def resume(
     executor: ExecutorOption = Executor.local,
     workers: WorkersOption = None,
     address: AddressOption = None,
+    plugin: PluginOption = None,
 ) -> None:
     """Continue an interrupted job; candidates it finished are not evaluated again."""
     from hwsearch.search.spec import parse_spec
 
     with _user_errors():
+        _load_plugins(plugin)
         store = _open_store(db)
         spec = parse_spec(store.get_job(job_id).spec)
-        _drive(store, spec, executor, workers, out, lambda driver: driver.resume(job_id), address)
+        _drive(store, spec, executor, workers, out, lambda job: job.resume(job_id), address)
 
 
 def _drive(
@@ -178,8 +199,8 @@ def _drive(
     address: str | None = None,
 ) -> None:
     """Run a driver with a progress bar, then print the front and write its CSV and plot."""
-    from hwsearch.search.driver import Driver
     from hwsearch.search.driver import Progress as JobProgress
+    from hwsearch.search.jobs import Job
     from hwsearch.service.fronts import load_front, to_csv
     from hwsearch.service.plot import plot_front
     from hwsearch.workers import make_executor
@@ -191,8 +212,6 @@ def _drive(
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
-    tracker = _footprint_tracker(spec)  # the search's own energy and carbon
-    tracker.start()
     with (
         make_executor(
             executor.value,
@@ -214,9 +233,10 @@ def _drive(
             )
             bar.update(task, completed=p.evaluations, status=status)
 
-        driver = Driver(spec, store, executor=pool, on_progress=show)
+        run = Job(spec, store, executor=pool, on_progress=show)  # stores its footprint
+        driver = run.driver
         try:
-            job = start(driver)
+            job = start(run)
         except KeyboardInterrupt:
             bar.stop()
             if driver.job_id is None:
@@ -227,7 +247,6 @@ def _drive(
                 f"stored; continue it with: hwsearch resume {driver.job_id}"
             )
             raise typer.Exit(130) from None
-    footprint = _store_footprint(store, spec, job.id, tracker)
     view = load_front(store, job.id)
     console.print(_front_table(view))
     out_dir = out or Path("runs") / f"job-{job.id}"
@@ -240,31 +259,7 @@ def _drive(
         f"front of {len(view.candidates)}; wrote {out_dir / 'front.csv'} and "
         f"{out_dir / 'front.png'}"
     )
-    console.print(footprint, highlight=False)
-
-
-def _footprint_tracker(spec: Any) -> Any:
-    """A tracker of the job's own footprint, with the target's profile factors."""
-    from hwsearch.hardware.footprint import FootprintTracker
-
-    profile = spec.target_profile()
-    index = int(profile.name.split(":")[1]) if profile.kind == "cuda" and ":" in profile.name else 0
-    return FootprintTracker(profile, device_index=index)
-
-
-def _store_footprint(store: Any, spec: Any, job_id: int, tracker: Any) -> str:
-    """Store the search's footprint with the job (added to that of earlier runs of it) and
-    the target's profile among the targets; return the line to show."""
-    from hwsearch.hardware.footprint import merge_footprints
-
-    footprint = tracker.stop()
-    total = merge_footprints(store.get_job_footprint(job_id), footprint.to_dict())
-    store.set_job_footprint(job_id, total)
-    store.save_target(spec.target_profile().to_dict(), replace=False)
-    line = f"job {job_id} {footprint.summary()}"
-    if total["runs"] > 1:
-        line += f"; all {total['runs']} runs of the job: {total['total_g']:.3g} gCO2e"
-    return line
+    console.print(run.footprint_line, highlight=False)
 
 
 @app.command()
@@ -347,11 +342,13 @@ def export(
     db: DbOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    plugin: PluginOption = None,
 ) -> None:
     """Export a candidate: config (JSON, YAML), state dict, TorchScript and a README."""
     from hwsearch.service.export import export_candidate
 
     with _user_errors():
+        _load_plugins(plugin)
         if server:
             with _client(server, token) as client:
                 result = client.export(job_id, candidate_id, out)
@@ -386,10 +383,7 @@ def serve(
         list[Path] | None,
         typer.Option(help="Folder specs may read table files from (repeatable)."),
     ] = None,
-    plugin: Annotated[
-        list[str] | None,
-        typer.Option(help="Module to import at start, registering families or optimizers."),
-    ] = None,
+    plugin: PluginOption = None,
     max_body_bytes: Annotated[int, typer.Option(min=1024)] = 1 << 20,
     limit: Annotated[
         list[str] | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,8 @@ def _export_candidate(
 ) -> ExportResult:
     import torch
 
-    from hwsearch.models import TrainSettings, build_candidate, get_family
-    from hwsearch.models.data import RawPixelInput, load_digits_split
+    from hwsearch.models import get_family
+    from hwsearch.workers.kinds import kind_of
 
     job = store.get_job(job_id)
     candidate = store.get_candidate(job_id, candidate_id)
@@ -85,7 +85,6 @@ def _export_candidate(
         )
     spec = parse_spec(job.spec)
     family = get_family(job.family)
-    example = family.example_input_for(candidate.config, 1)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     description = _describe(candidate, job)
@@ -93,26 +92,13 @@ def _export_candidate(
     files[0].write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
     files[1].write_text(yaml.safe_dump(description, sort_keys=True))
 
-    reproduced: float | None = None
-    if family.trainable:
-        settings = TrainSettings(**dict(spec.evaluation))
-        built = build_candidate(family, candidate.config, settings, spec.seed)
-        weights, kernel_path = built.float_model, built.kernel_path
-        split = load_digits_split(spec.seed)
-        deployed: torch.nn.Module = RawPixelInput(built.deploy_model, split, example)
-        portable: torch.nn.Module = RawPixelInput(built.float_model, split, example).eval()
-        reproduced = built.accuracy
-        how_built = (
-            f"trained with {asdict(settings)} and seed {spec.seed}; test accuracy of this "
-            f"rebuilt model: {reproduced:.4f}"
-        )
-    else:  # quality came from a published table: the architecture is exported untrained
-        weights = deployed = portable = family.build(candidate.config).eval()
-        kernel_path = "fp32"
-        how_built = (
-            "not trained here: the quality figures come from a published table, so the "
-            "network is exported with freshly initialised weights for you to train"
-        )
+    # The job's evaluation kind rebuilds the model (trained where the kind trains).
+    rebuilt = kind_of(spec.evaluation).rebuild(
+        family, candidate.config, dict(spec.evaluation), spec.seed
+    )
+    weights, deployed, portable = rebuilt.weights, rebuilt.deployed, rebuilt.portable
+    example, kernel_path, how_built = rebuilt.example, rebuilt.kernel_path, rebuilt.how_built
+    reproduced = rebuilt.quality.get("accuracy")
 
     state_path = out_dir / "model_state_dict.pt"
     torch.save(weights.state_dict(), state_path)

@@ -10,6 +10,7 @@ from typing import Any
 
 from hwsearch.db import Store
 from hwsearch.errors import FilterError, NotFoundError
+from hwsearch.metrics import tagged_in_order
 from hwsearch.records import CandidateRecord, FrontRecord
 from hwsearch.search.filters import parse_filter
 
@@ -21,12 +22,11 @@ SHOWN_DETAILS: tuple[str, ...] = (
     *("meter", "energy_provenance", "region", "grid_gco2e_per_kwh", "pue"),
 )
 
-# Metrics shown in tables after the objectives, when the candidate has them.
-EXTRA_METRICS: tuple[str, ...] = (
-    *("accuracy", "latency_ms", "latency_cv", "size_bytes", "params", "macs"),
-    # Carbon's parts and the energy behind them, where a job measured them.
-    *("carbon_operational_g_per_1k", "carbon_embodied_g_per_1k", "energy_j_per_inference"),
-)
+
+def extra_metrics() -> tuple[str, ...]:
+    """Metrics shown in tables after the objectives, when the candidate has them: those the
+    registry tags ``shown`` (:mod:`hwsearch.metrics`)."""
+    return tagged_in_order("shown")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class FrontView:
         """Objectives first, then other well-known metrics that every point has."""
         extra = [
             m
-            for m in EXTRA_METRICS
+            for m in extra_metrics()
             if m not in self.front.objectives and all(m in c.metrics for c in self.candidates)
         ]
         return [*self.front.objectives, *extra]

@@ -144,7 +144,7 @@ class JobRunner:
             thread.start()
 
     def _run_job(self, job_id: int) -> None:
-        from hwsearch.search.driver import Driver
+        from hwsearch.search.jobs import Job
         from hwsearch.search.spec import parse_spec
 
         try:
@@ -157,8 +157,8 @@ class JobRunner:
                 self.store.set_job_state(job_id, JobState.FAILED, error=f"invalid spec: {exc}")
                 return
             with self._executor_factory() as executor:
-                try:
-                    driver = Driver(
+                try:  # the job's footprint is stored when its run ends
+                    run = Job(
                         spec,
                         self.store,
                         executor=executor,
@@ -167,7 +167,7 @@ class JobRunner:
                 except HwsearchError as exc:  # before the driver could store a reason
                     self.store.set_job_state(job_id, JobState.FAILED, error=str(exc))
                     return
-                driver.resume(job_id)
+                run.resume(job_id)
         except _ServerStopping:
             self.store.set_job_state(job_id, JobState.QUEUED)  # from failed: resumed later
         except Exception:

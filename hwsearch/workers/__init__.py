@@ -1,5 +1,6 @@
 """Executors that evaluate candidates, and the evaluation of one candidate."""
 
+from hwsearch.workers import builtin_kinds as _builtin_kinds  # noqa: F401  (train, table, lm)
 from hwsearch.workers.evaluation import EvalOutcome, EvalTask, evaluate, evaluate_safely
 from hwsearch.workers.executor import (
     Executor,

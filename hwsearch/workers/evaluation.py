@@ -25,44 +25,19 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from hwsearch.errors import HwsearchError
+from hwsearch.metrics import tagged
 from hwsearch.records import MetricValue, Provenance
+from hwsearch.workers.tasks import EvalOutcome, EvalTask
 
 if TYPE_CHECKING:  # torch is imported only where a candidate is evaluated
     from hwsearch.hardware import LatencyMeasurement, MeasureSettings, Target
     from hwsearch.hardware.energy import EnergyMeter, EnergyReading, EnergyWindow
     from hwsearch.hardware.profiles import TargetProfile
-
-
-@dataclass(frozen=True)
-class EvalTask:
-    candidate_id: int
-    family: str
-    config: dict[str, Any]  # canonical config of the family
-    config_hash: str
-    target: str  # a device here ("cpu") or the name of a table target
-    seed: int
-    # TrainSettings fields, or a table description (type "table") to look accuracy up in
-    evaluation: dict[str, Any] = field(default_factory=dict)
-    # MeasureSettings fields, or a table description (type "table") to look latency up in
-    measurement: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EvalOutcome:
-    candidate_id: int
-    metrics: list[MetricValue] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def values(self) -> dict[str, float]:
-        return {m.name: m.value for m in self.metrics}
+    from hwsearch.models.transformer import TransformerFamily
 
 
 SIZE_MODEL = (
@@ -73,15 +48,24 @@ SIZE_MODEL = (
 
 
 def evaluate(task: EvalTask) -> EvalOutcome:
-    """Every metric of the candidate: trained and measured here, or looked up in tables."""
-    if task.evaluation.get("type") == "lm":
-        return _evaluate_lm(task)
-    if _table(task.evaluation) is None and _table(task.measurement) is None:
-        return _evaluate_trained(task)
-    return _evaluate_with_tables(task)
+    """Every metric of the candidate, by the task's evaluation kind, after loading the
+    plug-ins the task names."""
+    from hwsearch.plugins import load_plugins
+    from hwsearch.workers.kinds import get_evaluation
+
+    load_plugins(task.plugins)
+    kind = task.kind or str(task.evaluation.get("type") or "train")
+    return get_evaluation(kind).evaluate(task)
 
 
-def _evaluate_trained(task: EvalTask) -> EvalOutcome:
+def dataset_description(family: Any) -> str:
+    """What the family's data source says of its split (stored with quality metrics)."""
+    from hwsearch.models import get_source
+
+    return get_source(family.data_source or "").description
+
+
+def evaluate_trained(task: EvalTask) -> EvalOutcome:
     """Train and compress the candidate, measure it on its target, and return every metric."""
     # Imported here so that the driver process does not pay for torch until it evaluates.
     from hwsearch.hardware import (
@@ -110,7 +94,7 @@ def _evaluate_trained(task: EvalTask) -> EvalOutcome:
     macs = count_macs(built.float_model, family.example_input(1))
 
     quality = {
-        "dataset": "sklearn digits, stratified 75/25 split",
+        "dataset": dataset_description(family),
         "settings": asdict(train_settings),
         "seed": task.seed,
     }
@@ -156,8 +140,8 @@ def _evaluate_trained(task: EvalTask) -> EvalOutcome:
 # Tables
 
 #: Metrics of an evaluation with a table target, and the ones it adds when timing here.
-TABLE_METRICS = frozenset({"accuracy", "latency_ms", "params", "macs", "size_bytes"})
-TIMED_METRICS = frozenset({"latency_p90_ms", "latency_cv", "peak_memory_bytes"})
+TABLE_METRICS = tagged("table")
+TIMED_METRICS = tagged("timed")
 FLOAT32_SIZE_MODEL = "float32 weights: params x 4 bytes (no compression)"
 
 
@@ -170,7 +154,12 @@ def _table(description: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return description if description.get("type") == "table" else None
 
 
-def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
+def is_table(description: Mapping[str, Any]) -> bool:
+    """Whether a task's evaluation or measurement is a table lookup."""
+    return _table(description) is not None
+
+
+def evaluate_with_tables(task: EvalTask) -> EvalOutcome:
     """Look up what the tables give; train or time here only what they do not."""
     from hwsearch.hardware import (
         MeasureSettings,
@@ -211,9 +200,10 @@ def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         }
         metrics.append(metric("accuracy", raw * scale, Provenance.MEASURED, details))
     else:
-        built = build_candidate(family, task.config, TrainSettings(**task.evaluation), task.seed)
+        fields = {k: v for k, v in task.evaluation.items() if k != "type"}
+        built = build_candidate(family, task.config, TrainSettings(**fields), task.seed)
         quality_details = {
-            "dataset": "sklearn digits, stratified 75/25 split",
+            "dataset": dataset_description(family),
             "settings": dict(task.evaluation),
             "seed": task.seed,
         }
@@ -239,9 +229,9 @@ def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         kernel_path = built.kernel_path if built is not None else "fp32"
         metrics += timing_metrics(measured, settings, kernel_path, task.target)
 
-    counts = getattr(family, "counts", None)
-    if built is None and callable(counts):
-        params, macs = counts(task.config)
+    counts = family.counts(task.config) if built is None else None
+    if counts is not None:
+        params, macs = counts
         analytic = {"model": f"analytic count of the {family.name} network (conv, linear, BN)"}
     else:
         counted = built.float_model if built is not None else model or family.build(task.config)
@@ -260,64 +250,20 @@ def _evaluate_with_tables(task: EvalTask) -> EvalOutcome:
 
 def _example_input(family: Any, config: Mapping[str, Any], batch_size: int) -> Any:
     """The family's input batch for ``config`` where it depends on it (nb201's input_size)."""
-    for_config = getattr(family, "example_input_for", None)
-    if callable(for_config):
-        return for_config(config, batch_size)
-    return family.example_input(batch_size)
+    return family.example_input_for(config, batch_size)
 
 
 # --------------------------------------------------------------------------------------------
 # Energy and carbon
 
 #: Metrics of an evaluation trained and measured here (families other than language models).
-TRAINED_METRICS = frozenset(
-    {
-        "accuracy",
-        "latency_ms",
-        "latency_p90_ms",
-        "latency_cv",
-        "peak_memory_bytes",
-        "size_bytes",
-        "params",
-        "nonzero_params",
-        "macs",
-        "sparsity",
-        "energy_j_per_inference",
-        "carbon_g_per_1k",
-        "carbon_operational_g_per_1k",
-        "carbon_embodied_g_per_1k",
-    }
-)
+TRAINED_METRICS = tagged("trained")
 #: Metrics of a language model's evaluation.
-LM_METRICS = frozenset(
-    {
-        "val_loss",
-        "perplexity",
-        "accuracy",
-        "ttft_ms",
-        "decode_ms_per_token",
-        "tokens_per_s",
-        "kv_cache_bytes",
-        "peak_memory_bytes",
-        "params",
-        "size_bytes",
-        "sparsity",
-        "energy_j_per_inference",
-        "energy_j_per_token",
-        "carbon_g_per_1k",
-        "carbon_operational_g_per_1k",
-        "carbon_embodied_g_per_1k",
-    }
-)
+LM_METRICS = tagged("lm")
 CARBON_MODEL = (
     "per 1,000 inferences: operational = energy x PUE x grid intensity; embodied = busy "
     "time x device share x embodied carbon / (lifetime x busy share)"
 )
-
-
-def produced_metrics(*, language_model: bool) -> frozenset[str]:
-    """The metrics an evaluation without tables produces for a family."""
-    return LM_METRICS if language_model else TRAINED_METRICS
 
 
 def timing_settings(measurement: Mapping[str, Any]) -> dict[str, Any]:
@@ -334,9 +280,9 @@ def target_profile(task: EvalTask) -> TargetProfile:
 
 
 def _meter(profile: TargetProfile, target: Target) -> EnergyMeter:
-    from hwsearch.hardware.energy import select_meter
+    from hwsearch.hardware.energy import meter_for
 
-    return select_meter(profile, device_index=target.device_index)
+    return meter_for(profile, target)
 
 
 def _pad(window: EnergyWindow, model: Any, example: Any, target: Target, threads: int) -> int:
@@ -438,21 +384,17 @@ def energy_carbon_metrics(
 # Language models
 
 
-def _evaluate_lm(task: EvalTask) -> EvalOutcome:
-    """Train a language model, time its prefill and decode on the target, and return every
-    metric (quality, serving latency, memory, energy, carbon)."""
+def evaluate_lm(task: EvalTask, family: TransformerFamily) -> EvalOutcome:
+    """Train a language model of ``family``, time its prefill and decode on the target, and
+    return every metric (quality, serving latency, memory, energy, carbon)."""
     import torch
 
     from hwsearch.hardware import MeasureSettings, measure_latency, parse_target
     from hwsearch.hardware.kernels import kernel_paths
-    from hwsearch.models import get_family
     from hwsearch.models.lm_data import char_data
     from hwsearch.models.lm_pipeline import DATASET, LM_SIZE_MODEL, LMSettings, build_lm
-    from hwsearch.models.transformer import DecodeStep, Prefill, TransformerFamily, kv_cache_bytes
+    from hwsearch.models.transformer import DecodeStep, Prefill, kv_cache_bytes
 
-    family = get_family(task.family)
-    if not isinstance(family, TransformerFamily):
-        raise HwsearchError(f"an LM evaluation needs family 'transformer', not {family.name!r}")
     target = parse_target(task.target)
     settings = LMSettings.from_dict(task.evaluation)
     timing = MeasureSettings(**timing_settings(task.measurement))

@@ -7,35 +7,13 @@ that raises becomes an outcome with ``error`` set; it never stops the batch.
 
 from __future__ import annotations
 
-import abc
 import concurrent.futures as cf
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 
 from hwsearch.errors import SpecError, UnknownNameError
+from hwsearch.workers.base import Executor
 from hwsearch.workers.evaluation import EvalOutcome, EvalTask, evaluate_safely
-
-
-class Executor(abc.ABC):
-    """Runs evaluation tasks and yields their outcomes in completion order."""
-
-    @property
-    @abc.abstractmethod
-    def max_workers(self) -> int:
-        """How many tasks run at once; the driver sizes batches from it."""
-
-    @abc.abstractmethod
-    def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
-        """Evaluate ``tasks``, yielding each outcome as soon as it is ready."""
-
-    def close(self) -> None:  # noqa: B027 - a concrete no-op hook, overridden where needed
-        """Release workers; the executor cannot be used afterwards."""
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class InProcessExecutor(Executor):

@@ -37,9 +37,10 @@ from typing import Any
 import ray
 from ray.exceptions import RayError, RayTaskError
 
-from hwsearch.errors import HwsearchError
+from hwsearch.errors import HwsearchError, SpecError
+from hwsearch.hardware.targets import parse_target_name, target_kind
+from hwsearch.workers.base import Executor
 from hwsearch.workers.evaluation import EvalOutcome, EvalTask, evaluate_safely
-from hwsearch.workers.executor import Executor
 
 __all__ = ["MeasurementActor", "RayExecutor", "needs_gpu"]
 
@@ -47,10 +48,14 @@ Evaluate = Callable[[EvalTask], EvalOutcome]
 
 
 def needs_gpu(task: EvalTask) -> bool:
-    """Whether ``task`` is measured on a CUDA device (and so goes to a GPU actor)."""
-    return (
-        task.target.strip().lower().startswith("cuda") and task.measurement.get("type") != "table"
-    )
+    """Whether ``task``'s target kind asks for a GPU (so the task goes to a GPU actor)."""
+    if task.measurement.get("type") == "table":  # looked up, not measured
+        return False
+    try:
+        target = parse_target_name(task.target)
+    except SpecError:
+        return False  # not a device: the evaluation reports it
+    return target_kind(target).resources(target).get("num_gpus", 0.0) > 0
 
 
 def _run_one(evaluate: Evaluate, task: EvalTask) -> EvalOutcome:

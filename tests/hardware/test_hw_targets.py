@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from hwsearch.errors import SpecError
-from hwsearch.hardware import Target, available_targets, parse_target
+from hwsearch.hardware import (
+    Target,
+    available_targets,
+    parse_target,
+    parse_target_name,
+    target_kind,
+)
+from hwsearch.hardware.targets import CPU
 
 
 def test_cpu_parses_case_and_space_insensitively() -> None:
@@ -57,3 +64,26 @@ def test_available_targets_lists_cpu_first_and_each_gpu() -> None:
     assert [t.name for t in targets[1:]] == [f"cuda:{i}" for i in range(gpus)]
     # every listed target round-trips through parse_target
     assert [parse_target(t.name) for t in targets] == targets
+
+
+def test_names_parse_without_the_device_and_say_what_they_need() -> None:
+    """A CPU-only head reads a GPU target; the device is checked where the candidate runs."""
+    target = parse_target_name("CUDA:3")
+    assert target == Target(name="cuda:3", kind="cuda", device_index=3)
+    assert target_kind(target).resources(target) == {"num_gpus": 1.0}
+    assert target_kind(parse_target_name("cpu")).resources(CPU) == {}
+    with pytest.raises(SpecError, match="expected 'cpu' or 'cuda:N'"):
+        parse_target_name("tpu:0")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a spec for a GPU on a CPU-only machine")
+def test_a_cpu_only_head_accepts_a_gpu_job_and_the_worker_refuses_it(tiny_spec: dict) -> None:
+    from hwsearch.search.spec import parse_spec
+    from hwsearch.workers import EvalTask, evaluate_safely
+
+    spec = parse_spec({**tiny_spec, "target": "cuda:0"})
+    assert spec.target_name == "cuda:0"
+    outcome = evaluate_safely(
+        EvalTask(1, "mlp", {"depth": 1, "width": [8]}, "h", "cuda:0", 0, kind="train")
+    )
+    assert outcome.error is not None and "CUDA is not available" in outcome.error

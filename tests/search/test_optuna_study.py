@@ -115,6 +115,8 @@ def test_the_study_of_an_optuna_job_is_in_the_job_s_database(db_url: str) -> Non
             optuna.study.StudyDirection.MAXIMIZE,
             optuna.study.StudyDirection.MINIMIZE,
         ]
+        # optuna-dashboard labels the values by these names
+        assert study.metric_names == [o["metric"] for o in _spec()["objectives"]]
         _check_matches_the_job(study, store, job.id)
 
 

@@ -436,9 +436,10 @@ def test_table_evaluation_shape_errors(tables: Path) -> None:
     data = nb201_table_spec(tables)
     data["evaluation"] = {"type": "lookup", "table": "x.csv"}
     assert problems(data) == {
-        "evaluation.type": "unknown evaluation type 'lookup'; use 'table' (quality looked up "
-        "in a table), 'lm' (language models of family transformer) or leave type out to "
-        "train each candidate"
+        "evaluation.type": "unknown evaluation type 'lookup'; use 'lm' (language models of "
+        "family transformer), 'table' (quality looked up in a table), 'train' (train each "
+        "candidate here; the default of most families), or leave type out for the family's "
+        "default"
     }
     data["evaluation"] = {"type": "table", "table": str(tables / "accuracy.csv"), "scale": 0}
     found = problems(data)

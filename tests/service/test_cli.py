@@ -189,3 +189,47 @@ def test_table_job_exports_its_architecture_untrained(tmp_path: Path) -> None:
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     readme = (out / "README.md").read_text()
     assert "not trained here" in readme and "latency_ms.csv" in readme
+
+
+def test_language_model_job_exports_its_rebuilt_model(tmp_path: Path) -> None:
+    """An LM job is rebuilt by its own evaluation kind: same quality, a model of tokens."""
+    spec = yaml.safe_load((Path(__file__).parents[2] / "examples" / "tiny_lm.yaml").read_text())
+    spec["space"] = {
+        "layers": 1,
+        "d_model": 32,
+        "heads": 2,
+        "kv_heads": {"type": "choice", "values": [1, 2]},
+    }
+    spec["budget"] = {"evaluations": 2}
+    spec["optimizer"] = {"name": "random"}
+    spec["evaluation"] = {
+        "type": "lm",
+        "steps": 5,
+        "finetune_steps": 0,
+        "batch_size": 4,
+        "seq_len": 16,
+        "eval_windows": 2,
+        "prompt_len": 8,
+        "new_tokens": 4,
+    }
+    spec["measurement"] = {"batch_size": 1, "warmup": 1, "min_repeats": 2, "max_repeats": 3}
+    spec_path = tmp_path / "lm.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    url = f"sqlite:///{tmp_path / 'lm.db'}"
+    result = runner.invoke(app, ["run", str(spec_path), "--db", url, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    store = Store.open(url)
+    front = store.latest_front(1)
+    assert front is not None
+    chosen = front.points[0].candidate_id
+    stored = store.get_candidate(1, chosen).metrics["perplexity"].value
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", "1", str(chosen), "--db", url, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "differs" not in result.output
+    readme = (out / "README.md").read_text()
+    assert f"{stored:.4f}" in readme  # the rebuilt model's perplexity is the stored one
+    model = torch.jit.load(str(out / "model_torchscript.pt"))
+    with torch.inference_mode():
+        logits = model(torch.zeros(2, 8, dtype=torch.long))
+    assert logits.shape[:2] == (2, 8)

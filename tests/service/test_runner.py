@@ -141,6 +141,9 @@ def test_runner_runs_queued_jobs_one_at_a_time(store: Store, nb201_data: Path) -
     assert [j.state for j in done] == [JobState.FINISHED, JobState.FINISHED]
     assert [j.evaluations for j in done] == [20, 20]
     assert done[0].finished_at <= done[1].started_at  # never both at once
+    for job_id in (first, second):  # the server's runs store the search's own footprint
+        footprint = store.get_job_footprint(job_id)
+        assert footprint is not None and footprint["runs"] == 1 and footprint["energy_j"] > 0
 
 
 def test_runner_cancels_a_running_job_at_the_next_generation(

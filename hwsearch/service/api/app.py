@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +13,6 @@ from starlette.types import Receive, Scope, Send
 
 import hwsearch
 from hwsearch.db import Store
-from hwsearch.errors import HwsearchError
 from hwsearch.search.limits import configure_limits
 from hwsearch.service.api.auth import TokenCache
 from hwsearch.service.api.controls import refuse_control_characters
@@ -32,12 +30,10 @@ export chosen candidates. Every endpoint but `/health` needs `Authorization: Bea
 
 
 def load_plugins(modules: tuple[str, ...]) -> None:
-    """Import the allow-listed plug-in modules (they register families or optimizers)."""
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise HwsearchError(f"plug-in {name!r} cannot be imported: {exc}") from exc
+    """Load the installed and the allow-listed plug-in modules (:mod:`hwsearch.plugins`)."""
+    from hwsearch.plugins import load_plugins as load
+
+    load(modules)
 
 
 class ServiceAPI(FastAPI):

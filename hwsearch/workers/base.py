@@ -1,0 +1,33 @@
+"""The executor interface: runs evaluation tasks, yields their outcomes as they finish."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+
+from hwsearch.workers.tasks import EvalOutcome, EvalTask
+
+
+class Executor(abc.ABC):
+    """Runs evaluation tasks and yields their outcomes in completion order."""
+
+    @property
+    @abc.abstractmethod
+    def max_workers(self) -> int:
+        """How many tasks run at once; the driver sizes batches from it."""
+
+    @abc.abstractmethod
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
+        """Evaluate ``tasks``, yielding each outcome as soon as it is ready."""
+
+    def close(self) -> None:  # noqa: B027 - a concrete no-op hook, overridden where needed
+        """Release workers; the executor cannot be used afterwards."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Executor"]
