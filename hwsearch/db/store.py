@@ -28,6 +28,7 @@ from hwsearch.db.engine import (
     normalize_url,
     upgrade_engine,
 )
+from hwsearch.db.leases import lease_record
 from hwsearch.db.models import (
     ApiToken,
     Candidate,
@@ -149,14 +150,28 @@ class Store:
 
     # -- jobs ---------------------------------------------------------------------------
 
-    def create_job(self, *, name: str, family: str, target: str, spec: dict[str, Any]) -> JobRecord:
+    def create_job(
+        self,
+        *,
+        name: str,
+        family: str,
+        target: str,
+        spec: dict[str, Any],
+        owner_token_id: int | None = None,
+    ) -> JobRecord:
+        """Queue a new job; ``owner_token_id``: the API token submitting it, if any."""
         _check_text("name", name, _MAX_NAME)
         _check_text("family", family, _MAX_LABEL)
         _check_text("target", target, _MAX_LABEL)
         stored_spec = _json_object("spec", spec)
         with self._writing() as session:
             job = Job(
-                name=name, family=family, target=target, spec=stored_spec, state=JobState.QUEUED
+                name=name,
+                family=family,
+                target=target,
+                spec=stored_spec,
+                state=JobState.QUEUED,
+                owner_token_id=owner_token_id,
             )
             session.add(job)
             session.flush()
@@ -1156,6 +1171,8 @@ def _job_record(job: Job, *, evaluations: int) -> JobRecord:
         finished_at=job.finished_at,
         evaluations=int(evaluations),
         error=job.error,
+        lease=lease_record(job),
+        owner_token_id=job.owner_token_id,
     )
 
 

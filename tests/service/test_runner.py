@@ -104,7 +104,7 @@ def test_tokens_by_digest(store: Store) -> None:
     with pytest.raises(SpecError, match="token_hash"):
         store.add_token(name="x", token_hash="short", scope=TokenScope.READ)
     with pytest.raises(SpecError, match="scope"):
-        store.add_token(name="x", token_hash="c" * 64, scope="admin")  # type: ignore[arg-type]
+        store.add_token(name="x", token_hash="c" * 64, scope="write")  # type: ignore[arg-type]
 
 
 # -- the driver's stop hook and the runner ------------------------------------------------------

@@ -34,7 +34,9 @@ class ServiceSettings:
     plugins: tuple[str, ...] = ()
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     run_jobs: bool = True
-    token_cache_s: float = 30.0
+    #: How long an answer about a token is remembered: a revoked token stops working
+    #: within this many seconds.
+    token_cache_s: float = 5.0
 
     def __post_init__(self) -> None:
         if isinstance(self.max_body_bytes, bool) or self.max_body_bytes < 1024:
