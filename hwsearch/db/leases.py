@@ -267,14 +267,25 @@ class LeaseKeeper:
                 log.warning("releasing the lease of job %s failed: %s", self.job_id, exc)
 
     def check(self) -> None:
+        """Raise :class:`LeaseLost` unless the lease is still this driver's. After a
+        silence as long as the lease (the database was away), one renewal is tried here:
+        it lands only if nobody took the job meanwhile."""
         if self._lost is not None:
             raise LeaseLost(self._lost)
         silent = time.monotonic() - self._renewed
-        if silent >= self.settings.duration_s:
+        if silent < self.settings.duration_s:
+            return
+        try:
+            kept = self.leases.renew(self.job_id, self.owner, self.settings.duration_s)
+        except Exception as exc:
             raise LeaseLost(
-                f"job {self.job_id}: lease not renewed for {silent:.0f} s (database away?); "
-                "stopping so that the next driver can take the job over"
-            )
+                f"job {self.job_id}: lease not renewed for {silent:.0f} s ({exc}); stopping so "
+                "that the next driver can take the job over"
+            ) from exc
+        if not kept:
+            self._lost = f"job {self.job_id} was taken over by another driver"
+            raise LeaseLost(self._lost)
+        self._renewed = time.monotonic()
 
     def _beat(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_s):

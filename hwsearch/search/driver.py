@@ -30,10 +30,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import DBAPIError
 
 from hwsearch.db import Store
 from hwsearch.db.leases import LeaseKeeper, LeaseLost, LeaseOwner, Leases, LeaseSettings
-from hwsearch.db.retry import is_transient
+from hwsearch.db.retry import transient_cause
 from hwsearch.errors import HwsearchError
 from hwsearch.models import get_family
 from hwsearch.records import (
@@ -267,10 +268,16 @@ class Driver:
         when another driver took it over, or the database is away (the job stays
         ``running``, its lease expires, and a runner, or ``hwsearch resume``, continues it
         from what it stored)."""
-        if isinstance(exc, LeaseLost) or is_transient(exc, self.store.engine.dialect.name):
+        dialect = self.store.engine.dialect.name
+        if isinstance(exc, LeaseLost) or transient_cause(exc, dialect) is not None:
             log.warning("job %s left for the next lease holder: %s", job_id, exc)
             return
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        if isinstance(exc, KeyboardInterrupt):
+            reason = "interrupted"
+        elif isinstance(exc, DBAPIError):  # the database's reason, not the statement
+            reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc) else ""
+        else:
+            reason = str(exc)
         try:  # retried while the database comes back (hwsearch.db.retry)
             self.store.set_job_state(job_id, JobState.FAILED, error=reason or type(exc).__name__)
         except Exception as error:  # still away: its lease expires, the next holder settles
