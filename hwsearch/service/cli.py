@@ -282,7 +282,10 @@ def jobs(
                 records = client.list_jobs(state=wanted, limit=limit)
         else:
             records = _open_store(db).list_jobs(state=wanted, limit=limit)
-        table = Table("id", "name", "family", "target", "state", "evaluated", "created", "driver")
+        # who drives a running job (or that none does: stale), when any is running
+        drivers = any(job.state is JobState.RUNNING for job in records)
+        columns = ["id", "name", "family", "target", "state", "evaluated", "created"]
+        table = Table(*columns, *(["driver"] if drivers else []))
         for job in records:
             table.add_row(
                 str(job.id),
@@ -292,7 +295,7 @@ def jobs(
                 job.state.value + (" (stale)" if job.stale() else ""),
                 str(job.evaluations),
                 job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                _driver_cell(job),
+                *([_driver_cell(job)] if drivers else []),
             )
         console.print(table)
 
