@@ -265,3 +265,30 @@ def test_a_live_lease_is_left_alone_and_a_dead_one_adopted(
         runner.stop(timeout=60)
     _assert_complete(store, done, 3)
     assert done.lease is not None and done.lease.owner == runner.owner.id
+
+
+def test_a_server_stopping_stops_its_job_within_one_evaluation(
+    store: Store, tiny_spec: dict[str, Any]
+) -> None:
+    """As on SIGTERM: the job in flight stops after the evaluation running, not at the end
+    of its generation (eight evaluations here), and is queued again with what it stored."""
+    job_id = _queue(store, _spec(tiny_spec, "random", 16))
+    record = Outage()
+    runner = JobRunner(
+        store, RunnerSettings(poll_s=0.1, lease=SHORT_LEASE), executor_factory=record.executor()
+    )
+    runner.start()
+    deadline = time.monotonic() + 120
+    while record.calls < 1:
+        assert time.monotonic() < deadline, "nothing was evaluated"
+        time.sleep(0.02)
+    asked = time.monotonic()
+    runner.stop(timeout=60)
+    took = time.monotonic() - asked
+    longest = max(end - start for _, _, start, end in record.intervals)
+    job = store.get_job(job_id)
+    assert job.state is JobState.QUEUED and job.error is None
+    assert 1 <= job.evaluations == record.calls <= 2 < 8
+    assert took < 2 * longest + 5.0, (took, longest)
+    pending = store.count_candidates(job_id, status=CandidateStatus.PENDING)
+    assert pending == store.count_candidates(job_id) - job.evaluations > 0  # for the resume
