@@ -14,7 +14,8 @@ Not retried: anything on SQLite (its writers queue on the busy timeout instead),
 error that is not about the connection or a transaction conflict (constraint violations,
 bad input). The one ambiguous case is a connection lost *during* ``COMMIT``: the write may
 have landed, and its retry then meets the unique constraints (a candidate's metric stored
-twice is refused) and fails with that error instead of writing a duplicate row.
+once). A retried result whose every value is stored already, unchanged, is taken as that
+landed write and succeeds; any other clash is refused, never written as a duplicate row.
 """
 
 from __future__ import annotations

@@ -388,10 +388,22 @@ class Store:
                 if rows:
                     connection.execute(_INSERT_MEASUREMENTS, rows)
         except IntegrityError as exc:
+            if self._already_stored(results):
+                return  # a retried call whose first COMMIT landed, its answer lost
             clash = self._stored_clash(results, fields)
             if clash is None:
                 raise
             raise clash from exc
+
+    def _already_stored(self, results: Sequence[tuple[int, list[MetricValue], bool]]) -> bool:
+        """Whether every metric of ``results`` is stored already, with the same value."""
+        wanted = {(r[0], m.name): m.value for r in results for m in r[1]}
+        with self._engine.connect() as connection:
+            query = select(Measurement.candidate_id, Measurement.metric, Measurement.value).where(
+                Measurement.candidate_id.in_([r[0] for r in results])
+            )
+            stored = {(c, name): value for c, name, value in connection.execute(query)}
+        return all(stored.get(key) == value for key, value in wanted.items())
 
     def _stored_clash(
         self, results: Sequence[tuple[int, list[MetricValue], bool]], fields: Sequence[str]

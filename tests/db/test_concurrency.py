@@ -185,15 +185,20 @@ def _libpq_from(conn: psycopg.Connection[Any]) -> str:
     return f"host={info.host} port={info.port} dbname={info.dbname} user={info.user}"
 
 
-def test_unique_constraints_refuse_a_second_copy_of_a_result(db_url: str) -> None:
-    """What a retry after a commit that did land meets: a refusal, not a duplicate row."""
+def test_a_result_stored_again_lands_once_and_a_different_one_is_refused(db_url: str) -> None:
+    """What a retry after a commit that did land meets: the same values already stored, so
+    the call succeeds without a second row; other values for a stored metric are refused."""
     with Store.open(db_url) as store:
         job = store.create_job(name="j", family="mlp", target="cpu", spec={})
         [c] = store.add_candidates(job.id, [("h", {}, 0)])
         store.record_result(c.id, _metrics(0), feasible=True)
+        store.record_result(c.id, _metrics(0), feasible=True)  # the retry of a landed commit
+        with store.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT count(*) FROM measurements").scalar()
+        assert rows == 2 and len(store.get_candidate(job.id, c.id).metrics) == 2
         with pytest.raises((IntegrityError, ValueError)):
-            store.record_result(c.id, _metrics(0), feasible=True)
-        assert len(store.get_candidate(job.id, c.id).metrics) == 2
+            store.record_result(c.id, _metrics(1), feasible=True)
+        assert store.get_candidate(job.id, c.id).metrics["latency_ms"].value == 1.0
 
 
 # -- an outage of a server of the test's own ---------------------------------------------------

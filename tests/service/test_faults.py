@@ -292,3 +292,48 @@ def test_a_server_stopping_stops_its_job_within_one_evaluation(
     assert took < 2 * longest + 5.0, (took, longest)
     pending = store.count_candidates(job_id, status=CandidateStatus.PENDING)
     assert pending == store.count_candidates(job_id) - job.evaluations > 0  # for the resume
+
+
+@pytest.mark.postgres
+def test_optuna_s_study_writes_wait_out_an_outage(
+    throwaway_postgres: Any, tiny_spec: dict[str, Any], caplog: Any
+) -> None:
+    """Asked and told while the database is away for 4 s: both calls wait for it, and the
+    study ends with each trial once, none left running."""
+    import optuna
+
+    from hwsearch.search.optimizer import make_optimizer
+    from hwsearch.search.space import SearchSpace
+
+    spec = parse_spec(_spec(tiny_spec, "optuna-nsga2", 8))
+    optimizer = make_optimizer(
+        "optuna-nsga2",
+        space=SearchSpace.from_spec(spec),
+        objectives=spec.get_objectives(),
+        n_constraints=0,
+        seed=0,
+        options={"population_size": 4},
+    )
+    Store.open(throwaway_postgres.url).close()  # hwsearch's schema beside Optuna's
+    optimizer.attach_storage(throwaway_postgres.url, "outage-study")
+    first = optimizer.ask(2)
+    caplog.set_level(logging.WARNING, logger="hwsearch.db")
+    throwaway_postgres.stop()
+    restart = threading.Timer(4.0, throwaway_postgres.start)
+    restart.start()
+    try:
+        optimizer.tell(first[0].id, [0.9, 1.0])  # while the server is down
+        optimizer.tell(first[1].id, None)
+        second = optimizer.ask(2)
+        for suggestion in second:
+            optimizer.tell(suggestion.id, [0.8, 2.0])
+    finally:
+        restart.join()
+    assert any("Optuna" in r.getMessage() and "retrying" in r.getMessage() for r in caplog.records)
+    storage = optuna.storages.RDBStorage(
+        throwaway_postgres.url.replace("postgresql", "postgresql+psycopg", 1)
+    )
+    study = optuna.load_study(study_name="outage-study", storage=storage)
+    states = sorted(t.state.name for t in study.get_trials(deepcopy=False))
+    assert states.count("COMPLETE") == 3 and "RUNNING" not in states
+    assert states.count("FAIL") >= 1  # the told failure (and any attempt a retry replaced)
