@@ -68,7 +68,8 @@ def _assert_complete(store: Store, job: Any, budget: int) -> None:
     """Finished with its whole budget: every candidate done, none twice, each metric once."""
     assert job.state is JobState.FINISHED, job.error
     candidates = store.list_candidates(job.id)
-    assert job.evaluations == budget == len(candidates)
+    seen = [(c.id, c.status.value, c.error) for c in candidates]
+    assert job.evaluations == budget == len(candidates), seen
     assert all(c.status is CandidateStatus.DONE for c in candidates)
     assert len({c.config_hash for c in candidates}) == len(candidates)  # 0 duplicates
     with store.engine.connect() as conn:
