@@ -9,8 +9,9 @@ A family whose configs can be looked up in such tables implements :class:`TableK
 
 from __future__ import annotations
 
+import io
 import math
-import os
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hwsearch.errors import HwsearchError, NotFoundError
+from hwsearch.files import FileAccessError, check_file, max_file_bytes, read_capped, resolve
 
 DEFAULT_KEY = "arch"
 
@@ -74,20 +76,20 @@ class MetricTable:
     """
 
     def __init__(self, path: str | Path, *, key: str = DEFAULT_KEY) -> None:
-        self.path = str(path)
+        resolved = resolve(path)
+        self.path = str(resolved)
         self.key = key
         try:
-            frame = pd.read_csv(path, dtype={key: str}, keep_default_na=True)
-        except FileNotFoundError:
-            raise TableError(f"table file {self.path} does not exist") from None
-        except (OSError, ValueError, pd.errors.ParserError) as exc:
-            raise TableError(f"cannot read table {self.path}: {exc}") from None
+            data = read_capped(resolved)
+        except FileAccessError as exc:
+            raise TableError(f"table file {exc.path} {exc.reason}") from None
+        frame = _parse_csv(data, self.path, key)
         if key not in frame.columns:
             raise TableColumnError(
                 key,
                 self.path,
-                f"key column {key!r} not in {self.path}; columns: "
-                f"{', '.join(map(str, frame.columns))}",
+                f"key column {key!r} not in {self.path} (its {len(frame.columns)} column(s) "
+                "do not include it)",
             )
         keys = frame[key]
         if keys.isna().any():
@@ -96,7 +98,9 @@ class MetricTable:
         duplicated = keys.duplicated()
         if duplicated.any():
             row = int(np.flatnonzero(duplicated.to_numpy())[0])
-            raise TableError(f"table {self.path}: key {keys.iloc[row]!r} appears more than once")
+            raise TableError(
+                f"table {self.path}: the {key!r} of row {row + 1} appears more than once"
+            )
         numeric = [
             str(c) for c in frame.columns if c != key and pd.api.types.is_numeric_dtype(frame[c])
         ]
@@ -136,7 +140,7 @@ class MetricTable:
         else:
             reason = f"column {column!r} not in {self.path}"
         raise TableColumnError(
-            column, self.path, f"{reason}; numeric columns: {', '.join(self.columns)}"
+            column, self.path, f"{reason} (the table has {len(self.columns)} numeric column(s))"
         )
 
     def row(self, key: str) -> int:
@@ -168,6 +172,25 @@ class MetricTable:
         return self._values[:, self._column_index[column]].copy()
 
 
+_PARSER_LINE = re.compile(r"line (\d+)")
+
+
+def _parse_csv(data: bytes, path: str, key: str) -> pd.DataFrame:
+    """The CSV table in ``data``; errors name ``path`` and the reason, never the contents."""
+    try:
+        return pd.read_csv(io.BytesIO(data), dtype={key: str}, keep_default_na=True)
+    except UnicodeDecodeError as exc:
+        raise TableError(f"table {path} is not UTF-8 text (byte {exc.start})") from None
+    except pd.errors.EmptyDataError:
+        raise TableError(f"table {path} is empty") from None
+    except pd.errors.ParserError as exc:
+        line = _PARSER_LINE.search(str(exc))
+        where = f" (at line {line.group(1)})" if line else ""
+        raise TableError(f"table {path} is not a well-formed CSV table{where}") from None
+    except (ValueError, OverflowError, MemoryError):
+        raise TableError(f"table {path} is not a CSV table pandas can read") from None
+
+
 _CACHE: dict[tuple[str, str], tuple[tuple[int, int], MetricTable]] = {}
 _LOCK = threading.Lock()
 
@@ -178,19 +201,24 @@ def load_table(path: str | Path, *, key: str = DEFAULT_KEY) -> MetricTable:
     The cache is keyed by the absolute path and the key column; a file whose size or
     modification time changed is read again.
     """
-    absolute = os.path.abspath(path)
+    resolved = resolve(path)
+    absolute = str(resolved)
     try:
-        stat = os.stat(absolute)
-    except FileNotFoundError:
-        raise TableError(f"table file {path} does not exist") from None
-    except OSError as exc:
-        raise TableError(f"cannot read table {path}: {exc.strerror}") from None
+        stat = check_file(resolved)
+    except FileAccessError as exc:
+        raise TableError(f"table file {exc.path} {exc.reason}") from None
+    cap = max_file_bytes()
+    if stat.st_size > cap:  # checked on every call: a cached table obeys today's cap too
+        raise TableError(
+            f"table file {absolute} is {stat.st_size} bytes, more than the {cap} bytes a file "
+            "may have"
+        )
     version = (stat.st_mtime_ns, stat.st_size)
     with _LOCK:
         cached = _CACHE.get((absolute, key))
         if cached is not None and cached[0] == version:
             return cached[1]
-        table = MetricTable(path, key=key)
+        table = MetricTable(resolved, key=key)
         _CACHE[(absolute, key)] = (version, table)
         return table
 

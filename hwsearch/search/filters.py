@@ -123,10 +123,22 @@ def _wrap(node: Node) -> str:
 
 
 class _Parser:
-    def __init__(self, text: str, known: Collection[str]) -> None:
+    def __init__(self, text: str, known: Collection[str], max_depth: int) -> None:
         self.tokens = _tokenize(text)
         self.known = known
         self.i = 0
+        self.depth = 0
+        self.max_depth = max_depth
+
+    def _deeper(self, token: _Token) -> None:
+        """One more level of '(' or 'not'; bounded, so parsing (and evaluating, printing)
+        the tree never recurses past ``max_depth``."""
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise FilterError(
+                f"nested more than {self.max_depth} levels deep (parentheses and 'not') "
+                f"at column {token.pos + 1}"
+            )
 
     @property
     def token(self) -> _Token:
@@ -167,10 +179,15 @@ class _Parser:
         token = self.token
         if token.kind == "keyword" and token.text == "not":
             self.i += 1
-            return Not(self.not_expr())
+            self._deeper(token)
+            inner = self.not_expr()
+            self.depth -= 1
+            return Not(inner)
         if token.kind == "paren" and token.text == "(":
             self.i += 1
+            self._deeper(token)
             node = self.expr()
+            self.depth -= 1
             if not (self.token.kind == "paren" and self.token.text == ")"):
                 raise FilterError(
                     f"expected ')' {self._where(self.token)} to close the '(' at column "
@@ -238,11 +255,28 @@ class Filter:
         return str(self.root)
 
 
-def parse_filter(text: str, known: Collection[str]) -> Filter:
-    """Parse ``text``; :class:`~hwsearch.errors.FilterError` says where and why it fails."""
+def parse_filter(
+    text: str,
+    known: Collection[str],
+    *,
+    max_length: int | None = None,
+    max_depth: int | None = None,
+) -> Filter:
+    """Parse ``text``; :class:`~hwsearch.errors.FilterError` says where and why it fails.
+
+    ``max_length`` (characters) and ``max_depth`` (nesting of '(' and 'not') default to the
+    process's limits (:class:`hwsearch.search.limits.SpecLimits` ``where_length``,
+    ``where_depth``)."""
+    from hwsearch.search.limits import current_limits
+
     if not isinstance(text, str):
         raise FilterError(f"a filter must be a string, got {type(text).__name__}")
-    return Filter(text, _Parser(text, known).parse())
+    limits = current_limits()
+    length = limits.where_length if max_length is None else max_length
+    if len(text) > length:
+        raise FilterError(f"a filter of {len(text)} characters is longer than {length}")
+    depth = limits.where_depth if max_depth is None else max_depth
+    return Filter(text, _Parser(text, known, depth).parse())
 
 
 __all__ = ["BoolOp", "Comparison", "Filter", "Not", "parse_filter"]

@@ -49,14 +49,12 @@ the spec file's folder (:func:`load_spec`), else from ``base_dir`` or the curren
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -84,6 +82,7 @@ from hwsearch.search.objectives import (
 
 if TYPE_CHECKING:
     from hwsearch.models.base import Knob, ModelFamily
+    from hwsearch.search.limits import SpecLimits
 
 Scalar = bool | int | float | str
 
@@ -195,14 +194,14 @@ class ChoiceVarSpec(_Model):
     @field_validator("values")
     @classmethod
     def _distinct(cls, values: list[Scalar]) -> list[Scalar]:
-        seen: list[Scalar] = []
+        # Linear: keyed by type too, since True == 1 == 1.0 must stay distinct from 1 only
+        # for booleans (1 and 1.0 are the same value).
+        seen: set[tuple[bool, Scalar]] = set()
         for value in values:
-            if any(
-                value == other and isinstance(value, bool) == isinstance(other, bool)
-                for other in seen
-            ):
-                raise ValueError(f"{value!r} is listed twice; values must be distinct")
-            seen.append(value)
+            key = (isinstance(value, bool), value)
+            if key in seen:
+                raise ValueError(f"{_describe(value)} is listed twice; values must be distinct")
+            seen.add(key)
         return values
 
 
@@ -342,12 +341,26 @@ class DeviceTargetSpec(_Model):
 
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
-    """``value`` as an absolute path; a relative one is taken from the context's base_dir."""
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        base = (info.context or {}).get("base_dir")
-        path = Path(base or ".") / path
-    return str(path.resolve())
+    """``value`` as a final absolute path (:func:`hwsearch.files.resolve`: ``~``, ``..`` and
+    links resolved; a relative one taken from the context's base_dir), confined to the
+    context's ``file_roots`` where it has them (a server's table folders)."""
+    from hwsearch.files import FileAccessError, confine, resolve
+
+    context = info.context or {}
+    try:
+        path = resolve(value, context.get("base_dir"))
+    except FileAccessError as exc:
+        raise ValueError(exc.reason) from None
+    roots = context.get("file_roots")
+    try:
+        return str(confine(path, roots))
+    except FileAccessError:
+        if not roots:
+            raise ValueError(
+                "this server reads no table files (start it with --tables DIR)"
+            ) from None
+        shown = ", ".join(str(r) for r in roots)
+        raise ValueError(f"{value!r} is outside the server's table folders ({shown})") from None
 
 
 TablePath = Annotated[str, StringConstraints(min_length=1), AfterValidator(_resolve_path)]
@@ -546,7 +559,7 @@ class JobSpec(_Model):
     ] = Field(default_factory=MeasurementSettings)
     active_learning: ActiveLearningSpec | None = None
     prior: PriorSpec | None = None
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's seed range
 
     @model_validator(mode="before")
     @classmethod
@@ -655,45 +668,12 @@ class JobSpec(_Model):
 
 
 def load_spec(path: str | Path) -> JobSpec:
-    """Read a YAML or JSON spec file (by extension; otherwise JSON, then YAML)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecErrors([SpecError("", f"cannot read {str(path)!r}: {exc.strerror}")]) from None
-    suffix = path.suffix.lower()
-    data: Any
-    if suffix == ".json":
-        data = _load_json(text)
-    elif suffix in (".yaml", ".yml"):
-        data = _load_yaml(text)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = _load_yaml(text)
-    return parse_spec(data, default_name=path.stem, base_dir=path.resolve().parent)
+    """Read a YAML or JSON spec file (by extension; otherwise JSON, then YAML), under the
+    limits of :mod:`hwsearch.search.spec_files` (size, encoding, nesting, aliases)."""
+    from hwsearch.search.spec_files import read_spec_data
 
-
-def _load_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecErrors(
-            [SpecError("", f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}")]
-        ) from None
-
-
-def _load_yaml(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecErrors([SpecError("", f"not valid YAML{where}: {problem}")]) from None
+    resolved, data = read_spec_data(path)
+    return parse_spec(data, default_name=Path(path).stem, base_dir=resolved.parent)
 
 
 def parse_spec(
@@ -701,15 +681,24 @@ def parse_spec(
     *,
     default_name: str | None = None,
     base_dir: str | Path | None = None,
+    file_roots: tuple[Path, ...] | None = None,
+    limits: SpecLimits | None = None,
 ) -> JobSpec:
     """Validate ``data`` into a :class:`JobSpec`; raises :class:`SpecErrors` listing every
     problem found. ``default_name`` names the job when ``data`` has no ``name``; relative
-    table paths are read from ``base_dir`` (default: the current directory)."""
+    table paths are read from ``base_dir`` (default: the current directory); with
+    ``file_roots`` (resolved folders), every file the spec names must lie inside one.
+    ``limits`` (default: the process's, :mod:`hwsearch.search.limits`) are checked first."""
     if not isinstance(data, Mapping):
         raise SpecErrors(
             [SpecError("", f"a job spec must be a mapping of fields, got {type(data).__name__}")]
         )
-    context = {"default_name": default_name, "base_dir": base_dir}
+    from hwsearch.search.limits import check_limits
+
+    over = check_limits(data, limits)
+    if over:  # before any model is built or file opened
+        raise SpecErrors(over)
+    context = {"default_name": default_name, "base_dir": base_dir, "file_roots": file_roots}
     try:
         spec = JobSpec.model_validate(dict(data), context=context)
     except ValidationError as exc:
@@ -718,6 +707,9 @@ def parse_spec(
     problems = _check_meaning(spec)
     if problems:
         raise SpecErrors(problems)
+    stored = check_limits(spec.to_dict(), limits)  # the stored form is re-read under them
+    if stored:
+        raise SpecErrors(stored)
     return spec
 
 
@@ -1317,7 +1309,7 @@ def _check_prior(spec: JobSpec) -> list[SpecError]:
                 SpecError(
                     f"{field}.key",
                     f"none of {len(keys)} configs of this space has a row in {source.table} "
-                    f"(e.g. {keys[0]!r}; the table's keys look like {table.keys()[0]!r})",
+                    f"(e.g. {keys[0]!r})",
                 )
             )
             continue

@@ -89,6 +89,11 @@ def _open_store(url: str | None, *, create: bool = False) -> Any:
     parsed = make_url(resolved)
     shown = parsed.render_as_string(hide_password=True)
     is_file = parsed.get_backend_name() == "sqlite" and bool(parsed.database)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise HwsearchError(
+            f"{shown} is an in-memory database: what a command stores there is gone when it "
+            "ends; name a file, e.g. --db sqlite:///hwsearch.db"
+        )
     if not create and is_file and not Path(str(parsed.database)).exists():
         raise HwsearchError(
             f"no database at {shown}; run a job first, or name one with --db or HWSEARCH_DB_URL"
@@ -403,6 +408,12 @@ def serve(
         typer.Option(help="Module to import at start, registering families or optimizers."),
     ] = None,
     max_body_bytes: Annotated[int, typer.Option(min=1024)] = 1 << 20,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A cap on what specs may ask for, NAME=VALUE (repeatable; see docs/service.md).",
+        ),
+    ] = None,
     run_jobs: Annotated[bool, typer.Option(help="Run queued jobs in this server.")] = True,
     api_workers: Annotated[
         int,
@@ -421,14 +432,20 @@ def serve(
 
     import uvicorn
 
+    from hwsearch.search.limits import SpecLimits
     from hwsearch.service.api import ServiceSettings, create_app
     from hwsearch.service.runner import JobRunner, RunnerSettings
 
+    try:
+        limits = SpecLimits.parse_settings(list(limit or ()))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--limit") from None
     with _user_errors():
         store = _open_store(db, create=True)
         settings = ServiceSettings(
             db_url=store.url,
             max_body_bytes=max_body_bytes,
+            limits=limits,
             table_roots=tuple(tables or ()),
             plugins=tuple(plugin or ()),
             runner=RunnerSettings(
@@ -476,22 +493,16 @@ def submit(
     `hwsearch serve` on it to run."""
     import time
 
-    import yaml
-
     from hwsearch.records import JobState
     from hwsearch.search.driver import target_name
     from hwsearch.search.spec import load_spec
+    from hwsearch.search.spec_files import read_spec_data
     from hwsearch.service.fronts import load_front
 
     terminal = {JobState.FINISHED, JobState.FAILED, JobState.CANCELLED}
     with _user_errors():
         if server:
-            try:
-                data = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as exc:
-                raise SpecErrors(
-                    [SpecError("", f"cannot read {str(spec_path)!r}: {exc}")]
-                ) from None
+            _, data = read_spec_data(spec_path)  # size, encoding, depth and aliases limited
             if isinstance(data, dict):
                 data.setdefault("name", spec_path.stem)
             with _client(server, token) as client:

@@ -8,6 +8,7 @@ accuracy is compared with the stored one and both are written into the README.
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,11 +51,25 @@ def candidate_description(store: Store, job_id: int, candidate_id: int) -> dict[
     return _describe(store.get_candidate(job_id, candidate_id), store.get_job(job_id))
 
 
+#: One export at a time per process: ``torch.jit.trace`` keeps global tracing state, and
+#: rebuilding a model seeds torch's global generator, so two exports from the API's thread
+#: pool at once would fail or train different weights.
+_TORCH_LOCK = threading.Lock()
+
+
 def export_candidate(
     store: Store, job_id: int, candidate_id: int, out_dir: Path, *, onnx: bool = False
 ) -> ExportResult:
     """Write config (JSON, YAML), state dict, TorchScript and a README into ``out_dir``;
-    with ``onnx``, also ``model.onnx`` (the float model, needs the ``onnx`` package)."""
+    with ``onnx``, also ``model.onnx`` (the float model, needs the ``onnx`` package).
+    Exports run one at a time (the others wait)."""
+    with _TORCH_LOCK:
+        return _export_candidate(store, job_id, candidate_id, out_dir, onnx=onnx)
+
+
+def _export_candidate(
+    store: Store, job_id: int, candidate_id: int, out_dir: Path, *, onnx: bool
+) -> ExportResult:
     import torch
 
     from hwsearch.models import TrainSettings, build_candidate, get_family

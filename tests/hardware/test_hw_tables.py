@@ -65,12 +65,12 @@ def test_missing_key_names_the_key_and_the_file(latency_csv: Path) -> None:
         table.value(key, "phone")
 
 
-def test_missing_column_names_it_and_lists_the_columns(latency_csv: Path) -> None:
+def test_missing_column_names_it_and_counts_the_columns(latency_csv: Path) -> None:
     table = MetricTable(latency_csv)
     with pytest.raises(TableColumnError) as info:
         table.value(A1, "pixel3")
     assert str(info.value) == (
-        f"column 'pixel3' not in {latency_csv}; numeric columns: index, phone, gpu"
+        f"column 'pixel3' not in {latency_csv} (the table has 3 numeric column(s))"
     )
     assert info.value.column == "pixel3"
     with pytest.raises(TableColumnError, match=r"'note' of .* is not numeric"):
@@ -93,9 +93,7 @@ def test_bad_files(tmp_path: Path) -> None:
         load_table(tmp_path / "nothing.csv")
     other_key = tmp_path / "other.csv"
     other_key.write_text(f"name,phone\n{A1},1.0\n")
-    with pytest.raises(
-        TableColumnError, match=r"key column 'arch' not in .*; columns: name, phone"
-    ):
+    with pytest.raises(TableColumnError, match=r"'arch' not in .* \(its 2 column\(s\) do not"):
         MetricTable(other_key)
     assert MetricTable(other_key, key="name").value(A1, "phone") == 1.0
     twice = tmp_path / "twice.csv"
@@ -104,7 +102,7 @@ def test_bad_files(tmp_path: Path) -> None:
         MetricTable(twice)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(TableError, match="cannot read table"):
+    with pytest.raises(TableError, match="is empty"):
         MetricTable(empty)
 
 

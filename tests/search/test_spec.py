@@ -399,8 +399,8 @@ def test_bad_table_paths_and_columns_are_named(tables: Path) -> None:
     data["evaluation"]["table"] = str(tables / "missing.csv")
     found = problems(data)
     assert found == {
-        "target.column": f"column 'pixel4' not in {tables / 'latency.csv'}; "
-        "numeric columns: pixel3, gold_6240",
+        "target.column": f"column 'pixel4' not in {tables / 'latency.csv'} "
+        "(the table has 2 numeric column(s))",
         "evaluation.table": f"table file {tables / 'missing.csv'} does not exist "
         "(a relative path is read from the spec file's folder)",
     }
@@ -409,7 +409,7 @@ def test_bad_table_paths_and_columns_are_named(tables: Path) -> None:
     data["target"]["key"] = "architecture"
     found = problems(data)
     assert found["evaluation.column"].startswith("column 'label' of ")
-    assert found["evaluation.column"].endswith("is not numeric; numeric columns: cifar10_acc")
+    assert found["evaluation.column"].endswith("is not numeric (the table has 1 numeric column(s))")
     assert found["target.key"].startswith("key column 'architecture' not in ")
     assert set(found) == {"evaluation.column", "target.key"}
 

@@ -118,7 +118,7 @@ def test_table_files_outside_the_servers_folders_are_refused_unread(
     body = response.text
     assert "hunter2" not in body and "password" not in body.replace(str(secret), "")
     fields = {e["field"] for e in response.json()["errors"]}
-    assert fields == {"target.table", "evaluation.table"}
+    assert {"target.table", "evaluation.table"} <= fields  # beside the space's own problems
 
 
 def test_table_files_inside_the_servers_folder_are_accepted(

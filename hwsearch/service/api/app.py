@@ -15,7 +15,9 @@ from starlette.types import Receive, Scope, Send
 import hwsearch
 from hwsearch.db import Store
 from hwsearch.errors import HwsearchError
+from hwsearch.search.limits import configure_limits
 from hwsearch.service.api.auth import TokenCache
+from hwsearch.service.api.controls import refuse_control_characters
 from hwsearch.service.api.errors import install_error_handlers
 from hwsearch.service.api.fronts import FrontCache, send_replay
 from hwsearch.service.api.routers import catalog, fronts, jobs, predictions
@@ -39,10 +41,13 @@ def load_plugins(modules: tuple[str, ...]) -> None:
 
 
 class ServiceAPI(FastAPI):
-    """FastAPI, except that a repeat of a front query it answered is sent from the front
-    cache before FastAPI's middleware and routing (see :func:`send_replay`)."""
+    """FastAPI, except that a request with control characters is refused (422) and a
+    repeat of a front query it answered is sent from the front cache, both before FastAPI's
+    middleware and routing (see :func:`refuse_control_characters`, :func:`send_replay`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and await refuse_control_characters(scope, send):
+            return
         if scope["type"] == "http" and await send_replay(self.state, scope, send):
             return
         await super().__call__(scope, receive, send)
@@ -56,6 +61,7 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
     """
     settings = settings or ServiceSettings()
     load_plugins(settings.plugins)
+    configure_limits(settings.limits)  # the runner re-reads specs, and filters, under them
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hwsearch.search.limits import SpecLimits
 from hwsearch.service.runner import RunnerSettings
 
 #: Where ``hwsearch serve --api-workers N`` hands its settings to the worker processes.
@@ -26,6 +27,8 @@ class ServiceSettings:
     file is opened. ``plugins``: modules imported at start-up, which may register extra
     families or optimizers; specs still name only registered names, never Python.
     ``run_jobs`` off serves the API without running anything (another server runs them).
+    ``limits``: caps on what a spec or a query may ask for (:mod:`hwsearch.search.limits`);
+    they become this process's limits when the app is created.
     """
 
     db_url: str | None = None
@@ -37,6 +40,7 @@ class ServiceSettings:
     #: How long an answer about a token is remembered: a revoked token stops working
     #: within this many seconds.
     token_cache_s: float = 5.0
+    limits: SpecLimits = field(default_factory=SpecLimits)
 
     def __post_init__(self) -> None:
         if isinstance(self.max_body_bytes, bool) or self.max_body_bytes < 1024:
@@ -56,6 +60,7 @@ class ServiceSettings:
             "table_roots": [str(p) for p in self.table_roots],
             "plugins": list(self.plugins),
             "token_cache_s": self.token_cache_s,
+            "limits": self.limits.to_dict(),
         }
         return {SETTINGS_ENV: json.dumps(data)}
 
@@ -73,4 +78,5 @@ class ServiceSettings:
             plugins=tuple(data["plugins"]),
             run_jobs=False,
             token_cache_s=data["token_cache_s"],
+            limits=SpecLimits(**data.get("limits", {})),
         )

@@ -98,7 +98,7 @@ def submit_job(
     token: SubmitTokenDep,
     response: Response,
 ) -> dict[str, Any]:
-    spec = check_submission(body.spec, settings.table_roots)  # SpecErrors: 422 by field
+    spec = check_submission(body.spec, settings.table_roots, settings.limits)  # 422 by field
     job = store.create_job(
         name=spec.name,
         family=spec.family,
