@@ -83,7 +83,8 @@ def _assert_complete(store: Store, job: Any, budget: int) -> None:
 @dataclass
 class Outage:
     """The real evaluation; the ``after``-th one (over every job) stops the server for
-    ``seconds``. Each evaluation's interval is recorded, by candidate, with ``label``."""
+    ``seconds``. Each evaluation's interval, from the driver's call to its outcome, is
+    recorded by candidate with ``label``."""
 
     server: Any = None
     after: int = 0
@@ -92,13 +93,17 @@ class Outage:
     intervals: list[tuple[str, int, float, float]] = field(default_factory=list)
     restarted: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    device: threading.Lock = field(default_factory=threading.Lock)
 
     def executor(self, label: str = "") -> Callable[[], InProcessExecutor]:
         return lambda: InProcessExecutor(evaluate=lambda task: self.evaluate(task, label))
 
     def evaluate(self, task: EvalTask, label: str) -> EvalOutcome:
         start = time.monotonic()
-        outcome = evaluate_safely(task)
+        # One evaluation at a time, as on one measurement device: two in one process would
+        # meet in PyTorch's profiler (process-wide), failing one of them.
+        with self.device:
+            outcome = evaluate_safely(task)
         with self.lock:
             self.calls += 1
             self.intervals.append((label, task.candidate_id, start, time.monotonic()))
