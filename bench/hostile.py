@@ -319,7 +319,7 @@ def main() -> None:
         url = f"sqlite:///{folder / 'hostile.db'}"
         with Store.open(url) as store:
             job_id, _ = build_job(store, 200)
-            token, _ = create_token(store, "hostile", TokenScope.WRITE)
+            token, _ = create_token(store, "hostile", TokenScope.SUBMIT)
         port = _free_port()
         command = [
             sys.executable, "-c", "from hwsearch.service.cli import app; app()",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -29,10 +29,13 @@ class JobState(enum.StrEnum):
 
 
 class TokenScope(enum.StrEnum):
-    """What an API token may do: ``read`` queries; ``write`` also submits and cancels jobs."""
+    """What an API token may do: ``read`` queries; ``submit`` also submits jobs and cancels
+    its own; ``admin`` also cancels anyone's. ``WRITE`` is the former name of ``SUBMIT``."""
 
     READ = "read"
-    WRITE = "write"
+    SUBMIT = "submit"
+    ADMIN = "admin"
+    WRITE = "submit"
 
 
 class CandidateStatus(enum.StrEnum):
@@ -65,6 +68,29 @@ class JobRecord:
     finished_at: datetime | None = None
     evaluations: int = 0
     error: str | None = None
+    lease: Lease | None = None  # who drives the job now (or last did); see hwsearch.db.leases
+    owner_token_id: int | None = None  # the API token that submitted it
+
+    def stale(self, now: datetime | None = None) -> bool:
+        """Running, but its driver stopped renewing the lease (killed, or lost the database):
+        any runner, or ``hwsearch resume``, may take it over."""
+        if self.state is not JobState.RUNNING:
+            return False
+        return self.lease is None or self.lease.expired(now)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The driver holding a job: runner id, host and process, last heartbeat, expiry."""
+
+    owner: str
+    host: str
+    pid: int
+    heartbeat_at: datetime
+    expires_at: datetime
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at <= (now or datetime.now(UTC))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,14 @@ cannot be reached the PostgreSQL runs are skipped, except under ``CI`` where the
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -121,7 +128,10 @@ def tiny_spec_session() -> dict[str, Any]:
     return _tiny_spec()
 
 
-SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+SHARED_DATA = Path(
+    os.environ.get("HWSEARCH_TEST_SHARED_DATA")
+    or (Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+).resolve()
 
 
 @pytest.fixture(scope="session")
@@ -175,3 +185,96 @@ def nb201_active_spec(nb201_data: Path) -> Callable[..., dict[str, Any]]:
         }
 
     return make
+
+
+# -- a PostgreSQL server of the test's own ----------------------------------------------------
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster made by ``initdb`` in a temporary folder and run by ``pg_ctl`` on
+    a free port of 127.0.0.1 (trust authentication), for tests that stop and start a
+    server: they never touch the machine's own. Run as the ``postgres`` user when the tests
+    run as root (PostgreSQL refuses root)."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="hwsearch-pg-"))
+        self.data = self.root / "data"
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, *args: str) -> None:
+        done = subprocess.run(
+            [*self._as, *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: {done.stderr or done.stdout}")
+
+    def init(self) -> None:
+        self._run(
+            str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
+            "-A", "trust", "-E", "UTF8", "--no-sync",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.root / "server.log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; ``fast`` ends every session as a shutdown would."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def remove(self) -> None:
+        if self.running():
+            with contextlib.suppress(RuntimeError):
+                self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _postgres_bindir() -> Path | None:
+    found = sorted(
+        Path(p).parent
+        for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")
+        if Path(p).with_name("pg_ctl").exists()
+    )
+    return found[-1] if found else None
+
+
+@pytest.fixture
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A running PostgreSQL server of this test alone, removed afterwards. Skipped with the
+    reason where PostgreSQL's binaries are missing, except under ``CI``."""
+    bindir = _postgres_bindir()
+    reason = None
+    if bindir is None:
+        reason = "no initdb and pg_ctl under /usr/lib/postgresql/*/bin"
+    elif os.geteuid() == 0 and not shutil.which("runuser"):
+        reason = "running as root without runuser to start PostgreSQL as postgres"
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    assert bindir is not None
+    server = ThrowawayPostgres(bindir)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.remove()

@@ -127,6 +127,16 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Energy and carbon of the search itself (hwsearch.hardware.footprint), once it ran.
     footprint: Mapped[dict[str, Any] | None]
+    # The lease of the driver running the job (hwsearch.db.leases); migration 0007.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_host: Mapped[str | None] = mapped_column(String(255))
+    lease_pid: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None]
+    lease_expires_at: Mapped[datetime | None]
+    # The API token that submitted the job; it (or an admin token) may cancel it.
+    owner_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="SET NULL")
+    )
 
     candidates: Mapped[list[Candidate]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True

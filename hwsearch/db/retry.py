@@ -7,11 +7,15 @@ again is safe: the failed attempt was rolled back as a whole. A call is retried 
 bounded exponential backoff for up to :data:`RETRY_WINDOW_S` seconds (``HWSEARCH_DB_RETRY_S``
 overrides it), then the last error is raised.
 
+:func:`call_with_retries` does the same for any call — the driver uses it for Optuna's
+writes to its study, whose errors wrap the driver's ones.
+
 Not retried: anything on SQLite (its writers queue on the busy timeout instead), and every
 error that is not about the connection or a transaction conflict (constraint violations,
 bad input). The one ambiguous case is a connection lost *during* ``COMMIT``: the write may
 have landed, and its retry then meets the unique constraints (a candidate's metric stored
-twice is refused) and fails with that error instead of writing a duplicate row.
+once). A retried result whose every value is stored already, unchanged, is taken as that
+landed write and succeeds; any other clash is refused, never written as a duplicate row.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-__all__ = ["RETRY_WINDOW_S", "install", "is_transient", "retrying"]
+__all__ = [
+    "RETRY_WINDOW_S",
+    "call_with_retries",
+    "install",
+    "is_transient",
+    "retrying",
+    "transient_cause",
+]
 
 log = logging.getLogger("hwsearch.db")
 
@@ -37,6 +48,7 @@ MAX_DELAY_S = 2.0
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def is_transient(error: BaseException, dialect: str) -> bool:
@@ -52,32 +64,54 @@ def is_transient(error: BaseException, dialect: str) -> bool:
     return isinstance(error, OperationalError) and state is None
 
 
+def transient_cause(error: BaseException, dialect: str) -> DBAPIError | None:
+    """The transient database error behind ``error``: itself, or what it was raised from
+    (libraries such as Optuna wrap the driver's errors in their own)."""
+    seen: BaseException | None = error
+    for _ in range(4):
+        if seen is None:
+            return None
+        if isinstance(seen, DBAPIError) and is_transient(seen, dialect):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def call_with_retries(
+    call: Callable[[], T], dialect: str, what: str, *, on_retry: Callable[[], None] | None = None
+) -> T:
+    """Run ``call`` (one whole transaction, or steps that are safe to repeat) again while it
+    fails for a transient reason, for up to :data:`RETRY_WINDOW_S` seconds; ``on_retry``
+    runs before each new attempt (to tidy what a failed one left)."""
+    deadline = time.monotonic() + RETRY_WINDOW_S
+    delay = FIRST_DELAY_S
+    attempt = 1
+    while True:
+        try:
+            if attempt > 1 and on_retry is not None:
+                on_retry()
+            return call()
+        except Exception as exc:
+            cause = transient_cause(exc, dialect)
+            if cause is None or time.monotonic() + delay > deadline:
+                raise
+            reason = str(cause.orig or cause).strip().splitlines()[0] if str(cause) else ""
+            log.warning(
+                "%s failed (attempt %d: %s); retrying in %.1f s", what, attempt, reason, delay
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_DELAY_S)
+            attempt += 1
+
+
 def retrying(method: F) -> F:
     """Wrap a ``Store`` method so that transient failures run it again (see the module)."""
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        dialect = self.engine.dialect.name
-        deadline = time.monotonic() + RETRY_WINDOW_S
-        delay = FIRST_DELAY_S
-        attempt = 1
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except DBAPIError as exc:
-                if not is_transient(exc, dialect) or time.monotonic() + delay > deadline:
-                    raise
-                reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc) else ""
-                log.warning(
-                    "%s failed (attempt %d: %s); retrying in %.1f s",
-                    method.__name__,
-                    attempt,
-                    reason,
-                    delay,
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, MAX_DELAY_S)
-                attempt += 1
+        return call_with_retries(
+            lambda: method(self, *args, **kwargs), self.engine.dialect.name, method.__name__
+        )
 
     return wrapper  # type: ignore[return-value]
 

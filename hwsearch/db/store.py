@@ -28,6 +28,7 @@ from hwsearch.db.engine import (
     normalize_url,
     upgrade_engine,
 )
+from hwsearch.db.leases import lease_record
 from hwsearch.db.models import (
     ApiToken,
     Candidate,
@@ -149,14 +150,28 @@ class Store:
 
     # -- jobs ---------------------------------------------------------------------------
 
-    def create_job(self, *, name: str, family: str, target: str, spec: dict[str, Any]) -> JobRecord:
+    def create_job(
+        self,
+        *,
+        name: str,
+        family: str,
+        target: str,
+        spec: dict[str, Any],
+        owner_token_id: int | None = None,
+    ) -> JobRecord:
+        """Queue a new job; ``owner_token_id``: the API token submitting it, if any."""
         _check_text("name", name, _MAX_NAME)
         _check_text("family", family, _MAX_LABEL)
         _check_text("target", target, _MAX_LABEL)
         stored_spec = _json_object("spec", spec)
         with self._writing() as session:
             job = Job(
-                name=name, family=family, target=target, spec=stored_spec, state=JobState.QUEUED
+                name=name,
+                family=family,
+                target=target,
+                spec=stored_spec,
+                state=JobState.QUEUED,
+                owner_token_id=owner_token_id,
             )
             session.add(job)
             session.flush()
@@ -373,10 +388,22 @@ class Store:
                 if rows:
                     connection.execute(_INSERT_MEASUREMENTS, rows)
         except IntegrityError as exc:
+            if self._already_stored(results):
+                return  # a retried call whose first COMMIT landed, its answer lost
             clash = self._stored_clash(results, fields)
             if clash is None:
                 raise
             raise clash from exc
+
+    def _already_stored(self, results: Sequence[tuple[int, list[MetricValue], bool]]) -> bool:
+        """Whether every metric of ``results`` is stored already, with the same value."""
+        wanted = {(r[0], m.name): m.value for r in results for m in r[1]}
+        with self._engine.connect() as connection:
+            query = select(Measurement.candidate_id, Measurement.metric, Measurement.value).where(
+                Measurement.candidate_id.in_([r[0] for r in results])
+            )
+            stored = {(c, name): value for c, name, value in connection.execute(query)}
+        return all(stored.get(key) == value for key, value in wanted.items())
 
     def _stored_clash(
         self, results: Sequence[tuple[int, list[MetricValue], bool]], fields: Sequence[str]
@@ -1156,6 +1183,8 @@ def _job_record(job: Job, *, evaluations: int) -> JobRecord:
         finished_at=job.finished_at,
         evaluations=int(evaluations),
         error=job.error,
+        lease=lease_record(job),
+        owner_token_id=job.owner_token_id,
     )
 
 

@@ -47,6 +47,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from hwsearch.db.engine import SQLITE_BUSY_TIMEOUT_S, normalize_url
+from hwsearch.db.retry import call_with_retries
 from hwsearch.errors import SpecError
 from hwsearch.search.optimizer import Optimizer, Suggestion, int_option, probability_option
 from hwsearch.search.space import ChoiceVar, FloatVar, IntVar
@@ -131,6 +132,9 @@ class OptunaOptimizer(Optimizer):
         self._name_metrics()
         self._trials: dict[int, optuna.Trial] = {}
         self._fail_state = lib.trial.TrialState.FAIL
+        self._running_state = lib.trial.TrialState.RUNNING
+        self._finished_error = lib.exceptions.UpdateFinishedTrialError
+        self._dialect = "sqlite"  # in memory until attach_storage: nothing to retry
         self._experimental = lib.exceptions.ExperimentalWarning
 
     def _name_metrics(self) -> None:
@@ -161,16 +165,29 @@ class OptunaOptimizer(Optimizer):
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             return
         lib = _import_optuna()
-        storage = _rdb_storage(lib, parsed)
-        with contextlib.suppress(KeyError):  # KeyError: none yet, the job's first run
-            lib.delete_study(study_name=name, storage=storage)
-        self._study = lib.create_study(
-            storage=storage,
-            study_name=name,
-            directions=[o.direction for o in self.objectives],
-            sampler=self._study.sampler,
-        )
+        self._dialect = parsed.get_backend_name()
+        sampler = self._study.sampler
+
+        def attach() -> optuna.Study:
+            storage = _rdb_storage(lib, parsed)
+            with contextlib.suppress(KeyError):  # KeyError: none yet, the job's first run
+                lib.delete_study(study_name=name, storage=storage)
+            return lib.create_study(
+                storage=storage,
+                study_name=name,
+                directions=[o.direction for o in self.objectives],
+                sampler=sampler,
+            )
+
+        self._study = call_with_retries(attach, self._dialect, f"attaching study {name}")
         self._name_metrics()
+
+    def _fail_orphans(self) -> None:
+        """Fail the trials a failed ``ask`` left running, so that no sampler counts them."""
+        running = self._study.get_trials(deepcopy=False, states=(self._running_state,))
+        for trial in running:
+            if trial.number not in self._trials:
+                self._study.tell(trial.number, state=self._fail_state, skip_if_finished=True)
 
     def ask(self, n: int) -> list[Suggestion]:
         if n < 0:
@@ -179,7 +196,14 @@ class OptunaOptimizer(Optimizer):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", self._experimental)
             for _ in range(n):
-                trial = self._study.ask(fixed_distributions=self._distributions)
+                # The study's storage is the job's database: its writes survive the outages
+                # the driver's do (hwsearch.db.retry), a failed attempt's trial is failed.
+                trial = call_with_retries(
+                    lambda: self._study.ask(fixed_distributions=self._distributions),
+                    self._dialect,
+                    "asking Optuna for a trial",
+                    on_retry=self._fail_orphans,
+                )
                 self._trials[trial.number] = trial
                 params = {name: trial.params[name] for name in self._distributions}
                 out.append(Suggestion(trial.number, params))
@@ -195,13 +219,24 @@ class OptunaOptimizer(Optimizer):
         if trial is None:
             raise ValueError(f"suggestion {suggestion_id!r} is unknown or was already told")
         checked, limits = self._check_result(values, violations)
-        del self._trials[suggestion_id]
         if checked is None:
-            self._study.tell(trial, state=self._fail_state)
-            return
-        for i, violation in enumerate(limits):
-            trial.set_constraint(str(i), violation)
-        self._study.tell(trial, checked)
+            call_with_retries(
+                lambda: self._study.tell(trial, state=self._fail_state, skip_if_finished=True),
+                self._dialect,
+                "telling Optuna a failed trial",
+            )
+        else:
+
+            def tell() -> None:
+                try:
+                    for i, violation in enumerate(limits):
+                        trial.set_constraint(str(i), violation)
+                except self._finished_error:  # an attempt whose answer was lost did land
+                    return
+                self._study.tell(trial, checked, skip_if_finished=True)
+
+            call_with_retries(tell, self._dialect, "telling Optuna a trial's values")
+        del self._trials[suggestion_id]
 
 
 class _OptunaGenetic(OptunaOptimizer):

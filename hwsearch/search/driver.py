@@ -22,6 +22,7 @@ of its evaluations starts.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,8 +30,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import DBAPIError
 
 from hwsearch.db import Store
+from hwsearch.db.leases import LeaseKeeper, LeaseLost, LeaseOwner, Leases, LeaseSettings
+from hwsearch.db.retry import transient_cause
 from hwsearch.errors import HwsearchError
 from hwsearch.models import get_family
 from hwsearch.plugins import loaded_plugins
@@ -61,6 +65,8 @@ from hwsearch.workers.kinds import kind_of
 # many such generations in a row the space is taken as exhausted.
 MAX_IDLE_GENERATIONS = 5
 BATCH_SIZE = 8
+
+log = logging.getLogger("hwsearch.driver")
 
 Told = tuple[list[float] | None, list[float]]  # objective values (None: failed), violations
 
@@ -111,14 +117,20 @@ class Driver:
         executor: Executor | None = None,
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
+        lease_owner: LeaseOwner | None = None,
+        lease_settings: LeaseSettings | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
         self.executor = executor or InProcessExecutor()
         self.on_progress = on_progress or (lambda progress: None)
-        # Asked before each generation; True ends the job as cancelled, keeping what finished.
+        # Asked after each evaluation; True ends the job as cancelled, keeping what finished.
         self.should_stop = should_stop or (lambda: False)
         self.stopped = False
+        # The job is driven under a lease (hwsearch.db.leases): one driver at a time.
+        self.lease_owner = lease_owner or LeaseOwner()
+        self.lease_settings = lease_settings or LeaseSettings.from_environment()
+        self._keeper: LeaseKeeper | None = None
         self.family = get_family(spec.family)
         self.space = SearchSpace.from_spec(spec)
         self.objectives = spec.get_objectives()
@@ -180,6 +192,7 @@ class Driver:
             target=self.target,
             spec=self.spec.to_dict(),
         )
+        self._take(job.id)
         return self._drive(job.id)
 
     def resume(self, job_id: int) -> JobRecord:
@@ -187,13 +200,19 @@ class Driver:
         job = self.store.get_job(job_id)
         if job.state == JobState.FINISHED:
             raise HwsearchError(f"job {job_id} is already finished; nothing to resume")
-        self._stored = {c.config_hash: c for c in self.store.list_candidates(job_id)}
-        fronts = self.store.list_fronts(job_id)
-        self._saved_generations = {f.generation for f in fronts}
-        if fronts:
-            self._reference = list(fronts[0].reference_point)
-        if job.state != JobState.QUEUED:
-            self.store.set_job_state(job_id, JobState.QUEUED)
+        self._take(job_id)  # JobLeased when another live driver runs it
+        try:
+            self._stored = {c.config_hash: c for c in self.store.list_candidates(job_id)}
+            fronts = self.store.list_fronts(job_id)
+            self._saved_generations = {f.generation for f in fronts}
+            if fronts:
+                self._reference = list(fronts[0].reference_point)
+            if self.store.get_job(job_id).state != JobState.QUEUED:
+                self.store.set_job_state(job_id, JobState.QUEUED)
+        except BaseException:
+            if self._keeper is not None:
+                self._keeper.stop()
+            raise
         return self._drive(job_id)
 
     @property
@@ -222,20 +241,58 @@ class Driver:
 
     # -- the loop ---------------------------------------------------------------------------
 
+    def _take(self, job_id: int) -> None:
+        """Lease the job for this driver and keep renewing it while the driver runs."""
+        leases = Leases(self.store)
+        leases.take(job_id, self.lease_owner, self.lease_settings.duration_s)
+        self._keeper = LeaseKeeper(leases, job_id, self.lease_owner, self.lease_settings).start()
+
     def _drive(self, job_id: int) -> JobRecord:
         self.job_id = job_id
-        job = self.store.set_job_state(job_id, JobState.RUNNING)
         try:
-            self._optimizer = self._make_optimizer(job.created_at)
-            self.optimizer.attach_storage(self.store.url, study_name(job_id))
-            self._search(job_id)
-        except BaseException as exc:  # interrupted or broken: keep what finished, say why
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            job = self.store.set_job_state(job_id, JobState.RUNNING)
+            try:
+                self._optimizer = self._make_optimizer(job.created_at)
+                self.optimizer.attach_storage(self.store.url, study_name(job_id))
+                self._search(job_id)
+            except BaseException as exc:  # interrupted or broken: keep what finished, say why
+                self._settle_failure(job_id, exc)
+                raise
+            return self.store.set_job_state(
+                job_id, JobState.CANCELLED if self.stopped else JobState.FINISHED
+            )
+        finally:
+            if self._keeper is not None:
+                self._keeper.stop()
+
+    def _settle_failure(self, job_id: int, exc: BaseException) -> None:
+        """Store why the job stopped, unless the next holder of its lease must settle it:
+        when another driver took it over, or the database is away (the job stays
+        ``running``, its lease expires, and a runner, or ``hwsearch resume``, continues it
+        from what it stored)."""
+        dialect = self.store.engine.dialect.name
+        if isinstance(exc, LeaseLost) or transient_cause(exc, dialect) is not None:
+            log.warning("job %s left for the next lease holder: %s", job_id, exc)
+            return
+        if isinstance(exc, KeyboardInterrupt):
+            reason = "interrupted"
+        elif isinstance(exc, DBAPIError):  # the database's reason, not the statement
+            reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc) else ""
+        else:
+            reason = str(exc)
+        try:  # retried while the database comes back (hwsearch.db.retry)
             self.store.set_job_state(job_id, JobState.FAILED, error=reason or type(exc).__name__)
-            raise
-        return self.store.set_job_state(
-            job_id, JobState.CANCELLED if self.stopped else JobState.FINISHED
-        )
+        except Exception as error:  # still away: its lease expires, the next holder settles
+            log.warning("job %s: storing its failure failed (%s); left to the next lease "
+                        "holder", job_id, error)  # fmt: skip
+
+    def _stop_requested(self) -> bool:
+        """Whether to stop now: cancel or shutdown asked, or the lease lost (raised)."""
+        if self._keeper is not None:
+            self._keeper.check()
+        if self.should_stop():
+            self.stopped = True
+        return self.stopped
 
     def _search(self, job_id: int) -> None:
         budget = self.spec.budget
@@ -252,12 +309,13 @@ class Driver:
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            if self.should_stop():
-                self.stopped = True
+            if self._stop_requested():
                 break
             size = self.batch_size if remaining is None else min(self.batch_size, remaining)
             measured_before = self._evaluations
             evaluated = self._generation(job_id, generation, self.optimizer.ask(size))
+            if self.stopped:  # within the generation: its pending candidates stay pending
+                break
             # a generation settled by prediction alone measured nothing new
             idle = 0 if evaluated and self._evaluations > measured_before else idle + 1
             if evaluated:
@@ -291,6 +349,8 @@ class Driver:
                 self._remember(candidate, outcome.metrics)
                 self._evaluations += 1
                 self.on_progress(self._progress(job_id, generation))
+                if self._stop_requested():  # cancel takes effect within one evaluation
+                    return settled
         # Told in the order asked, so that a replay reaches the same optimizer state.
         for suggestion, digest in zip(suggestions, hashes, strict=True):
             values, violations = self._told[digest]
@@ -385,7 +445,7 @@ class Driver:
         budget and the time last; each round ends with a new front."""
         budget = self.spec.budget.evaluations
         needed = sorted(self._needed())
-        while self._reference is not None and not self.should_stop():
+        while self._reference is not None and not self._stop_requested():
             if deadline is not None and time.monotonic() >= deadline:
                 return
             points, _ = compute_front(list(self._pool.values()), self.objectives, self._reference)

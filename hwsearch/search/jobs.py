@@ -4,7 +4,7 @@
 job needs besides the search itself: the search's own footprint (energy and carbon of the
 process, :mod:`hwsearch.hardware.footprint`), stored with the job and added to that of
 its earlier runs, and the target's profile stored among the targets. Progress callbacks and
-cancellation (``should_stop``, asked between generations) go to the driver.
+cancellation (``should_stop``, asked after each evaluation) and the job's lease go to the driver.
 
 ::
 
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hwsearch.db import Store
+from hwsearch.db.leases import LeaseOwner, LeaseSettings
 from hwsearch.records import JobRecord
 from hwsearch.search.driver import Driver, ProgressCallback
 from hwsearch.search.spec import JobSpec
@@ -43,11 +44,19 @@ class Job:
         executor: Executor | None = None,
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
+        lease_owner: LeaseOwner | None = None,
+        lease_settings: LeaseSettings | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
         self.driver = Driver(
-            spec, store, executor=executor, on_progress=on_progress, should_stop=should_stop
+            spec,
+            store,
+            executor=executor,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            lease_owner=lease_owner,
+            lease_settings=lease_settings,
         )
         #: the footprint of this run (a dict of :class:`~hwsearch.hardware.footprint.Footprint`)
         #: and of every run of the job so far, set once a run ends

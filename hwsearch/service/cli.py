@@ -282,18 +282,35 @@ def jobs(
                 records = client.list_jobs(state=wanted, limit=limit)
         else:
             records = _open_store(db).list_jobs(state=wanted, limit=limit)
-        table = Table("id", "name", "family", "target", "state", "evaluated", "created")
+        # who drives a running job (or that none does: stale), when any is running
+        drivers = any(job.state is JobState.RUNNING for job in records)
+        columns = ["id", "name", "family", "target", "state", "evaluated", "created"]
+        table = Table(*columns, *(["driver"] if drivers else []))
         for job in records:
             table.add_row(
                 str(job.id),
                 job.name,
                 job.family,
                 job.target,
-                job.state.value,
+                job.state.value + (" (stale)" if job.stale() else ""),
                 str(job.evaluations),
                 job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                *([_driver_cell(job)] if drivers else []),
             )
         console.print(table)
+
+
+def _driver_cell(job: Any) -> str:
+    """Who runs a running job, or since when its driver is silent (a stale job)."""
+    from hwsearch.records import JobState
+
+    lease = job.lease
+    if job.state is not JobState.RUNNING or lease is None:
+        return ""
+    where = f"{lease.host} pid {lease.pid}"
+    if job.stale():
+        return f"none: last heartbeat {lease.heartbeat_at:%H:%M:%S} from {where}"
+    return where
 
 
 class Format(StrEnum):
@@ -400,6 +417,9 @@ def serve(
             help="Processes answering requests (uvicorn workers); jobs still run in one.",
         ),
     ] = 1,
+    token_cache_s: Annotated[
+        float, typer.Option(min=0, help="A revoked token stops working within this time.")
+    ] = 5.0,
 ) -> None:
     """Serve the REST API and the dashboard, and run queued jobs."""
     import os
@@ -426,6 +446,7 @@ def serve(
                 executor=executor.value, workers=workers, max_jobs=max_jobs, address=address
             ),
             run_jobs=run_jobs,
+            token_cache_s=token_cache_s,
         )
         api = create_app(settings, store=store)  # with N workers, only to check the plug-ins
     errors.print(f"hwsearch serving on http://{host}:{port}/ (dashboard at /dashboard/)")
@@ -507,10 +528,23 @@ def submit(
             raise typer.Exit(1)
 
 
+class Scope(StrEnum):
+    read = "read"
+    submit = "submit"
+    admin = "admin"
+
+
 @tokens_app.command("create")
 def tokens_create(
     name: Annotated[str, typer.Option(help="Who or what the token is for.")],
-    read_only: Annotated[bool, typer.Option(help="Queries only; no submit or cancel.")] = False,
+    scope: Annotated[
+        Scope,
+        typer.Option(
+            help="read: queries; submit: also submit jobs and cancel its own; admin: also "
+            "cancel anyone's."
+        ),
+    ] = Scope.submit,
+    read_only: Annotated[bool, typer.Option(help="The same as --scope read.")] = False,
     db: DbOption = None,
 ) -> None:
     """Create an API token; its secret is printed once and stored only as a hash."""
@@ -518,8 +552,11 @@ def tokens_create(
     from hwsearch.service.api.auth import create_token
 
     with _user_errors():
-        scope = TokenScope.READ if read_only else TokenScope.WRITE
-        secret, record = create_token(_open_store(db, create=True), name, scope)
+        if read_only and scope is not Scope.submit and scope is not Scope.read:
+            raise SpecError("--read-only", f"contradicts --scope {scope.value}")
+        scope = Scope.read if read_only else scope
+        chosen = TokenScope(scope.value)
+        secret, record = create_token(_open_store(db, create=True), name, chosen)
         errors.print(f"token {record.id} ({record.name}, {record.scope.value}); keep it now:")
         sys.stdout.write(secret + "\n")
 
@@ -544,7 +581,8 @@ def tokens_list(db: DbOption = None) -> None:
 def tokens_revoke(
     token_id: Annotated[int, typer.Argument(metavar="ID")], db: DbOption = None
 ) -> None:
-    """Revoke an API token (servers notice within their token cache time, 30 s)."""
+    """Revoke an API token (servers notice within their token cache time, 5 s unless
+    `hwsearch serve --token-cache-s` says otherwise)."""
     with _user_errors():
         record = _open_store(db).revoke_token(token_id)
         console.print(f"token {record.id} ({record.name}) revoked")

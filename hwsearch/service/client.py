@@ -25,6 +25,7 @@ from hwsearch.records import (
     FrontRecord,
     JobRecord,
     JobState,
+    Lease,
     MetricValue,
     Provenance,
 )
@@ -208,7 +209,18 @@ def _job(data: dict[str, Any]) -> JobRecord:
         finished_at=_time(data.get("finished_at")),
         evaluations=data["evaluations"],
         error=data.get("error"),
+        lease=_lease(data.get("driver")),
+        owner_token_id=data.get("owner_token_id"),
     )
+
+
+def _lease(data: dict[str, Any] | None) -> Lease | None:
+    if not data:
+        return None
+    heartbeat, expires = _time(data["heartbeat_at"]), _time(data["lease_expires_at"])
+    if heartbeat is None or expires is None:
+        return None
+    return Lease(data["runner"], data["host"], data["pid"], heartbeat, expires)
 
 
 def _candidate(data: dict[str, Any]) -> CandidateRecord:

@@ -3,12 +3,17 @@
 One runner serves one database. It polls for ``queued`` jobs (oldest first; a submission
 wakes it at once) and runs each in a thread of its own with the driver's
 :meth:`~hwsearch.search.driver.Driver.resume`, which starts a job that never ran and
-continues one that was interrupted. At most ``max_jobs`` jobs run at once. When the runner
-starts, jobs left ``running`` by a server that stopped are resumed first: their finished
-candidates are replayed, not evaluated again.
+continues one that was interrupted. At most ``max_jobs`` jobs run at once.
 
-Cancelling a running job sets its ``cancel_requested`` flag; the driver reads it before each
-generation and ends the job ``cancelled``, with every finished candidate kept.
+Every job is driven under a lease (:mod:`hwsearch.db.leases`): the runner takes a job only
+when its lease is free or expired, with a compare-and-set in the database, so two servers
+on one database never drive the same job, and a second server leaves the first one's live
+jobs alone. At each poll the runner also adopts *stale* jobs — ``running`` with an expired
+lease, their driver killed or cut from the database — and its own jobs whose driver
+stopped on a database outage; their finished candidates are replayed, not evaluated again.
+
+Cancelling a running job sets its ``cancel_requested`` flag; the driver reads it after each
+evaluation and ends the job ``cancelled``, with every finished candidate kept.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hwsearch.db import Store
+from hwsearch.db.leases import LeaseOwner, Leases, LeaseSettings
 from hwsearch.errors import HwsearchError
 from hwsearch.records import JobState
 from hwsearch.workers import Executor, make_executor
@@ -39,6 +45,7 @@ class RunnerSettings:
     max_jobs: int = 1
     poll_s: float = 1.0
     address: str | None = None
+    lease: LeaseSettings = field(default_factory=LeaseSettings.from_environment)
 
     def __post_init__(self) -> None:
         if self.executor not in ("local", "pool", "ray"):
@@ -75,11 +82,13 @@ class JobRunner:
         self._lock = threading.Lock()
         self._active: dict[int, threading.Thread] = {}
         self._loop: threading.Thread | None = None
+        self.owner = LeaseOwner()  # this runner's identity in the jobs' leases
+        self.leases = Leases(store)
 
     # -- control ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start polling; jobs a stopped server left ``running`` are taken first."""
+        """Start polling for queued and stale jobs."""
         if self._loop is not None:
             raise HwsearchError("the runner is already started")
         self._stopping.clear()
@@ -113,21 +122,24 @@ class JobRunner:
     # -- the loop -------------------------------------------------------------------------
 
     def _poll(self) -> None:
-        first = True
         while not self._stopping.is_set():
             try:
-                self._take_jobs(resume_running=first)
-                first = False
+                self._take_jobs()
             except Exception:  # a database hiccup must not end the runner
                 log.exception("looking for queued jobs failed")
             self._wake.wait(self.settings.poll_s)
             self._wake.clear()
 
-    def _take_jobs(self, *, resume_running: bool) -> None:
+    def _take_jobs(self) -> None:
+        """Start the stale jobs, then the queued ones, whose lease this runner gets."""
+        with self._lock:
+            active = {k for k, t in self._active.items() if t.is_alive()}
         candidates: list[int] = []
-        if resume_running:
-            running = self.store.list_jobs(state=JobState.RUNNING, limit=1000)
-            candidates += [job.id for job in sorted(running, key=lambda j: j.id)]
+        running = self.store.list_jobs(state=JobState.RUNNING, limit=1000)
+        for job in sorted(running, key=lambda j: j.id):
+            mine = job.lease is not None and job.lease.owner == self.owner.id
+            if job.id not in active and (job.stale() or mine):
+                candidates.append(job.id)
         queued = self.store.list_jobs(state=JobState.QUEUED, limit=1000)
         candidates += [job.id for job in sorted(queued, key=lambda j: j.id)]
         for job_id in candidates:
@@ -137,6 +149,10 @@ class JobRunner:
                     return
                 if job_id in self._active:
                     continue
+                # the compare-and-set: none but this runner drives the job from here on
+                if not self.leases.acquire(job_id, self.owner, self.settings.lease.duration_s):
+                    continue  # another driver holds it
+                log.info("job %s taken by runner %s", job_id, self.owner)
                 thread = threading.Thread(
                     target=self._run_job, args=(job_id,), name=f"hwsearch-job-{job_id}", daemon=True
                 )
@@ -163,6 +179,8 @@ class JobRunner:
                         self.store,
                         executor=executor,
                         should_stop=lambda: self._should_stop(job_id),
+                        lease_owner=self.owner,
+                        lease_settings=self.settings.lease,
                     )
                 except HwsearchError as exc:  # before the driver could store a reason
                     self.store.set_job_state(job_id, JobState.FAILED, error=str(exc))
@@ -175,6 +193,7 @@ class JobRunner:
         finally:
             if not self._stopping.is_set():
                 self._clear_flag(job_id)
+            self._release(job_id)
             self._wake.set()  # a slot is free
 
     def _should_stop(self, job_id: int) -> bool:
@@ -182,8 +201,16 @@ class JobRunner:
             raise _ServerStopping(f"server stopping; job {job_id} resumes on restart")
         return self.store.cancel_requested(job_id)
 
+    def _release(self, job_id: int) -> None:
+        try:
+            self.leases.release(job_id, self.owner)
+        except Exception as exc:  # database away: the lease expires on its own
+            log.warning("releasing the lease of job %s failed: %s", job_id, exc)
+
     def _clear_flag(self, job_id: int) -> None:
         try:
+            if self.store.get_job(job_id).state is JobState.RUNNING:
+                return  # left for the next lease holder, who must still see the request
             if self.store.cancel_requested(job_id):
                 self.store.clear_cancel_request(job_id)
         except Exception:

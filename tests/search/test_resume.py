@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from hwsearch.db import Store
+from hwsearch.db.leases import JobLeased
 from hwsearch.records import CandidateStatus, JobState
 from hwsearch.search.driver import resume_job, run_job
 from hwsearch.search.spec import parse_spec
@@ -74,6 +77,7 @@ def test_killed_job_resumes_without_re_evaluating_and_reaches_the_same_front(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "HWSEARCH_LEASE_S": "6", "HWSEARCH_HEARTBEAT_S": "1"},
     )
     with Store.open(url) as store:
         deadline = time.monotonic() + 120
@@ -90,6 +94,18 @@ def test_killed_job_resumes_without_re_evaluating_and_reaches_the_same_front(
             c.id: c for c in store.list_candidates(job.id) if c.status == CandidateStatus.DONE
         }
         assert 5 <= len(before) < total
+
+        # Killed, its lease still live: nobody may take the job yet, and it is not stale.
+        assert not job.stale() and job.lease is not None
+        with pytest.raises(
+            JobLeased, match=rf"job {job.id} is being run by .* \(pid {driver.pid}\)"
+        ):
+            resume_job(job.id, store)
+        assert store.get_job(job.id).state == JobState.RUNNING  # the refusal changed nothing
+        deadline = time.monotonic() + 30
+        while not store.get_job(job.id).stale() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert store.get_job(job.id).stale(), "the killed driver's lease never expired"
 
         executor = CountingExecutor()
         resumed = resume_job(job.id, store, executor=executor)

@@ -44,7 +44,7 @@ class Server:
 @contextmanager
 def serve(store: Store, settings: ServiceSettings | None = None) -> Iterator[Server]:
     """The app over ``store``, listening on a free port of 127.0.0.1 until the block ends."""
-    write, _ = create_token(store, "tests", TokenScope.WRITE)
+    write, _ = create_token(store, "tests", TokenScope.SUBMIT)
     read, _ = create_token(store, "tests-read", TokenScope.READ)
     app = create_app(settings or ServiceSettings(runner=RunnerSettings(poll_s=0.2)), store=store)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

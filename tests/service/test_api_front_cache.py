@@ -243,7 +243,7 @@ def test_several_api_workers_serve_while_one_runner_runs_each_job_once(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'workers.db'}"
     store = Store.open(url)
-    secret, _ = create_token(store, "tests", TokenScope.WRITE)
+    secret, _ = create_token(store, "tests", TokenScope.SUBMIT)
     port = _free_port()
     hwsearch = Path(sys.executable).with_name("hwsearch")
     server = subprocess.Popen(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hwsearch.db import Store
-from hwsearch.service.api import ServiceSettings
+from hwsearch.db.leases import LeaseOwner, Leases
+from hwsearch.records import JobState, TokenScope
+from hwsearch.service.api import ServiceSettings, create_token
+from hwsearch.service.api.auth import digest
 from hwsearch.service.runner import RunnerSettings
 
 
@@ -227,3 +231,45 @@ def test_a_plugin_that_cannot_be_imported_stops_the_server_at_start() -> None:
 
     with pytest.raises(HwsearchError, match=r"plug-in 'no_such_plugin\.families'"):
         create_app(ServiceSettings(plugins=("no_such_plugin.families",)))
+
+
+# -- owners and scopes ------------------------------------------------------------------------
+
+
+def test_only_the_submitting_token_or_an_admin_cancels_a_job(idle: Any) -> None:
+    other, _ = create_token(idle.store, "someone-else", TokenScope.SUBMIT)
+    admin, _ = create_token(idle.store, "operator", TokenScope.ADMIN)
+    with idle.client() as mine, idle.client(token=other) as theirs:
+        first = mine.post("/jobs", json={"spec": _spec()}).json()
+        second = mine.post("/jobs", json={"spec": _spec()}).json()
+        owner = idle.store.find_token(digest(idle.token))
+        assert owner is not None and first["owner_token_id"] == owner.id
+        refused = theirs.post(f"/jobs/{first['id']}/cancel")
+        assert refused.status_code == 403
+        assert "only its own token or an admin token" in refused.json()["detail"]
+        assert idle.store.get_job(first["id"]).state == "queued"  # untouched
+        assert mine.post(f"/jobs/{first['id']}/cancel").json()["state"] == "cancelled"
+    with idle.client(token=admin) as operator:
+        assert operator.post(f"/jobs/{second['id']}/cancel").json()["state"] == "cancelled"
+        submitted = operator.post("/jobs", json={"spec": _spec()})
+    assert submitted.status_code == 202  # admin may submit too
+
+
+def test_jobs_show_their_driver_and_whether_it_is_stale(idle: Any) -> None:
+    job_id = idle.store.create_job(name="j", family="mlp", target="cpu", spec={}).id
+    dead = LeaseOwner(host="gone", pid=4242)
+    assert Leases(idle.store).acquire(job_id, dead, 0.5)
+    idle.store.set_job_state(job_id, JobState.RUNNING)
+    with idle.client() as client:
+        live = client.get(f"/jobs/{job_id}").json()
+        time.sleep(0.6)  # the driver died: its lease runs out
+        stale = client.get(f"/jobs/{job_id}").json()
+        listed = client.get("/jobs", params={"state": "running"}).json()["items"]
+    assert live["stale"] is False and live["driver"]["host"] == "gone"
+    assert live["driver"]["pid"] == 4242 and live["driver"]["runner"] == dead.id
+    assert stale["stale"] is True and stale["state"] == "running"
+    assert [j["stale"] for j in listed if j["id"] == job_id] == [True]
+
+
+def test_revoked_tokens_stop_within_five_seconds_by_default() -> None:
+    assert ServiceSettings().token_cache_s == 5.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from hwsearch.db import Store
+from hwsearch.db.leases import LeaseOwner, Leases
+from hwsearch.records import JobState
 from hwsearch.service.cli import app
 
 runner = CliRunner()
@@ -233,3 +236,25 @@ def test_language_model_job_exports_its_rebuilt_model(tmp_path: Path) -> None:
     with torch.inference_mode():
         logits = model(torch.zeros(2, 8, dtype=torch.long))
     assert logits.shape[:2] == (2, 8)
+
+
+def test_resume_refuses_a_job_driven_elsewhere_and_jobs_shows_it_stale_once_dead(
+    tmp_path: Path, tiny_spec: dict[str, Any]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'leased.db'}"
+    with Store.open(url) as store:
+        job_id = store.create_job(name="busy", family="mlp", target="cpu", spec=tiny_spec).id
+        elsewhere = LeaseOwner(host="otherhost", pid=777)
+        assert Leases(store).acquire(job_id, elsewhere, 2.0)
+        store.set_job_state(job_id, JobState.RUNNING)
+    refused = runner.invoke(app, ["resume", str(job_id), "--db", url])
+    assert refused.exit_code == 1
+    assert f"job {job_id} is being run by runner {elsewhere.id[:8]}" in refused.output
+    assert "otherhost (pid 777)" in refused.output
+    with Store.open(url) as store:
+        assert store.get_job(job_id).state is JobState.RUNNING  # nothing written
+    listed = runner.invoke(app, ["jobs", "--db", url], env={"COLUMNS": "200"})
+    assert "running (stale)" not in listed.output and "otherhost pid 777" in listed.output
+    time.sleep(2.1)  # the other driver died: its lease runs out
+    listed = runner.invoke(app, ["jobs", "--db", url], env={"COLUMNS": "200"})
+    assert "running (stale)" in listed.output and "last heartbeat" in listed.output

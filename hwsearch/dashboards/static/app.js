@@ -8,6 +8,12 @@ const ACTIVE = new Set(["queued", "running"]);
 const SVG = "http://www.w3.org/2000/svg";
 const state = { job: null, front: null, selected: null, timer: null };
 
+// A running job whose driver stopped renewing its lease: a runner adopts it.
+function staleTitle(job) {
+  const d = job.driver;
+  return d ? `no driver: last heartbeat ${d.heartbeat_at} from ${d.host} pid ${d.pid}` : "no driver";
+}
+
 const $ = (id) => document.getElementById(id);
 
 function token() { return localStorage.getItem(TOKEN_KEY) || ""; }
@@ -84,6 +90,7 @@ async function showJobs() {
         el("td", {}, job.target));
       const stateCell = el("td");
       stateCell.append(el("span", { class: `state ${job.state}` }, job.state));
+      if (job.stale) stateCell.append(" ", el("span", { class: "stale", title: staleTitle(job) }, "stale"));
       row.append(stateCell, progressCell(job), el("td", {}, job.created_at.slice(0, 19)));
       row.addEventListener("click", () => { location.hash = `#/jobs/${job.id}`; });
       body.append(row);
@@ -143,6 +150,7 @@ function renderSummary(job) {
   const box = $("job-summary");
   box.replaceChildren();
   box.append(el("span", { class: `state ${job.state}`, id: "job-state" }, job.state), " ");
+  if (job.stale) box.append(el("span", { class: "stale", title: staleTitle(job) }, "stale"), " ");
   box.append(progressCell(job).firstChild, ` ${job.evaluations}`
     + (job.budget_evaluations ? ` of ${job.budget_evaluations}` : "") + " evaluated · "
     + `${job.candidates.failed} failed · family ${job.family} · target ${job.target}`);

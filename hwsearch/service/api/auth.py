@@ -26,7 +26,7 @@ def digest(secret: str) -> str:
 
 
 def create_token(
-    store: Store, name: str, scope: TokenScope = TokenScope.WRITE
+    store: Store, name: str, scope: TokenScope = TokenScope.SUBMIT
 ) -> tuple[str, TokenRecord]:
     """Store a new token; returns its secret (never stored) and its record."""
     secret = new_secret()

@@ -66,17 +66,20 @@ async def _token(
     return found
 
 
-async def _write_token(token: Annotated[TokenRecord, Depends(_token)]) -> TokenRecord:
-    if token.scope is not TokenScope.WRITE:
+async def _submit_token(token: Annotated[TokenRecord, Depends(_token)]) -> TokenRecord:
+    if token.scope not in (TokenScope.SUBMIT, TokenScope.ADMIN):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f"token {token.name!r} is read-only; submitting and cancelling need a write token",
+            f"token {token.name!r} is read-only; submitting and cancelling need a submit "
+            "or admin token",
         )
     return token
 
 
 TokenDep = Annotated[TokenRecord, Depends(_token)]
-WriteTokenDep = Annotated[TokenRecord, Depends(_write_token)]
+#: ``submit`` or ``admin`` scope: submitting jobs, cancelling one's own (admin: anyone's).
+SubmitTokenDep = Annotated[TokenRecord, Depends(_submit_token)]
+WriteTokenDep = SubmitTokenDep  # the former name
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,16 @@ class JobCreate(BaseModel):
     )
 
 
+class DriverPublic(BaseModel):
+    """The lease of the driver that runs the job now, or ran it last."""
+
+    runner: str = Field(description="Id of the runner (or CLI process) holding the lease.")
+    host: str
+    pid: int
+    heartbeat_at: datetime = Field(description="Its last renewal of the lease.")
+    lease_expires_at: datetime = Field(description="When another driver may take over.")
+
+
 class JobPublic(BaseModel):
     id: int
     name: str
@@ -49,6 +59,15 @@ class JobPublic(BaseModel):
     budget_evaluations: int | None = Field(description="The spec's evaluation budget, if any.")
     progress: float | None = Field(description="evaluations / budget_evaluations, at most 1.")
     error: str | None
+    stale: bool = Field(
+        default=False,
+        description="Running, but its driver's lease expired (killed, or cut from the "
+        "database): a runner adopts it, or `hwsearch resume` continues it.",
+    )
+    driver: DriverPublic | None = Field(default=None, description="Who drives (drove) it.")
+    owner_token_id: int | None = Field(
+        default=None, description="The API token that submitted it (null: made by the CLI)."
+    )
 
 
 class JobList(BaseModel):

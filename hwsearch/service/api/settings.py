@@ -37,7 +37,9 @@ class ServiceSettings:
     plugins: tuple[str, ...] = ()
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     run_jobs: bool = True
-    token_cache_s: float = 30.0
+    #: How long an answer about a token is remembered: a revoked token stops working
+    #: within this many seconds.
+    token_cache_s: float = 5.0
     limits: SpecLimits = field(default_factory=SpecLimits)
 
     def __post_init__(self) -> None:

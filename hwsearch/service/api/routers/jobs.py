@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from hwsearch.errors import NotFoundError, SpecError
-from hwsearch.records import CandidateStatus, JobRecord, JobState
+from hwsearch.records import CandidateStatus, JobRecord, JobState, TokenScope
 from hwsearch.search.driver import target_name
 from hwsearch.service.api.deps import (
     JobId,
@@ -15,8 +15,8 @@ from hwsearch.service.api.deps import (
     RunnerDep,
     SettingsDep,
     StoreDep,
+    SubmitTokenDep,
     TokenDep,
-    WriteTokenDep,
 )
 from hwsearch.service.api.policy import check_submission
 from hwsearch.service.api.schemas import (
@@ -61,6 +61,17 @@ def job_public(job: JobRecord) -> dict[str, Any]:
         "budget_evaluations": evaluations,
         "progress": progress,
         "error": job.error,
+        "stale": job.stale(),
+        "driver": None
+        if job.lease is None
+        else {
+            "runner": job.lease.owner,
+            "host": job.lease.host,
+            "pid": job.lease.pid,
+            "heartbeat_at": job.lease.heartbeat_at,
+            "lease_expires_at": job.lease.expires_at,
+        },
+        "owner_token_id": job.owner_token_id,
     }
 
 
@@ -84,12 +95,16 @@ def submit_job(
     store: StoreDep,
     settings: SettingsDep,
     runner: RunnerDep,
-    token: WriteTokenDep,
+    token: SubmitTokenDep,
     response: Response,
 ) -> dict[str, Any]:
     spec = check_submission(body.spec, settings.table_roots, settings.limits)  # 422 by field
     job = store.create_job(
-        name=spec.name, family=spec.family, target=target_name(spec), spec=spec.to_dict()
+        name=spec.name,
+        family=spec.family,
+        target=target_name(spec),
+        spec=spec.to_dict(),
+        owner_token_id=token.id,
     )
     if runner is not None:
         runner.wake()
@@ -136,12 +151,19 @@ def get_job(job_id: JobId, store: StoreDep, token: TokenDep) -> dict[str, Any]:
 @router.post(
     "/{job_id}/cancel",
     response_model=JobPublic,
-    responses={**NOT_FOUND, 409: {"model": ErrorPublic}},
+    responses={**NOT_FOUND, 403: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
 )
-def cancel_job(job_id: JobId, store: StoreDep, token: WriteTokenDep) -> dict[str, Any]:
-    """Cancel a job: a queued one at once; a running one stops after its generation in
-    flight (state stays ``running`` until then), keeping what it finished."""
-    _get_job(store, job_id)
+def cancel_job(job_id: JobId, store: StoreDep, token: SubmitTokenDep) -> dict[str, Any]:
+    """Cancel a job: a queued one at once; a running one stops after the evaluation in
+    flight (state stays ``running`` until then), keeping what it finished. Only the token
+    that submitted the job, or an ``admin`` token, may cancel it."""
+    job = _get_job(store, job_id)
+    if token.scope is not TokenScope.ADMIN and job.owner_token_id != token.id:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"job {job_id} was not submitted with token {token.name!r}; only its own token "
+            "or an admin token may cancel it",
+        )
     try:
         job = store.request_cancel(job_id)
     except SpecError as exc:
