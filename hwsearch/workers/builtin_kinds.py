@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hwsearch.errors import HwsearchError
 from hwsearch.workers import evaluation as ev
 from hwsearch.workers.kinds import EvaluationKind, Rebuilt, SettingsModel, register_evaluation
+from hwsearch.workers.table_paths import TableColumn, TablePath
 
 if TYPE_CHECKING:
     from hwsearch.models.base import ModelFamily
@@ -52,6 +53,20 @@ class LMEvaluation(_Settings):
                 "models' context of 512"
             )
         return self
+
+
+class TableEvaluation(BaseModel):
+    """Quality looked up in a table: ``accuracy`` = the ``column`` of the candidate's row
+    times ``scale`` (``0.01`` turns percent into 0..1)."""
+
+    # The spec's own strictness (:mod:`hwsearch.search.spec`), as it is a spec section.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    type: Literal["table"]
+    table: TablePath
+    column: TableColumn
+    scale: float = Field(default=1.0, gt=0)
+    key: TableColumn = "arch"
 
 
 def _not_trainable(family: ModelFamily) -> list[tuple[str, str]]:
@@ -118,20 +133,9 @@ class TableEvaluationKind(EvaluationKind):
     type = "table"
     doc = "'table' (quality looked up in a table)"
 
-    def __init__(self) -> None:
-        self._settings: SettingsModel | None = None
-
-    def use_settings(self, model: SettingsModel) -> None:
-        """Bind the settings model. ``TableEvaluation`` is defined with the spec's table
-        paths (:mod:`hwsearch.search.spec` binds it on import) until the spec becomes a
-        package and the model can live here."""
-        self._settings = model
-
     @property
     def settings_model(self) -> SettingsModel:
-        if self._settings is None:
-            raise HwsearchError("the table evaluation is used before hwsearch.search.spec is")
-        return self._settings
+        return TableEvaluation
 
     def produces(self, family: ModelFamily, settings: BaseModel, *, timed_here: bool) -> set[str]:
         return set(ev.metrics_with_tables(target_table=not timed_here))

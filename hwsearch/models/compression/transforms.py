@@ -1,221 +1,21 @@
-"""Compression applied for real: channel pruning, sparsity masks, simulated quantization, size.
-
-The transforms work on a :class:`CompressibleNet`, a network that names its weight layers, the
-block each belongs to, its activation-quantization slots and the channel groups that may be
-pruned. Each transform returns the model and what it did.
-
-Order inside :func:`apply_compression`: channel pruning (physically smaller layers) or a
-sparsity mask (unstructured or N:M), then weight fake-quantization, then activation
-fake-quantization. Masks and weight fake-quantization are ``torch.nn.utils.parametrize``
-parametrizations, so they stay in force during fine-tuning; :func:`bake` folds them into plain
-dense weights.
-
-Bit-widths: 32 leaves a tensor untouched; 16 is an fp16 round trip (the values an fp16
-deployment would hold); 2, 4 and 8 are symmetric integer fake-quantization (weights per output
-channel, ``2**(bits-1) - 1`` levels each side of zero) or affine per-tensor fake-quantization
-(activations, ``2**bits`` levels). All use a straight-through estimator for the gradient.
-
-This module also holds what every family shares: the compression knobs and the canonical form
-of a config (:func:`canonical_config`).
-"""
+"""The transforms on a :class:`CompressibleNet`: channel pruning, sparsity masks (unstructured
+or N:M) and simulated quantization of weights and activations, each returning the model and
+what it did. Masks and weight fake-quantization are ``torch.nn.utils.parametrize``
+parametrizations, so they stay in force during fine-tuning."""
 
 from __future__ import annotations
 
 import abc
-import copy
 import math
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from hwsearch.errors import SpecError
-from hwsearch.models.base import Knob
-
-BIT_CHOICES: tuple[int, ...] = (2, 4, 8, 16, 32)
-PATTERNS: tuple[str, ...] = ("none", "unstructured", "channel")  # plus any "N:M"
-MAX_SPARSITY = 0.95
-FLOAT_DIGITS = 6  # floats in a canonical config are rounded to this many decimals
-
-_NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
-
-
-# --------------------------------------------------------------------------------------------
-# Knobs and canonical configs
-# --------------------------------------------------------------------------------------------
-
-
-def parse_nm(pattern: str) -> tuple[int, int] | None:
-    """``(N, M)`` of an ``"N:M"`` pattern, or None if ``pattern`` is not of that form."""
-    match = _NM.match(pattern)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2))
-
-
-def pattern_problem(value: Any, names: tuple[str, ...] = PATTERNS) -> str | None:
-    """Why ``value`` is not one of the pattern ``names`` or an ``N:M`` pattern, or None."""
-    if not isinstance(value, str):
-        hint = (
-            ' (YAML reads an unquoted 2:4 as 124: quote it, "2:4")'
-            if isinstance(value, int)
-            else ""
-        )
-        return f"{value!r} is not a string{hint}"
-    if value in names:
-        return None
-    nm = parse_nm(value)
-    if nm is None:
-        return f"{value!r} is not one of {list(names)} or an 'N:M' pattern such as '2:4'"
-    if not 0 < nm[0] < nm[1]:
-        return f"{value!r} needs 0 < N < M"
-    return None
-
-
-def compression_knobs() -> dict[str, Knob]:
-    """The compression knobs every family has (per-block values: see the family's docs)."""
-    return {
-        "sparsity": Knob(
-            "sparsity",
-            "float",
-            0.0,
-            "share of weights removed (channel) or zeroed (unstructured); fixed by an N:M pattern",
-            low=0.0,
-            high=MAX_SPARSITY,
-        ),
-        "sparsity_pattern": Knob(
-            "sparsity_pattern",
-            "choice",
-            "unstructured",
-            "'unstructured' (magnitude), 'channel' (structured pruning) or 'N:M' (e.g. '2:4')",
-            choices=PATTERNS,
-            check=pattern_problem,
-        ),
-        "weight_bits": Knob(
-            "weight_bits",
-            "choice",
-            32,
-            "weight bit-width (per output channel, symmetric; 16 = fp16, 32 = float)",
-            choices=BIT_CHOICES,
-            per_block=True,
-        ),
-        "act_bits": Knob(
-            "act_bits",
-            "choice",
-            32,
-            "bit-width of the activations entering each layer (per tensor; 16 = fp16)",
-            choices=BIT_CHOICES,
-            per_block=True,
-        ),
-    }
-
-
-def _normalise(knob: Knob, value: Any) -> Any:
-    if knob.kind == "int":
-        return int(value)
-    if knob.kind == "float":
-        return round(float(value), FLOAT_DIGITS) + 0.0  # + 0.0 turns -0.0 into 0.0
-    if knob.name == "sparsity_pattern":
-        nm = parse_nm(value)
-        return f"{nm[0]}:{nm[1]}" if nm is not None else value
-    if knob.choices is not None and all(isinstance(c, int) for c in knob.choices):
-        return int(value)
-    return value
-
-
-def _checked(knob: Knob, value: Any, field_name: str) -> Any:
-    problem = knob.problem(value)
-    if problem is not None:
-        raise SpecError(field_name, problem)
-    return _normalise(knob, value)
-
-
-def canonical_config(
-    family: str,
-    knobs: Mapping[str, Knob],
-    config: Mapping[str, Any],
-    num_blocks: Callable[[Mapping[str, Any]], int],
-) -> dict[str, Any]:
-    """The canonical form of ``config`` for a family with ``knobs``.
-
-    Fills defaults; checks every value (a :class:`SpecError` names the knob); turns per-block
-    scalars into lists of ``num_blocks`` values and trims longer lists (a search over a larger
-    maximum depth yields them) but rejects shorter ones; makes no-op settings identical: at
-    sparsity 0 the pattern is ``"none"`` (whatever was given, so sparsity 0 always means a
-    dense model), and at sparsity > 0 an ``N:M`` pattern fixes the sparsity at ``1 - N/M``.
-    ``num_blocks`` is called with the checked scalar knobs.
-    """
-    unknown = sorted(set(config) - set(knobs))
-    if unknown:
-        raise SpecError(
-            unknown[0], f"unknown knob of family {family!r}; valid knobs: {', '.join(knobs)}"
-        )
-    out: dict[str, Any] = {}
-    for name, knob in knobs.items():
-        if knob.per_block:
-            continue
-        value = config.get(name, knob.default)
-        if isinstance(value, list | tuple):
-            raise SpecError(name, f"takes one value, not a list ({list(value)!r})")
-        out[name] = _checked(knob, value, name)
-    blocks = num_blocks(out)
-    for name, knob in knobs.items():
-        if not knob.per_block:
-            continue
-        value = config.get(name, knob.default)
-        if isinstance(value, list | tuple):
-            if len(value) < blocks:
-                raise SpecError(
-                    name, f"has {len(value)} value(s) but the architecture has {blocks} blocks"
-                )
-            out[name] = [_checked(knob, v, f"{name}[{i}]") for i, v in enumerate(value[:blocks])]
-        else:
-            out[name] = [_checked(knob, value, name)] * blocks
-    if "sparsity" in out:
-        _normalise_sparsity(out)
-    return {name: out[name] for name in knobs}
-
-
-def _normalise_sparsity(out: dict[str, Any]) -> None:
-    pattern = out["sparsity_pattern"]
-    nm = parse_nm(pattern)
-    if out["sparsity"] == 0.0:
-        out["sparsity_pattern"] = "none"
-    elif nm is not None:
-        out["sparsity"] = round(1.0 - nm[0] / nm[1], FLOAT_DIGITS)
-    elif pattern == "none":
-        raise SpecError(
-            "sparsity_pattern", f"'none' contradicts sparsity {out['sparsity']}; choose a pattern"
-        )
-
-
-@dataclass(frozen=True)
-class CompressionSpec:
-    """The compression part of a canonical config, one bit-width per block."""
-
-    sparsity: float = 0.0
-    pattern: str = "none"
-    weight_bits: tuple[int, ...] = (32,)
-    act_bits: tuple[int, ...] = (32,)
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> CompressionSpec:
-        """Read from a canonical config (see :func:`canonical_config`)."""
-        return cls(
-            sparsity=float(config["sparsity"]),
-            pattern=str(config["sparsity_pattern"]),
-            weight_bits=tuple(int(b) for b in config["weight_bits"]),
-            act_bits=tuple(int(b) for b in config["act_bits"]),
-        )
-
-    @property
-    def nm(self) -> tuple[int, int] | None:
-        return parse_nm(self.pattern)
-
+from hwsearch.models.compression.knobs import BIT_CHOICES, parse_nm
 
 # --------------------------------------------------------------------------------------------
 # The network interface
@@ -262,7 +62,7 @@ class CompressibleNet(nn.Module, abc.ABC):
         """
 
 
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+def set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
@@ -290,7 +90,7 @@ def _slice_out(layer: nn.Linear | nn.Conv2d, keep: torch.Tensor) -> nn.Linear | 
     if isinstance(layer, nn.Linear):
         new = nn.Linear(layer.in_features, len(keep), bias=layer.bias is not None)
     else:
-        new = _conv_like(layer, layer.in_channels, len(keep))
+        new = conv_like(layer, layer.in_channels, len(keep))
     with torch.no_grad():
         new.weight.copy_(layer.weight[keep])
         if layer.bias is not None and new.bias is not None:
@@ -303,7 +103,7 @@ def _slice_in(layer: nn.Linear | nn.Conv2d, keep: torch.Tensor) -> nn.Linear | n
     if isinstance(layer, nn.Linear):
         new = nn.Linear(len(keep), layer.out_features, bias=layer.bias is not None)
     else:
-        new = _conv_like(layer, len(keep), layer.out_channels)
+        new = conv_like(layer, len(keep), layer.out_channels)
     with torch.no_grad():
         new.weight.copy_(layer.weight[:, keep])
         if layer.bias is not None and new.bias is not None:
@@ -311,7 +111,7 @@ def _slice_in(layer: nn.Linear | nn.Conv2d, keep: torch.Tensor) -> nn.Linear | n
     return new
 
 
-def _conv_like(layer: nn.Conv2d, in_channels: int, out_channels: int) -> nn.Conv2d:
+def conv_like(layer: nn.Conv2d, in_channels: int, out_channels: int) -> nn.Conv2d:
     if layer.groups != 1:
         raise ValueError("channel pruning supports only convolutions with groups=1")
     pair = tuple[int, int]
@@ -360,13 +160,13 @@ def prune_channels(
         scores = producer.weight.detach().abs().reshape(channels, -1).sum(dim=1)
         order = torch.argsort(scores, descending=True, stable=True)
         keep = order[:keep_n].sort().values
-        _set_module(model, group.producer, _slice_out(producer, keep))
+        set_module(model, group.producer, _slice_out(producer, keep))
         if group.norm is not None:
             norm = model.get_submodule(group.norm)
             if not isinstance(norm, nn.BatchNorm2d):
                 raise TypeError(f"{group.norm} is a {type(norm).__name__}, not a BatchNorm2d")
-            _set_module(model, group.norm, _slice_norm(norm, keep))
-        _set_module(model, group.consumer, _slice_in(_weight_layer(model, group.consumer), keep))
+            set_module(model, group.norm, _slice_norm(norm, keep))
+        set_module(model, group.consumer, _slice_in(_weight_layer(model, group.consumer), keep))
         done[group.producer] = (channels, keep_n)
     return model, done
 
@@ -428,7 +228,7 @@ def _parametrizations(layer: nn.Module) -> list[nn.Module]:
     return list(cast(nn.ModuleList, plist))
 
 
-def _find(layer: nn.Module, kind: type[nn.Module]) -> Any:
+def find_parametrization(layer: nn.Module, kind: type[nn.Module]) -> Any:
     return next((p for p in _parametrizations(layer) if isinstance(p, kind)), None)
 
 
@@ -572,7 +372,7 @@ def quantize_activations(
         bits = int(bits_per_block[block])
         _check_bits(bits)
         if bits < 32:
-            _set_module(model, name, ActFakeQuant(bits))
+            set_module(model, name, ActFakeQuant(bits))
         done[name] = bits
     return model, done
 
@@ -598,132 +398,3 @@ def calibrate_activations(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
             q.observing = False
         model.train(was_training)
     return seen
-
-
-# --------------------------------------------------------------------------------------------
-# Everything together
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class CompressionReport:
-    """What :func:`apply_compression` did."""
-
-    pruned_channels: dict[str, tuple[int, int]] = field(default_factory=dict)
-    layer_sparsity: dict[str, float] = field(default_factory=dict)  # masked layers only
-    weight_bits: dict[str, int] = field(default_factory=dict)
-    act_bits: dict[str, int] = field(default_factory=dict)
-
-
-def apply_compression(
-    model: CompressibleNet, spec: CompressionSpec
-) -> tuple[CompressibleNet, CompressionReport]:
-    """Prune or mask, then fake-quantize weights and activations, in place.
-
-    Activation ranges still need observing: fine-tune or :func:`calibrate_activations`.
-    """
-    report = CompressionReport()
-    if spec.sparsity > 0.0 and spec.pattern == "channel":
-        model, report.pruned_channels = prune_channels(model, spec.sparsity)
-    elif spec.sparsity > 0.0 and spec.pattern != "none":
-        model, report.layer_sparsity = apply_sparsity(model, spec.sparsity, spec.pattern)
-    model, report.weight_bits = quantize_weights(model, spec.weight_bits)
-    model, report.act_bits = quantize_activations(model, spec.act_bits)
-    return model, report
-
-
-def bake(model: CompressibleNet) -> CompressibleNet:
-    """A plain float copy: masks and quantized weight values folded into dense weights, no
-    parametrizations, activation fake-quantization removed. What a deployment starts from.
-
-    ``model`` itself is left as it was (parametrized layers are rebuilt, not unparametrized,
-    because a copy of a parametrized module shares its injected class with the original).
-    """
-    baked = copy.deepcopy(model)
-    for name, module in list(baked.named_modules()):
-        if isinstance(module, nn.Linear | nn.Conv2d) and parametrize.is_parametrized(module):
-            _set_module(baked, name, _plain(module))
-    for name, _ in baked.act_quant_slots():
-        _set_module(baked, name, nn.Identity())
-    return baked
-
-
-def _plain(layer: nn.Linear | nn.Conv2d) -> nn.Linear | nn.Conv2d:
-    new: nn.Linear | nn.Conv2d
-    if isinstance(layer, nn.Linear):
-        new = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-    else:
-        new = _conv_like(layer, layer.in_channels, layer.out_channels)
-    with torch.no_grad():
-        new.weight.copy_(layer.weight)
-        if layer.bias is not None and new.bias is not None:
-            new.bias.copy_(layer.bias)
-    return new.train(layer.training)
-
-
-# --------------------------------------------------------------------------------------------
-# Size and sparsity
-# --------------------------------------------------------------------------------------------
-
-
-def _bits_of(layer: nn.Module) -> int:
-    quant = _find(layer, WeightFakeQuant)
-    return 32 if quant is None else int(quant.bits)
-
-
-def layer_weight_bits(layer: nn.Linear | nn.Conv2d) -> int:
-    """Storage bits of a weight layer's weights, following :func:`model_size_bytes`."""
-    numel = layer.weight.numel()
-    bits = _bits_of(layer)
-    mask = _find(layer, WeightMask)
-    if mask is None:
-        return numel * bits
-    kept = int(mask.mask.count_nonzero())
-    nm = parse_nm(mask.pattern)
-    if nm is None:  # bitmap of every position, then the kept values
-        return numel + kept * bits
-    return kept * (bits + math.ceil(math.log2(nm[1])))
-
-
-def model_size_bytes(model: nn.Module) -> int:
-    """Stored size of a compressed model at its bit-widths, in bytes (rounded up).
-
-    Per Linear / Conv2d weight: dense → ``numel * bits``; unstructured mask → a 1-bit bitmap
-    per element plus ``kept * bits``; N:M mask → ``kept * (bits + ceil(log2(M)))`` (the kept
-    values and their index in the group). Channel-pruned layers simply have fewer elements.
-    Biases and BatchNorm (weight, bias, running mean and variance) count at 32 bits.
-    Quantization scales and activation ranges are not counted.
-    """
-    total = 0
-    for module in model.modules():
-        if isinstance(module, nn.Linear | nn.Conv2d):
-            total += layer_weight_bits(module)
-            if module.bias is not None:
-                total += module.bias.numel() * 32
-        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-            for tensor in (module.weight, module.bias, module.running_mean, module.running_var):
-                if tensor is not None:
-                    total += tensor.numel() * 32
-    return math.ceil(total / 8)
-
-
-def kept_weights(model: nn.Module) -> int:
-    """Weights of all Linear / Conv2d layers that are neither pruned away nor masked."""
-    kept = 0
-    for module in model.modules():
-        if isinstance(module, nn.Linear | nn.Conv2d):
-            mask = _find(module, WeightMask)
-            kept += module.weight.numel() if mask is None else int(mask.mask.count_nonzero())
-    return kept
-
-
-def weight_count(model: nn.Module) -> int:
-    """All weights of Linear / Conv2d layers (masked or not)."""
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d))
-
-
-def measured_sparsity(model: nn.Module, dense_weights: int) -> float:
-    """Share of the dense architecture's weights that pruning removed or a mask zeroed."""
-    if dense_weights <= 0:
-        raise ValueError(f"dense_weights must be positive, got {dense_weights!r}")
-    return 1.0 - kept_weights(model) / dense_weights

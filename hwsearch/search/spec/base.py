@@ -1,0 +1,35 @@
+"""What every part of the spec shares: the strict model base, short value text, the family
+lookup."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from hwsearch.models.base import ModelFamily
+
+Scalar = bool | int | float | str
+
+
+def describe(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters (for error messages)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class SpecModel(BaseModel):
+    """A spec section: unknown fields rejected, strict types, no inf or nan, frozen."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+def get_family(name: str) -> ModelFamily:
+    """The registered family ``name``, with the built-in families registered first."""
+    with contextlib.suppress(ImportError):
+        import hwsearch.models  # noqa: F401  # registers the built-in families
+    from hwsearch.models.base import get_family as registered
+
+    return registered(name)
