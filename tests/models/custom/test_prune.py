@@ -1,0 +1,122 @@
+"""Dependency-aware channel pruning of any model (torch-pruning under per-layer rules)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from hwsearch.errors import SpecError
+from hwsearch.hardware.counts import count_params
+from hwsearch.models.custom.compress import CompressReport, compress
+from hwsearch.models.custom.rules import resolve_rules
+
+from .nets import ConcatNet, DepthwiseNet, ResNet, randomise_norms
+
+torch.manual_seed(0)
+
+
+def _masked_dense(dense: nn.Module, report: CompressReport) -> nn.Module:
+    """The dense model with every removed channel's producing weights, bias and norm zeroed:
+    what the pruned model must compute exactly."""
+    masked = copy.deepcopy(dense)
+    for name, idxs in report.removed_out.items():
+        module = masked.get_submodule(name)
+        with torch.no_grad():
+            if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
+                module.weight[idxs] = 0.0
+                if module.bias is not None:
+                    module.bias[idxs] = 0.0
+            elif isinstance(module, nn.BatchNorm2d):
+                module.weight[idxs] = 0.0
+                module.bias[idxs] = 0.0
+    return masked
+
+
+def _prune(
+    model: nn.Module, layers: dict, shape=(2, 3, 16, 16)
+) -> tuple[nn.Module, CompressReport, torch.Tensor]:
+    x = torch.randn(*shape)
+    report = compress(model, resolve_rules(model, layers), x[:1])
+    return model, report, x
+
+
+def test_residual_net_prunes_tied_channels_together() -> None:
+    dense = randomise_norms(ResNet())
+    before = count_params(dense)
+    pruned, report, x = _prune(
+        copy.deepcopy(dense),
+        {
+            "stem.*": {"sparsity": 0.5, "sparsity_pattern": "channel"},
+            "features.*": {"sparsity": 0.5, "sparsity_pattern": "channel"},
+        },
+    )
+    assert pruned(x).shape == (2, 10)
+    # the residual stream of stage 1 (stem, blocks 0-1 conv2, block 2 input) is one group
+    stream = ["stem.0", "features.0.conv2", "features.1.conv2"]
+    assert {report.pruned_out[n] for n in stream} == {(16, 8)}
+    assert report.pruned_in["features.2.conv1"] == (16, 8)
+    assert report.pruned_in["features.2.short.0"] == (16, 8)
+    # the same channels leave every tied layer
+    assert len({tuple(report.removed_out[n]) for n in stream}) == 1
+    # stage 2's stream: projection shortcut and conv2s tied, the classifier's inputs follow
+    assert report.pruned_out["features.2.short.0"] == (32, 16)
+    assert report.pruned_in["classifier"] == (32, 16)
+    assert pruned.get_submodule("classifier").out_features == 10
+    # halving every width quarters the conv weights (the classifier's rows stay)
+    after = count_params(pruned)
+    assert 0.22 * before < after < 0.32 * before
+    assert torch.allclose(pruned(x), _masked_dense(dense, report)(x), atol=1e-5)
+
+
+def test_untouched_stem_keeps_the_residual_stream_whole() -> None:
+    """A group is pruned only when every layer it shrinks has a channel rule."""
+    dense = randomise_norms(ResNet())
+    pruned, report, x = _prune(
+        copy.deepcopy(dense), {"features.*": {"sparsity": 0.5, "sparsity_pattern": "channel"}}
+    )
+    assert "stem.0" not in report.pruned_out
+    assert "features.0.conv2" not in report.pruned_out  # tied to the unruled stem
+    assert report.pruned_out["features.0.conv1"] == (16, 8)  # inner convs are free
+    assert report.pruned_in["features.0.conv2"] == (16, 8)
+    assert torch.allclose(pruned(x), _masked_dense(dense, report)(x), atol=1e-5)
+
+
+def test_depthwise_and_grouped_convolutions() -> None:
+    dense = randomise_norms(DepthwiseNet())
+    before = count_params(dense)
+    pruned, report, x = _prune(
+        copy.deepcopy(dense), {"features.*": {"sparsity": 0.5, "sparsity_pattern": "channel"}}
+    )
+    assert pruned(x).shape == (2, 10)
+    f = pruned.features
+    # the depthwise conv follows its producer: same channels, still depthwise
+    assert f[0].out_channels == 16 and f[3].in_channels == f[3].out_channels == f[3].groups == 16
+    assert report.removed_out["features.0"] == report.removed_out["features.3"]
+    # the grouped conv keeps 4 groups with equal shares of channels
+    assert f[8].groups == 4 and f[8].out_channels == 32 and f[8].in_channels == 32
+    assert f[8].in_channels % f[8].groups == 0
+    assert count_params(pruned) < 0.45 * before
+    assert torch.allclose(pruned(x), _masked_dense(dense, report)(x), atol=1e-5)
+
+
+def test_concatenation_prunes_each_branch_and_the_consumer() -> None:
+    dense = ConcatNet().eval()
+    pruned, report, x = _prune(
+        copy.deepcopy(dense),
+        {
+            "a": {"sparsity": 0.5, "sparsity_pattern": "channel"},
+            "b": {"sparsity": 0.5, "sparsity_pattern": "channel"},
+        },
+    )
+    assert pruned.a.out_channels == 4 and pruned.b.out_channels == 8
+    assert pruned.mix.in_channels == 12
+    assert torch.allclose(pruned(x), _masked_dense(dense, report)(x), atol=1e-5)
+
+
+def test_channel_rule_on_the_output_layer_is_refused() -> None:
+    model = ResNet().eval()
+    with pytest.raises(SpecError, match=r"layers\[classifier\].*output"):
+        _prune(model, {"classifier": {"sparsity": 0.5, "sparsity_pattern": "channel"}})
