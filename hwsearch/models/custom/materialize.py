@@ -1,30 +1,32 @@
 """A compressed model on real kernels, for latency: what runs, and which kernel each layer uses.
 
 Starts from :func:`~.compress.bake` output (channel-pruned layers physically small, masks and
-quantized values folded into float weights). Per layer, by its rule:
+quantized values folded into float weights). Per layer, by its rule, on a CPU target:
 
-====================================  ========================  ==============================
-rule (CPU target)                     kernel path               API
-====================================  ========================  ==============================
-Linear / Conv, ``weight_bits <= 8``   ``x86-int8-static``       FX graph mode, ``x86`` engine
-and ``act_bits <= 8``                                           (``torch.ao.quantization``,
-                                                                kept: see docs/compression.md)
-Linear, ``weight_bits <= 8``,         ``torchao-int8-weight``   torchao ``quantize_`` with
-float activations                                               ``Int8WeightOnlyConfig``
-Linear, ``weight_bits <= 4``, float   ``aten-int4-weight-only`` hwsearch's ``QuantizedLinear``
-activations, ``in_features`` a                                  (``_weight_int4pack_mm``)
-multiple of 32
-Conv, ``weight_bits <= 8``, float     ``fp32``                  none: no weight-only
-activations                                                     convolution kernel on CPUs
-anything else (16 or 32 bits)         ``fp32``
-====================================  ========================  ==============================
+- Linear / Conv with ``weight_bits <= 8`` and ``act_bits <= 8`` → ``x86-int8-static``:
+  static int8 through FX graph mode (``torch.ao.quantization``, ``x86`` engine, activation
+  ranges from the calibration batches);
+- Linear with ``weight_bits <= 8`` and float activations → by ``weight_only``:
+  ``"dynamic"`` (default) ``int8-dynamic-linear`` (``torch.ao.quantization.quantize_dynamic``),
+  ``"torchao"`` ``torchao-int8-weight`` (torchao ``quantize_`` with ``Int8WeightOnlyConfig``),
+  ``"hwsearch"`` ``aten-int8-weight-only`` / ``aten-int4-weight-only`` (hwsearch's
+  ``QuantizedLinear``; int4 where ``in_features`` is a multiple of 32);
+- Conv with ``weight_bits <= 8`` and float activations → ``fp32`` (no weight-only convolution
+  kernel on CPUs);
+- anything else (16 or 32 bits) → ``fp32``.
+
+The two ``torch.ao.quantization`` paths are deprecated upstream and kept because measurement
+on this CPU shows nothing maintained matching them (``bench/byo_kernels.py``, figures in
+docs/compression.md): pt2e with the X86 inductor quantizer is slower than fp32 in eager mode
+and no faster compiled; torchao's int8 configs and hwsearch's aten weight-only kernels are
+slower than fp32 for these layers. A target where they win selects them with ``weight_only``.
 
 On a CUDA target, Linear layers with ``weight_bits <= 8`` become ``QuantizedLinear`` (the
 project's Triton int8 / int4 kernels, see :mod:`hwsearch.hardware.kernels`); the rest runs
-in float. Widths below 8 (but above 4) run on the int8 kernels: there are none narrower.
+in float. Widths below 8 run on the int8 kernels (no narrower ones), except int4 where named.
 
 A model FX cannot trace (data-dependent control flow) falls back for its static layers to the
-weight-only path of its Linears, convolutions in fp32; the reason is recorded.
+weight-only path of its Linears, convolutions in fp32; the reason is recorded in ``notes``.
 """
 
 from __future__ import annotations
@@ -43,12 +45,15 @@ from hwsearch.hardware.kernels.dispatch import QuantizedLinear
 from hwsearch.models.custom.rules import WEIGHT_LAYERS, LayerRule
 
 STATIC = "x86-int8-static"
+DYNAMIC = "int8-dynamic-linear"
 TORCHAO_INT8 = "torchao-int8-weight"
+INT8 = "aten-int8-weight-only"
 INT4 = "aten-int4-weight-only"
 CUDA_INT8 = "quantized-linear-int8"
 CUDA_INT4 = "quantized-linear-int4"
 FP32 = "fp32"
-_ORDER = (STATIC, TORCHAO_INT8, INT4, CUDA_INT8, CUDA_INT4, FP32)
+_ORDER = (STATIC, DYNAMIC, TORCHAO_INT8, INT8, INT4, CUDA_INT8, CUDA_INT4, FP32)
+WEIGHT_ONLY = ("dynamic", "torchao", "hwsearch")
 INT4_GROUP = 32
 
 
@@ -67,9 +72,14 @@ class Materialized:
 
 
 def plan(
-    model: nn.Module, rules: Mapping[str, LayerRule], device_kind: str = "cpu"
+    model: nn.Module,
+    rules: Mapping[str, LayerRule],
+    device_kind: str = "cpu",
+    weight_only: str = "dynamic",
 ) -> dict[str, str]:
     """The kernel path each Linear / Conv layer of ``model`` will take."""
+    if weight_only not in WEIGHT_ONLY:
+        raise ValueError(f"weight_only must be one of {list(WEIGHT_ONLY)}, got {weight_only!r}")
     paths: dict[str, str] = {}
     for name, module in model.named_modules():
         if not isinstance(module, WEIGHT_LAYERS):
@@ -79,13 +89,17 @@ def plan(
         if rule.weight_bits > 8:
             paths[name] = FP32
         elif device_kind == "cuda":
-            paths[name] = (CUDA_INT4 if rule.weight_bits <= 4 else CUDA_INT8) if linear else FP32
+            int4 = rule.weight_bits <= 4 and _in_features(module) % INT4_GROUP == 0
+            paths[name] = (CUDA_INT4 if int4 else CUDA_INT8) if linear else FP32
         elif rule.act_bits <= 8:
             paths[name] = STATIC
-        elif linear and rule.weight_bits <= 4 and _in_features(module) % INT4_GROUP == 0:
-            paths[name] = INT4
-        elif linear:
+        elif linear and weight_only == "dynamic":
+            paths[name] = DYNAMIC
+        elif linear and weight_only == "torchao":
             paths[name] = TORCHAO_INT8
+        elif linear:
+            small = rule.weight_bits <= 4 and _in_features(module) % INT4_GROUP == 0
+            paths[name] = INT4 if small else INT8
         else:
             paths[name] = FP32
     return paths
@@ -116,15 +130,17 @@ def materialize(
     calibration: Sequence[torch.Tensor],
     *,
     device_kind: str = "cpu",
+    weight_only: str = "dynamic",
 ) -> Materialized:
     """The model that really runs for ``baked`` (left unchanged) and its kernel paths.
 
     ``calibration`` holds input batches for the static activation ranges (one at least when a
-    layer runs static int8).
+    layer runs static int8); ``weight_only`` picks the path of Linears with float
+    activations (module docstring).
     """
     if any(parametrize.is_parametrized(m) for m in baked.modules()):
         raise ValueError("materialize takes a baked model; call compress.bake first")
-    paths = plan(baked, rules, device_kind)
+    paths = plan(baked, rules, device_kind, weight_only)
     model = copy.deepcopy(baked).eval()
     notes: list[str] = []
     static = [n for n, p in paths.items() if p == STATIC]
@@ -136,24 +152,26 @@ def materialize(
         except Exception as exc:  # FX cannot trace every model
             notes.append(
                 f"FX graph-mode quantization failed ({type(exc).__name__}: {exc}); its layers "
-                "run weight-only int8 (Linear) or fp32 (Conv)"
+                "run as with float activations"
             )
             model = copy.deepcopy(baked).eval()
+            fallback = {"dynamic": DYNAMIC, "torchao": TORCHAO_INT8, "hwsearch": INT8}
             for name in static:
                 linear = isinstance(model.get_submodule(name), nn.Linear)
-                paths[name] = TORCHAO_INT8 if linear else FP32
-    torchao = [n for n, p in paths.items() if p == TORCHAO_INT8]
-    if torchao:
-        _torchao_int8(model, set(torchao))
+                paths[name] = fallback[weight_only] if linear else FP32
     for name, path in paths.items():
-        if path in (INT4, CUDA_INT8, CUDA_INT4):
+        if path in (INT8, INT4, CUDA_INT8, CUDA_INT4):
             layer = model.get_submodule(name)
             assert isinstance(layer, nn.Linear)
-            bits = 8 if path == CUDA_INT8 else 4
-            group = INT4_GROUP if layer.in_features % INT4_GROUP == 0 else 2
-            if bits == 4 and layer.in_features % 2:
-                bits, paths[name] = 8, CUDA_INT8 if path != INT4 else TORCHAO_INT8
-            _set(model, name, QuantizedLinear(layer, bits, group_size=group))
+            bits = 4 if path in (INT4, CUDA_INT4) else 8
+            _set(model, name, QuantizedLinear(layer, bits, group_size=INT4_GROUP))
+    torchao = {n for n, p in paths.items() if p == TORCHAO_INT8}
+    if torchao:
+        _torchao_int8(model, torchao)
+    dynamic = {n for n, p in paths.items() if p == DYNAMIC}
+    if dynamic:
+        with _quiet():
+            model = torch.ao.quantization.quantize_dynamic(model, dynamic, dtype=torch.qint8)
     model.eval()
     if calibration:
         with _quiet(), torch.no_grad():

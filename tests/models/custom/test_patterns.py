@@ -10,7 +10,16 @@ from torch import nn
 
 from hwsearch.models.compression import ActFakeQuant, calibrate_activations
 from hwsearch.models.custom.compress import ACT_QUANT, bake, compress
-from hwsearch.models.custom.materialize import FP32, INT4, STATIC, TORCHAO_INT8, materialize, plan
+from hwsearch.models.custom.materialize import (
+    DYNAMIC,
+    FP32,
+    INT4,
+    INT8,
+    STATIC,
+    TORCHAO_INT8,
+    materialize,
+    plan,
+)
 from hwsearch.models.custom.rules import resolve_rules
 
 from .nets import MLP, Conv1dNet, DepthwiseNet
@@ -84,7 +93,7 @@ def test_weight_bits(case: str, bits: int) -> None:
     if bits > 8:
         assert path == FP32
     elif case == "linear":
-        assert path == (INT4 if bits <= 4 else TORCHAO_INT8)
+        assert path == DYNAMIC
     else:
         assert path == FP32  # no weight-only convolution kernel on CPUs
     with torch.no_grad():
@@ -114,7 +123,7 @@ def test_act_bits(case: str, bits: int) -> None:
     rules = resolve_rules(dense, {CASES[case][2]: {"act_bits": bits, "weight_bits": 8}})
     mat = materialize(bake(model), rules, [x])
     path = mat.paths[CASES[case][2]]
-    assert path == (STATIC if bits <= 8 else (TORCHAO_INT8 if case == "linear" else FP32))
+    assert path == (STATIC if bits <= 8 else (DYNAMIC if case == "linear" else FP32))
     with torch.no_grad():
         # below 8 bits the int8 kernels are finer than the simulation: compare with float
         ref = model(x) if bits >= 8 else bake(model)(x)
@@ -135,3 +144,43 @@ def test_bake_leaves_the_compressed_model_alone() -> None:
 def test_plan_of_unruled_layers_is_dense_fp32() -> None:
     model = MLP()
     assert set(plan(model, {}).values()) == {FP32}
+
+
+@pytest.mark.parametrize(
+    ("weight_only", "bits", "path"),
+    [("torchao", 8, TORCHAO_INT8), ("hwsearch", 8, INT8), ("hwsearch", 4, INT4)],
+)
+def test_other_weight_only_paths(weight_only: str, bits: int, path: str) -> None:
+    _, model, x, _ = _setup("linear", {"weight_bits": bits})
+    rules = resolve_rules(model, {"fc1": {"weight_bits": bits}})
+    mat = materialize(bake(model), rules, [x], weight_only=weight_only)
+    assert mat.paths["fc1"] == path and mat.kernel_path == f"{path}+fp32"
+    with torch.no_grad():
+        ref = model(x)
+        assert torch.allclose(mat.model(x), ref, atol=0.05 * float(ref.abs().max()))
+    with torch.inference_mode():  # the measurement protocol runs here
+        mat.model(x)
+
+
+def test_unknown_weight_only_path() -> None:
+    with pytest.raises(ValueError, match="weight_only"):
+        plan(MLP(), {}, weight_only="fastest")
+
+
+def test_untraceable_model_falls_back_with_a_note() -> None:
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.sum() > 0:  # data-dependent: FX cannot trace it
+                return self.fc(x)
+            return -self.fc(x)
+
+    model = Branchy()
+    x = torch.randn(4, 8)
+    rules = resolve_rules(model, {"fc": {"weight_bits": 8, "act_bits": 8}})
+    compress(model, rules, x[:1])
+    mat = materialize(bake(model), rules, [x])
+    assert mat.paths["fc"] == DYNAMIC and "FX graph-mode quantization failed" in mat.notes[0]

@@ -77,7 +77,7 @@ def test_a_candidate_runs_end_to_end() -> None:
     assert result.ok, result.failure
     assert 0.0 <= result.metrics["accuracy"] <= 1.0 and "note" not in result.metrics
     assert result.latency is not None and result.metrics["latency_ms"] == result.latency.median_ms
-    assert result.kernel_path == "x86-int8-static+torchao-int8-weight"
+    assert result.kernel_path == "x86-int8-static+int8-dynamic-linear"
     assert result.report is not None and result.report.pruned_out["features.0"] == (32, 16)
     assert result.features["count=depthwise"] == 1
     for stage in (
