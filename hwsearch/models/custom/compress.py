@@ -55,6 +55,9 @@ class CompressReport:
     pruned_in: dict[str, tuple[int, int]] = field(default_factory=dict)
     # indices of the removed output channels (of the layer as it was), for checks and replay
     removed_out: dict[str, list[int]] = field(default_factory=dict)
+    # layers whose channel rule removed nothing: tied to a layer without one, or no group
+    # torch-pruning could shrink safely (e.g. a reshape by a fixed head size)
+    unpruned: list[str] = field(default_factory=list)
     layer_sparsity: dict[str, float] = field(default_factory=dict)  # masked layers only
     weight_bits: dict[str, int] = field(default_factory=dict)
     act_bits: dict[str, int] = field(default_factory=dict)
@@ -65,6 +68,7 @@ class CompressReport:
             "rules": {k: v.as_dict() for k, v in self.rules.items()},
             "pruned_out": {k: list(v) for k, v in self.pruned_out.items()},
             "pruned_in": {k: list(v) for k, v in self.pruned_in.items()},
+            "unpruned": list(self.unpruned),
             "layer_sparsity": dict(self.layer_sparsity),
             "weight_bits": dict(self.weight_bits),
             "act_bits": dict(self.act_bits),
@@ -110,7 +114,7 @@ def prune_channels(
         return {}, {}, {}
     names = {module: name for name, module in model.named_modules()}
     by_name = dict(model.named_modules())
-    before_shapes = {n: _shape(m) for n, m in by_name.items() if isinstance(m, WEIGHT_LAYERS)}
+    before_shapes = {n: shape for n, m in by_name.items() if (shape := _shape(m)) is not None}
     reference = _output_shapes(_forward(model, example))
     ignored = [m for n, m in by_name.items() if isinstance(m, WEIGHT_LAYERS) and n not in ratios]
     ratio_dict: dict[nn.Module | tuple[nn.Module, ...], float] = {
@@ -119,6 +123,7 @@ def prune_channels(
     was_training = model.training
     model.eval()
     removed_out: dict[str, list[int]] = {}
+    first = next(iter(ratios))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -137,11 +142,19 @@ def prune_channels(
                     if pruner.DG.is_out_channel_pruning_fn(dep.handler) and target in names:
                         removed_out.setdefault(names[target], []).extend(int(i) for i in idxs)
                 group.prune()
+        after = _output_shapes(_forward(model, example))
+    except Exception as exc:
+        culprit = next((n for n in ratios if n in removed_out), first)
+        raise SpecError(
+            f"layers[{culprit}].sparsity_pattern",
+            f"channel pruning failed on this model ({type(exc).__name__}: {exc}); leave the "
+            "layers involved (e.g. attention projections of a hand-written attention that "
+            "reshapes by a fixed head size) without a channel rule",
+        ) from exc
     finally:
         model.train(was_training)
-    after = _output_shapes(_forward(model, example))
     if after != reference:
-        culprit = next((n for n in ratios if n in removed_out), next(iter(ratios)))
+        culprit = next((n for n in ratios if n in removed_out), first)
         raise SpecError(
             f"layers[{culprit}].sparsity_pattern",
             f"channel pruning would change the model's output from {reference} to {after}; "
@@ -150,23 +163,31 @@ def prune_channels(
     pruned_out: dict[str, tuple[int, int]] = {}
     pruned_in: dict[str, tuple[int, int]] = {}
     for name, (out_before, in_before) in before_shapes.items():
-        out_now, in_now = _shape(by_name[name])
-        if out_now != out_before:
-            pruned_out[name] = (out_before, out_now)
-        if in_now != in_before:
-            pruned_in[name] = (in_before, in_now)
-    for name, module in by_name.items():
-        if isinstance(module, NORMS) and name in removed_out:
-            n_now = int(getattr(module, "num_features", 0) or 0)
-            pruned_out[name] = (n_now + len(set(removed_out[name])), n_now)
+        now = _shape(by_name[name])
+        assert now is not None
+        if now[0] != out_before:
+            pruned_out[name] = (out_before, now[0])
+        if now[1] != in_before:
+            pruned_in[name] = (in_before, now[1])
     return pruned_out, pruned_in, {k: sorted(set(v)) for k, v in removed_out.items()}
 
 
-def _shape(layer: nn.Module) -> tuple[int, int]:
+def _shape(layer: nn.Module) -> tuple[int, int] | None:
+    """``(output, input)`` channels of a layer pruning may shrink, or None for others."""
     if isinstance(layer, nn.Linear):
         return layer.out_features, layer.in_features
-    conv = cast(nn.Conv1d | nn.Conv2d, layer)
-    return conv.out_channels, conv.in_channels
+    if isinstance(layer, nn.Conv1d | nn.Conv2d):
+        return layer.out_channels, layer.in_channels
+    if isinstance(layer, nn.MultiheadAttention):
+        return layer.embed_dim, layer.embed_dim
+    if isinstance(layer, NORMS):
+        weight = getattr(layer, "weight", None)
+        if isinstance(weight, torch.Tensor):
+            return int(weight.shape[0]), int(weight.shape[0])
+        n = getattr(layer, "num_features", None) or getattr(layer, "num_channels", None)
+        if isinstance(n, int):
+            return n, n
+    return None
 
 
 def _quantize_1d_safe(bits: int) -> nn.Module:
@@ -215,6 +236,7 @@ def compress(
         report.pruned_out, report.pruned_in, report.removed_out = prune_channels(
             model, channel, example, output_transform=output_transform
         )
+        report.unpruned = [n for n in channel if n not in report.pruned_out]
     for name, rule in rules.items():
         layer = by_name[name]
         if parametrize.is_parametrized(layer, "weight"):

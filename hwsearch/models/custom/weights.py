@@ -32,6 +32,8 @@ SHAPE_ATTRS = (
     "num_embeddings",
     "embedding_dim",
     "embed_dim",
+    "kdim",
+    "vdim",
     "num_heads",
     "head_dim",
 )

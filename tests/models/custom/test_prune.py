@@ -120,3 +120,74 @@ def test_channel_rule_on_the_output_layer_is_refused() -> None:
     model = ResNet().eval()
     with pytest.raises(SpecError, match=r"layers\[classifier\].*output"):
         _prune(model, {"classifier": {"sparsity": 0.5, "sparsity_pattern": "channel"}})
+
+
+class Encoder(nn.Module):
+    """torch's transformer encoder layer: attention heads, a residual stream, LayerNorms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(8, 32)
+        self.layer = nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, dropout=0.0)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layer(self.embed(x)).mean(1))
+
+
+def test_attention_heads_shrink_together_with_the_residual_stream() -> None:
+    from hwsearch.models.compression import calibrate_activations
+    from hwsearch.models.custom.weights import dump_weights, load_weights
+
+    model = Encoder().eval()
+    x = torch.randn(2, 5, 8)
+    layers = {
+        "embed": {"sparsity": 0.5, "sparsity_pattern": "channel"},
+        "layer.*": {"sparsity": 0.5, "sparsity_pattern": "channel", "act_bits": 8},
+    }
+    report = compress(model, resolve_rules(model, layers), x[:1])
+    attn = model.layer.self_attn
+    assert attn.num_heads == 4 and attn.embed_dim == 16 and attn.head_dim == 4
+    assert report.pruned_out["layer.self_attn"] == (32, 16)
+    assert report.pruned_out["layer.norm1"] == (32, 16)  # LayerNorms follow the stream
+    assert report.pruned_out["layer.linear1"] == (64, 32)
+    assert report.pruned_in["head"] == (32, 16)
+    assert model(x).shape == (2, 3)
+    calibrate_activations(model, [x])
+    again = load_weights(Encoder(), dump_weights(model)).eval()
+    assert torch.equal(again(x), model(x))
+
+
+class HandAttention(nn.Module):
+    """Attention that reshapes by a fixed head size: pruning its projections cannot work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(16, 16)
+        self.k = nn.Linear(16, 16)
+        self.v = nn.Linear(16, 16)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k, v = (f(x).view(b, t, 4, 4).transpose(1, 2) for f in (self.q, self.k, self.v))
+        y = torch.softmax(q @ k.transpose(-1, -2), -1) @ v
+        return self.out(y.transpose(1, 2).reshape(b, t, 16).mean(1))
+
+
+def test_a_channel_rule_that_cannot_apply_is_reported() -> None:
+    """torch-pruning finds no safe group through the fixed-size reshape: nothing is pruned,
+    the model still works, and the report says which rules had no effect."""
+    model = HandAttention()
+    x = torch.randn(2, 3, 16)
+    before = model(x)
+    layers = {"v": {"sparsity": 0.5, "sparsity_pattern": "channel"}}
+    report = compress(model, resolve_rules(model, layers), x[:1])
+    assert report.unpruned == ["v"] and not report.pruned_out
+    assert torch.equal(model(x), before)
+
+
+def test_untouched_stem_reports_its_tied_rules() -> None:
+    model = ResNet().eval()
+    _, report, _ = _prune(model, {"features.*": {"sparsity": 0.5, "sparsity_pattern": "channel"}})
+    assert "features.0.conv2" in report.unpruned and "features.0.conv1" not in report.unpruned
