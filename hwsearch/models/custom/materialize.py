@@ -191,14 +191,39 @@ def _static_int8(
         torch.backends.quantized.engine = "x86"
     qconfig = get_default_qconfig("x86")
     mapping = QConfigMapping().set_global(None)
-    for name in names:
-        mapping.set_module_name(name, qconfig)
+    for region in static_regions(model, names):
+        if region:
+            mapping.set_module_name(region, qconfig)
+        else:
+            mapping.set_global(qconfig)
     with _quiet():
         prepared = prepare_fx(model, mapping, (calibration[0],))
         with torch.no_grad():
             for batch in calibration:
                 prepared(batch)
         return convert_fx(prepared)
+
+
+def static_regions(model: nn.Module, names: Sequence[str]) -> list[str]:
+    """The largest submodules whose every Linear / Conv runs static int8 (``""``: all).
+
+    Quantizing whole regions keeps their norms, activations and residual additions in int8
+    and lets FX fuse convolution + norm + ReLU; quantizing layer by layer would put a
+    quantize / dequantize pair around every convolution.
+    """
+    chosen = set(names)
+    regions: list[str] = []
+    for name, module in model.named_modules():
+        if any(name == r or name.startswith(f"{r}.") or r == "" for r in regions):
+            continue
+        inner = [
+            (n if not name else f"{name}.{n}" if n else name)
+            for n, m in module.named_modules()
+            if isinstance(m, WEIGHT_LAYERS)
+        ]
+        if inner and all(n in chosen for n in inner):
+            regions.append(name)
+    return regions
 
 
 def _torchao_int8(model: nn.Module, names: set[str]) -> None:

@@ -34,7 +34,7 @@ from torch import nn
 from hwsearch.errors import SpecError
 from hwsearch.hardware.measure import LatencyMeasurement, MeasureSettings, measure_latency
 from hwsearch.hardware.targets import CPU, Target
-from hwsearch.models.compression import calibrate_activations
+from hwsearch.models.compression import ActFakeQuant, calibrate_activations
 from hwsearch.models.custom.compress import CompressReport, bake, compress
 from hwsearch.models.custom.context import Context
 from hwsearch.models.custom.counts import LayerCount, feature_vector, layer_counts
@@ -368,7 +368,8 @@ def run_candidate(
         _seed_everything(settings.seed)
         batches = _batches(code, ctx.at("calibrate"), settings.calibration_batches, timings)
         start = time.perf_counter()
-        calibrate_activations(model, batches)
+        if any(isinstance(m, ActFakeQuant) for m in model.modules()):
+            calibrate_activations(model, batches)
         timings["observe"] = time.perf_counter() - start
         if code.finetune is not None:
             _seed_everything(settings.seed)

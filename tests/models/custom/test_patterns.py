@@ -184,3 +184,31 @@ def test_untraceable_model_falls_back_with_a_note() -> None:
     compress(model, rules, x[:1])
     mat = materialize(bake(model), rules, [x])
     assert mat.paths["fc"] == DYNAMIC and "FX graph-mode quantization failed" in mat.notes[0]
+
+
+def test_static_int8_quantizes_whole_regions() -> None:
+    from hwsearch.models.custom.materialize import static_regions
+
+    from .nets import ResNet
+
+    model = ResNet()
+    every = [n for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    features = [n for n in every if n.startswith("features.")]
+    assert static_regions(model, every) == [""]
+    assert static_regions(model, features) == ["features"]
+    assert static_regions(model, ["features.0.conv1"]) == ["features.0.conv1"]
+    assert static_regions(model, features[:2]) == ["features.0"]  # the whole block
+    x = torch.randn(2, 3, 16, 16)
+    rules = resolve_rules(model, {"features.*": {"weight_bits": 8, "act_bits": 8}})
+    compress(model, rules, x[:1])
+    calibrate_activations(model, [x])
+    mat = materialize(bake(model.eval()), rules, [x])
+    import torch.ao.nn.quantized as nnq
+
+    convs = [m for m in mat.model.modules() if isinstance(m, nnq.Conv2d)]
+    assert len(convs) == len(features)  # every conv of the region runs int8
+    # norms were folded into the quantized convolutions, not left as float islands
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in mat.model.modules())
+    with torch.no_grad():
+        ref = model(x)
+        assert torch.allclose(mat.model(x), ref, atol=0.1 * float(ref.abs().max()))
