@@ -1,8 +1,10 @@
 """The user's callables: ``"module:attr"`` strings from a spec, or Python objects.
 
 A spec names a callable as ``"my_models:build"`` (or ``"pkg.mod:obj.attr"``). The module is
-looked up in the spec file's folder first, then on ``sys.path``; a module found in the folder
-is loaded from that file without changing ``sys.path`` for anyone else. Every problem is a
+looked up in the spec file's folder first, then on ``sys.path``. A single-file module of the
+folder is loaded from its file under a private name, without touching ``sys.path``; a dotted
+name inside a package of the folder is imported with the folder put first on ``sys.path``
+for the duration of the import (under a lock), and the package is then shipped by value. Every problem is a
 :class:`~hwsearch.errors.SpecError` naming the field (``family.model``,
 ``evaluation.evaluate``, ...).
 
@@ -69,9 +71,12 @@ def _from_folder(module: str, folder: Path) -> ModuleType | None:
         with _LOCK:
             sys.path.insert(0, str(folder))
             try:
-                return importlib.import_module(module)
+                mod = importlib.import_module(module)
             finally:
                 sys.path.remove(str(folder))
+            # workers do not have the folder on their path: ship the package by value
+            cloudpickle.register_pickle_by_value(sys.modules[parts[0]])
+            return mod
     for path in candidates:
         if path.is_file():
             digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]

@@ -111,6 +111,21 @@ def test_folder_callables_ship_by_value_to_a_fresh_process(folder: Path, tmp_pat
         timeout=60,
     )
     assert out.stdout.strip() == "15"
+    package = resolve("family.model", "userpkg_cb.nets:build", folder=folder)
+    payload.write_bytes(cloudpickle.dumps(package.obj))
+    code = (
+        "import cloudpickle, sys; fn = cloudpickle.loads(open(sys.argv[1], 'rb').read()); "
+        "print(fn({}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(payload)],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "pkg"
 
 
 def test_unshippable_callable_names_the_field() -> None:
