@@ -4,8 +4,8 @@ A spec names a callable as ``"my_models:build"`` (or ``"pkg.mod:obj.attr"``). Th
 looked up in the spec file's folder first, then on ``sys.path``. A single-file module of the
 folder is loaded from its file under a private name, without touching ``sys.path``; a dotted
 name inside a package of the folder is imported with the folder put first on ``sys.path``
-for the duration of the import (under a lock), and the package is then shipped by value. Every problem is a
-:class:`~hwsearch.errors.SpecError` naming the field (``family.model``,
+for the duration of the import (under a lock), and the package is then shipped by value.
+Every problem is a :class:`~hwsearch.errors.SpecError` naming the field (``family.model``,
 ``evaluation.evaluate``, ...).
 
 Pool and Ray executors run candidates in other processes, so a callable must survive
