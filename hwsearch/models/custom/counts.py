@@ -19,6 +19,7 @@ predictors can use user models.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -188,6 +189,7 @@ def counts_table(rows: list[LayerCount]) -> list[dict[str, Any]]:
     return [asdict(r) for r in rows]
 
 
+@functools.cache
 def feature_names() -> tuple[str, ...]:
     """The names :func:`feature_vector` returns, in order."""
     model = nn.Sequential(nn.Linear(1, 1))

@@ -18,12 +18,13 @@ it, so that a bad ``build``, ``input_shape`` or ``evaluate`` is a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,12 +318,17 @@ def dry_run(
     :class:`SpecError` on the field of the callable that raised it.
     """
     settings = settings or PipelineSettings(measure=None)
-    fields = {"build": "family.model", "evaluate": "evaluation.evaluate"}
+    fields = {
+        "build": "family.model",
+        "evaluate": "evaluation.evaluate",
+        "example_input": "family.example_input",
+    }
     timings: dict[str, float] = {}
     try:
         _seed_everything(settings.seed)
         model = checked_model(_call("build", timings, code.build, dict(config)))
-        check_forward(model, code.example(1))
+        example = _call("example_input", timings, code.example, 1)
+        check_forward(model, example)
         rules = resolve_rules(model, layers)
         if call_evaluate:
             ctx = _context(code, config, settings, rules, logging.getLogger("hwsearch.user"))
@@ -353,24 +359,24 @@ def run_candidate(
     logger = logger or logging.getLogger("hwsearch.user")
     result = CandidateResult(config=dict(config))
     timings = result.timings
+    device = settings.target.device
     try:
         _seed_everything(settings.seed)
         model = _call("build", timings, code.build, dict(config))
-        model = checked_model(model).to(settings.target.device)
-        example = code.example(1).to(settings.target.device)
-        start = time.perf_counter()
-        rules = resolve_rules(model, layers)
-        result.report = compress(model, rules, example)
-        timings["compress"] = time.perf_counter() - start
+        with _stage("build", timings):
+            model = checked_model(model).to(device)
+            example = code.example(1).to(device)
+        with _stage("compress", timings):
+            rules = resolve_rules(model, layers)
+            result.report = compress(model, rules, example)
         ctx = _context(
             code, config, settings, rules, logger, candidate_id=candidate_id, job_id=job_id
         )
         _seed_everything(settings.seed)
         batches = _batches(code, ctx.at("calibrate"), settings.calibration_batches, timings)
-        start = time.perf_counter()
-        if any(isinstance(m, ActFakeQuant) for m in model.modules()):
-            calibrate_activations(model, batches)
-        timings["observe"] = time.perf_counter() - start
+        with _stage("observe", timings):
+            if any(isinstance(m, ActFakeQuant) for m in model.modules()):
+                calibrate_activations(model, batches)
         if code.finetune is not None:
             _seed_everything(settings.seed)
             model.train()
@@ -378,35 +384,48 @@ def run_candidate(
         model.eval()
         _seed_everything(settings.seed)
         raw = _call("evaluate", timings, code.evaluate, model, ctx.at("evaluate"))
-        try:
+        with _stage("evaluate", timings, timed=False):
             result.metrics = checked_metrics(raw, code.metrics)
-        except SpecError as exc:
-            raise _UserError(Failure("evaluate", "SpecError", str(exc), "")) from exc
-        start = time.perf_counter()
-        result.counts = layer_counts(model, example)
-        result.features = feature_vector(model, result.counts)
-        timings["counts"] = time.perf_counter() - start
+        with _stage("counts", timings):
+            result.counts = layer_counts(model, example)
+            result.features = feature_vector(model, result.counts)
         if settings.keep_weights:
-            start = time.perf_counter()
-            result.weights = dump_weights(model)
-            timings["serialise"] = time.perf_counter() - start
-        start = time.perf_counter()
-        baked = bake(model)
-        mat: Materialized = materialize(
-            baked.cpu() if settings.target.kind == "cpu" else baked,
-            rules,
-            [b.to(settings.target.device) for b in batches],
-            device_kind=settings.target.kind,
-        )
-        timings["materialize"] = time.perf_counter() - start
+            with _stage("serialise", timings):
+                result.weights = dump_weights(model)
+        with _stage("materialize", timings):
+            baked = bake(model)
+            mat: Materialized = materialize(
+                baked.cpu() if settings.target.kind == "cpu" else baked,
+                rules,
+                [b.to(device) for b in batches],
+                device_kind=settings.target.kind,
+            )
         result.kernel_path, result.layer_paths, result.notes = mat.kernel_path, mat.paths, mat.notes
         if settings.measure is not None:
-            start = time.perf_counter()
-            result.latency = measure_latency(mat.model, example, settings.target, settings.measure)
-            timings["measure"] = time.perf_counter() - start
+            with _stage("measure", timings):
+                result.latency = measure_latency(
+                    mat.model, example, settings.target, settings.measure
+                )
             result.metrics.setdefault("latency_ms", result.latency.median_ms)
     except _UserError as err:
         result.failure = err.failure
-    except SpecError as exc:  # a rule the built model cannot take (this config's shapes)
-        result.failure = Failure("compress", "SpecError", str(exc), traceback.format_exc())
     return result
+
+
+@contextlib.contextmanager
+def _stage(name: str, timings: dict[str, float], *, timed: bool = True) -> Iterator[None]:
+    """Time one of hwsearch's stages; an exception there (the model's own forward pass runs in
+    most of them, a rule this config's shapes cannot take) fails the candidate, not the
+    caller, with its traceback."""
+    start = time.perf_counter()
+    try:
+        yield
+    except _UserError:
+        raise
+    except Exception as exc:
+        raise _UserError(
+            Failure(name, type(exc).__name__, str(exc), traceback.format_exc())
+        ) from exc
+    finally:
+        if timed:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start

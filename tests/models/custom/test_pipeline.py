@@ -230,3 +230,37 @@ def test_logger_is_the_given_one(caplog: pytest.LogCaptureFixture) -> None:
             code, {}, LAYERS, PipelineSettings(measure=None), logger=logger, candidate_id="c9"
         )
     assert "evaluating c9" in caplog.text
+
+
+def test_a_rule_this_config_cannot_take_fails_the_candidate() -> None:
+    result = run_candidate(
+        CODE, {}, {"decoder.*": {"weight_bits": 8}}, PipelineSettings(measure=None)
+    )
+    assert result.failure is not None and result.failure.stage == "compress"
+    assert result.failure.error_type == "SpecError" and "decoder.*" in result.failure.message
+
+
+def test_a_model_failing_in_hwsearch_stages_fails_the_candidate() -> None:
+    """The model's forward also runs inside hwsearch's stages (counts, materialise, measure):
+    an error there is the candidate's failure, not the caller's exception."""
+
+    class FailsOnBatchOne(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] == 1:
+                raise ValueError("batch of one not supported")
+            return self.fc(x)
+
+    code = UserModel(
+        build=lambda c: FailsOnBatchOne(),
+        evaluate=lambda m, c: {"accuracy": 1.0},
+        metrics={"accuracy": "maximize"},
+        input_shape=(4,),
+        calibrate=lambda c: [torch.randn(8, 4)],
+    )
+    result = run_candidate(code, {}, {}, PipelineSettings(measure=None))
+    assert result.failure is not None and result.failure.stage == "counts"
+    assert "batch of one" in result.failure.message and "forward" in result.failure.traceback
