@@ -22,6 +22,7 @@ shape is refused.
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,28 @@ def _output_shapes(out: Any) -> Any:
     return type(out).__name__
 
 
+def traced_output(out: Any) -> torch.Tensor:
+    """The tensor torch-pruning traces back from when a model returns more than one: a
+    mapping's ``logits`` (Hugging Face ``ModelOutput``) or its first tensor, a sequence's
+    first tensor."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, Mapping):
+        if isinstance(out.get("logits"), torch.Tensor):
+            return cast(torch.Tensor, out["logits"])
+        values: list[Any] = list(out.values())
+    elif isinstance(out, list | tuple):
+        values = list(out)
+    else:
+        raise TypeError(f"the model returned a {type(out).__name__}, not tensors")
+    for value in values:
+        try:
+            return traced_output(value)
+        except TypeError:
+            continue
+    raise TypeError("the model's output holds no tensor")
+
+
 def _forward(model: nn.Module, example: torch.Tensor) -> Any:
     was_training = model.training
     model.eval()
@@ -134,7 +157,7 @@ def prune_channels(
                 pruning_ratio=0.0,
                 pruning_ratio_dict=ratio_dict,
                 ignored_layers=ignored,
-                output_transform=output_transform,
+                output_transform=output_transform or traced_output,
             )
             for group in pruner.step(interactive=True):
                 for dep, idxs in group:
@@ -232,6 +255,8 @@ def compress(
     if missing:
         raise SpecError(f"layers[{missing[0]}]", "no module of that name in the model")
     channel = {n: r.sparsity for n, r in rules.items() if r.pattern == "channel"}
+    for name in channel:
+        _refuse_inside_attention(model, name)
     if channel:
         report.pruned_out, report.pruned_in, report.removed_out = prune_channels(
             model, channel, example, output_transform=output_transform
@@ -260,6 +285,28 @@ def compress(
             layer.register_forward_pre_hook(_act_quant_hook)
         report.act_bits[name] = rule.act_bits
     return report
+
+
+_ATTENTION = re.compile(r"atten|attn", re.IGNORECASE)
+
+
+def _refuse_inside_attention(model: nn.Module, name: str) -> None:
+    """Channel rules on the projections of an attention module other than torch's
+    ``nn.MultiheadAttention`` are refused: such modules reshape by head sizes held in their
+    own attributes, which pruning cannot update, and torch-pruning's grouping through rotary
+    embeddings and grouped-query attention can run for hours."""
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        parent = model.get_submodule(".".join(parts[:i]))
+        if isinstance(parent, nn.MultiheadAttention):
+            return
+        if _ATTENTION.search(type(parent).__name__):
+            raise SpecError(
+                f"layers[{name}].sparsity_pattern",
+                f"channel pruning inside the attention module {'.'.join(parts[:i])} "
+                f"({type(parent).__name__}) is not supported (only torch.nn.MultiheadAttention "
+                "is); prune the MLP layers, or give the attention another pattern",
+            )
 
 
 def _unparametrized(layer: nn.Module) -> nn.Module:

@@ -158,7 +158,7 @@ def test_attention_heads_shrink_together_with_the_residual_stream() -> None:
     assert torch.equal(again(x), model(x))
 
 
-class HandAttention(nn.Module):
+class SelfAttention(nn.Module):
     """Attention that reshapes by a fixed head size: pruning its projections cannot work."""
 
     def __init__(self) -> None:
@@ -166,28 +166,72 @@ class HandAttention(nn.Module):
         self.q = nn.Linear(16, 16)
         self.k = nn.Linear(16, 16)
         self.v = nn.Linear(16, 16)
-        self.out = nn.Linear(16, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
         q, k, v = (f(x).view(b, t, 4, 4).transpose(1, 2) for f in (self.q, self.k, self.v))
         y = torch.softmax(q @ k.transpose(-1, -2), -1) @ v
-        return self.out(y.transpose(1, 2).reshape(b, t, 16).mean(1))
+        return y.transpose(1, 2).reshape(b, t, 16)
 
 
-def test_a_channel_rule_that_cannot_apply_is_reported() -> None:
-    """torch-pruning finds no safe group through the fixed-size reshape: nothing is pruned,
-    the model still works, and the report says which rules had no effect."""
+class HandAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = SelfAttention()
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.attn(x).mean(1))
+
+
+def test_channel_rules_inside_a_hand_written_attention_are_refused() -> None:
     model = HandAttention()
     x = torch.randn(2, 3, 16)
-    before = model(x)
-    layers = {"v": {"sparsity": 0.5, "sparsity_pattern": "channel"}}
-    report = compress(model, resolve_rules(model, layers), x[:1])
-    assert report.unpruned == ["v"] and not report.pruned_out
-    assert torch.equal(model(x), before)
+    layers = {"attn.v": {"sparsity": 0.5, "sparsity_pattern": "channel"}}
+    with pytest.raises(SpecError) as info:
+        compress(model, resolve_rules(model, layers), x[:1])
+    assert info.value.field == "layers[attn.v].sparsity_pattern"
+    assert "SelfAttention" in info.value.reason
+    # other patterns are fine there
+    compress(model, resolve_rules(model, {"attn.v": {"weight_bits": 8}}), x[:1])
+    assert model(x).shape == (2, 2)
 
 
 def test_untouched_stem_reports_its_tied_rules() -> None:
     model = ResNet().eval()
     _, report, _ = _prune(model, {"features.*": {"sparsity": 0.5, "sparsity_pattern": "channel"}})
     assert "features.0.conv2" in report.unpruned and "features.0.conv1" not in report.unpruned
+
+
+@pytest.mark.slow
+def test_hugging_face_llama_mlp_prunes_gate_and_up_together() -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).eval()
+    x = torch.randint(0, 64, (1, 8))
+    layers = {"model.layers.*.mlp": {"sparsity": 0.5, "sparsity_pattern": "channel"}}
+    report = compress(model, resolve_rules(model, layers), x)  # traced through ModelOutput.logits
+    for i in range(2):
+        mlp = model.model.layers[i].mlp
+        assert mlp.gate_proj.out_features == mlp.up_proj.out_features == 32
+        assert mlp.down_proj.in_features == 32 and mlp.down_proj.out_features == 32
+        assert f"model.layers.{i}.mlp.down_proj" in report.unpruned  # the residual stream
+    assert model(x).logits.shape == (1, 8, 64)
+    with pytest.raises(SpecError, match="LlamaAttention"):
+        compress(
+            model,
+            resolve_rules(
+                model,
+                {"model.layers.0.self_attn": {"sparsity": 0.5, "sparsity_pattern": "channel"}},
+            ),
+            x,
+        )
