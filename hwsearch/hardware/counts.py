@@ -3,7 +3,9 @@
 These are ``estimated`` numbers (computed from the model's structure), not measurements.
 Float models and eager-mode quantized models (``torch.ao.nn.quantized``, static and
 dynamic) are both understood: a quantized layer keeps its weight in packed form, outside
-``parameters()``, and is read through its ``weight()`` / ``bias()`` methods.
+``parameters()``, and is read through its ``weight()`` / ``bias()`` methods. So are weights
+that are tensor subclasses (torchao's quantized tensors): they count their logical elements,
+their stored bytes are those of the tensors they hold (``qdata``, ``scale``, ...).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 import torch.ao.nn.quantized as nnq
 from torch import nn
+from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
 _FLOAT_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _QUANT_CONVS = (nnq.Conv1d, nnq.Conv2d, nnq.Conv3d)
@@ -42,7 +45,7 @@ def count_nonzero_params(model: nn.Module) -> int:
 
 def model_size_bytes(model: nn.Module) -> int:
     """Bytes held by parameters (quantized ones at their stored width) and buffers."""
-    total = sum(t.numel() * t.element_size() for t in _weights(model, effective=False))
+    total = sum(_stored_bytes(t) for t in _weights(model, effective=False))
     return total + sum(b.numel() * b.element_size() for b in model.buffers())
 
 
@@ -89,6 +92,13 @@ def _macs_per_output(module: nn.Module) -> int:
     return int(layer.in_channels) // int(layer.groups) * kernel_elements
 
 
+def _stored_bytes(t: torch.Tensor) -> int:
+    if is_traceable_wrapper_subclass(t):
+        names, _ = t.__tensor_flatten__()
+        return sum(_stored_bytes(getattr(t, name)) for name in names)
+    return t.numel() * t.element_size()
+
+
 def _weights(model: nn.Module, *, effective: bool) -> Iterator[torch.Tensor]:
     """Every parameter once; with ``effective``, pruned weights with their mask applied and
     quantized weights dequantized."""
@@ -99,6 +109,11 @@ def _weights(model: nn.Module, *, effective: bool) -> Iterator[torch.Tensor]:
                 continue
             seen.add(id(param))
             tensor: torch.Tensor = param
+            if is_traceable_wrapper_subclass(param):
+                # a quantized tensor subclass: detach() is refused under inference mode
+                wrapped: Any = param
+                yield wrapped.dequantize() if effective else param
+                continue
             mask = getattr(module, name.removesuffix("_orig") + "_mask", None)
             if effective and name.endswith("_orig") and isinstance(mask, torch.Tensor):
                 # computed here: the pruned attribute itself is only refreshed by forward()
