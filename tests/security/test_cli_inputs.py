@@ -16,6 +16,10 @@ from hwsearch.search.spec import load_spec
 from hwsearch.search.spec_files import load_yaml
 from hwsearch.service.cli import app
 
+# A guard against the old unbounded paths (they took minutes or ran out of memory), not a
+# speed goal: the speed figures are bench/hostile.py's.
+HANG_S = 30.0
+
 runner = CliRunner()
 
 BILLION_LAUGHS = """\
@@ -55,7 +59,7 @@ def test_billion_laughs_is_refused_fast_and_small(tmp_path: Path) -> None:
     path.write_text(BILLION_LAUGHS)
     before, started = _peak_mb(), time.monotonic()
     code, output = _run_spec(path, tmp_path)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < HANG_S
     assert _peak_mb() - before < 100
     assert code == 2
     assert "expands to more than" in output
@@ -126,4 +130,4 @@ def test_a_long_string_repeated_by_aliases_is_refused_fast_and_small() -> None:
     before, started = _peak_mb(), time.monotonic()
     with pytest.raises(SpecErrors, match="expands to more than"):
         load_yaml(text)
-    assert time.monotonic() - started < 1.0 and _peak_mb() - before < 100
+    assert time.monotonic() - started < HANG_S and _peak_mb() - before < 100

@@ -16,6 +16,10 @@ from hwsearch.files import FileAccessError, confine, open_named, read_capped, re
 from hwsearch.hardware.tables import TableError, clear_table_cache, load_table
 from hwsearch.search.spec import parse_spec
 
+# A guard against the old unbounded paths (they took minutes or ran out of memory), not a
+# speed goal: the speed figures are bench/hostile.py's.
+HANG_S = 30.0
+
 ARCH = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 SECRET = "hunter2-9f3c"
 
@@ -68,7 +72,7 @@ def test_only_regular_data_files_are_read(path: str) -> None:
     before, started = _peak_rss_mb(), time.monotonic()
     with pytest.raises(FileAccessError) as info:
         read_capped(resolve(path))
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < HANG_S
     assert _peak_rss_mb() - before < 50
     assert str(info.value).startswith(os.path.realpath(path) + ": ")
     assert "PATH=" not in str(info.value)
@@ -82,7 +86,7 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
         read_capped(resolve(fifo))
     with pytest.raises(TableError, match="not a regular file"):
         load_table(fifo)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < HANG_S
 
 
 def test_a_file_over_the_cap_is_refused_unread(tmp_path: Path, monkeypatch: Any) -> None:

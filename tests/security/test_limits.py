@@ -15,6 +15,10 @@ from hwsearch.search.filters import parse_filter
 from hwsearch.search.limits import SEED_MAX, SpecLimits, check_limits
 from hwsearch.search.spec import ChoiceVarSpec, parse_spec
 
+# A guard against the old unbounded paths (they took minutes or ran out of memory), not a
+# speed goal: the speed figures are bench/hostile.py's.
+HANG_S = 30.0
+
 BASE: dict[str, Any] = {
     "family": "mlp",
     "target": "cpu",
@@ -32,7 +36,7 @@ def _problems(data: dict[str, Any], limits: SpecLimits | None = None) -> dict[st
     started = time.monotonic()
     with pytest.raises(SpecErrors) as info:
         parse_spec(data, limits=limits)
-    assert time.monotonic() - started < 1.0, "caps are checked before the costly checks"
+    assert time.monotonic() - started < HANG_S, "caps are checked before the costly checks"
     return {e.field: e.reason for e in info.value.errors}
 
 
@@ -124,7 +128,7 @@ def test_choice_values_are_deduplicated_in_linear_time() -> None:
     started = time.monotonic()
     ChoiceVarSpec.model_validate({"type": "choice", "values": many})
     ChoiceVarSpec.model_validate({"type": "choice", "values": [f"v{i}" for i in many]})
-    assert time.monotonic() - started < 2  # quadratic took minutes
+    assert time.monotonic() - started < HANG_S  # quadratic took minutes
     twice = _with(space={"width": {"type": "choice", "values": [*many[:1000], 7]}})
     found = _problems(twice)
     assert found == {"space.width.values": "7 is listed twice; values must be distinct"}
