@@ -43,6 +43,7 @@ from hwsearch.predictors import (  # noqa: E402
     nb201_features,
     nb201_op_counts,
     nb201_used_edges,
+    pruned_sources,
     random_set,
     reference_set,
 )
@@ -93,8 +94,10 @@ def score_target(
     reference: list[int] | None,
     policy: str,
     model: str,
+    use_pruned: bool = True,
 ) -> list[dict[str, Any]]:
     source = lat[sources].to_numpy(float)
+    pruned = pruned_sources(source, counts["ops"], counts["used_ops"]) if use_pruned else None
     y = lat[target].to_numpy(float)
     n = len(y)
     rows = []
@@ -120,8 +123,11 @@ def score_target(
                     onehot[idx],
                     covariates=connected[idx],
                     counts={name: c[idx] for name, c in counts.items()},
+                    pruned=None if pruned is None else pruned[idx],
                 )
-                pred, _ = transfer.predict(source, onehot, covariates=connected, counts=counts)
+                pred, _ = transfer.predict(
+                    source, onehot, covariates=connected, counts=counts, pruned=pruned
+                )
             seconds.append(time.perf_counter() - start)
             held_out = np.ones(n, bool)
             held_out[idx] = False
@@ -149,6 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--leave-one-out", action="store_true")
     parser.add_argument("--policy", choices=("reference", "random"), default="reference")
     parser.add_argument("--model", choices=("transfer", "ridge"), default="transfer")
+    parser.add_argument(
+        "--no-pruned-sources",
+        action="store_true",
+        help="do not give the predictor the sources' pruned cost models (pruned_sources)",
+    )
     args = parser.parse_args(argv)
 
     lat, devices, onehot, connected, counts = load(args.latency_csv, args.accuracy_csv)
@@ -195,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
             reference,
             args.policy,
             args.model,
+            not args.no_pruned_sources,
         )
         for row in rows:
             print(json.dumps(row), flush=True)

@@ -53,7 +53,7 @@ import json  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Mapping, Sequence  # noqa: E402
+from collections.abc import Callable, Mapping, Sequence  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -83,11 +83,17 @@ def make_space() -> Any:
 class Table:
     """Accuracy and latencies by architecture, as arrays indexed by the base-5 op code."""
 
-    def __init__(self, accuracy_csv: str, latency_csv: str, prior_csv: str | None) -> None:
+    def __init__(
+        self,
+        accuracy_csv: str,
+        latency_csv: str,
+        prior_csv: str | None,
+        accuracy_column: str = "cifar10_acc",
+    ) -> None:
         acc = pd.read_csv(accuracy_csv)
         lat = pd.read_csv(latency_csv)
         for name, frame, cols in (
-            (accuracy_csv, acc, ("arch", "cifar10_acc")),
+            (accuracy_csv, acc, ("arch", accuracy_column)),
             (latency_csv, lat, ("arch",)),
         ):
             missing = [c for c in cols if c not in frame.columns]
@@ -95,7 +101,7 @@ class Table:
                 raise SystemExit(f"{name}: missing column(s) {', '.join(missing)}")
         self.devices = [c for c in lat.columns if c not in ("index", "arch")]
         size = len(OPERATIONS) ** EDGES
-        self.accuracy = self._by_code(acc, "cifar10_acc", accuracy_csv, size)
+        self.accuracy = self._by_code(acc, accuracy_column, accuracy_csv, size)
         self.latency = {d: self._by_code(lat, d, latency_csv, size) for d in self.devices}
         self.prior: dict[str, np.ndarray] = {}
         self.cell = np.zeros((size, len(cell_features(OPERATIONS[:1] * EDGES))))
@@ -190,20 +196,77 @@ def _init_worker(accuracy_csv: str, latency_csv: str, prior_csv: str | None) -> 
     _TABLE = Table(accuracy_csv, latency_csv, prior_csv)
 
 
-def _make(strategy: str, options: Mapping[str, Any], *, seed: int, prior: Any) -> Any:
-    """The optimizer ``strategy`` on this benchmark's space and objectives."""
+def _make(
+    strategy: str,
+    options: Mapping[str, Any],
+    *,
+    seed: int,
+    prior: Any,
+    objectives: Sequence[Any] | None = None,
+    n_constraints: int = 0,
+) -> Any:
+    """The optimizer ``strategy`` on this benchmark's space; by default with its objectives
+    (accuracy maximised, latency minimised) and no constraint."""
     from hwsearch.search.objectives import Objective
     from hwsearch.search.optimizer import make_optimizer
 
+    if objectives is None:
+        objectives = [Objective("accuracy", "maximize"), Objective("latency_ms", "minimize")]
     return make_optimizer(
         strategy,
         space=make_space(),
-        objectives=[Objective("accuracy", "maximize"), Objective("latency_ms", "minimize")],
-        n_constraints=0,
+        objectives=objectives,
+        n_constraints=n_constraints,
         seed=seed,
         options=options,
         prior=prior,
     )
+
+
+def prior_blocks(table: Table, device: str, use_prior: bool, encoding: str) -> Any:
+    """What a strategy is given beforehand when ``device`` is the target: the cell's
+    features (``encoding``) and, with ``use_prior``, the other devices' log-latencies."""
+    blocks: dict[str, np.ndarray] = {}
+    if encoding == "cell":
+        blocks["cell"] = table.cell
+    elif encoding == "family":
+        blocks["structure"] = family_features(table)
+    if use_prior:
+        others = [d for d in table.prior if d != device]
+        latencies = np.stack([table.prior[d] for d in others], axis=1)
+        blocks["latency_ms"] = np.log(np.maximum(latencies, 1e-6))
+    return {name: _lookup(matrix) for name, matrix in blocks.items()} or None
+
+
+def drive(
+    optimizer: Any,
+    budget: int,
+    batch: int,
+    evaluate: Callable[[int], tuple[list[float], list[float]]],
+) -> list[int]:
+    """Ask/tell ``optimizer`` in batches of ``batch`` until ``budget`` distinct
+    architectures are evaluated; ``evaluate(code)`` gives the values and violations told.
+    A repeated architecture is told its known values at no cost; the run stops early when
+    the strategy returns no suggestion, or nothing new in ``MAX_IDLE_BATCHES`` batches.
+    Returns the distinct op codes in evaluation order."""
+    order: list[int] = []
+    seen: set[int] = set()
+    idle = 0
+    while len(order) < budget and idle < MAX_IDLE_BATCHES:
+        suggestions = optimizer.ask(min(batch, budget - len(order)))
+        if not suggestions:
+            break
+        new = 0
+        for suggestion in suggestions:
+            code = params_code(suggestion.params)
+            if code not in seen and len(order) < budget:
+                seen.add(code)
+                order.append(code)
+                new += 1
+            values, violations = evaluate(code)
+            optimizer.tell(suggestion.id, values, violations)
+        idle = 0 if new else idle + 1
+    return order
 
 
 def run_one(
@@ -221,37 +284,15 @@ def run_one(
     table = _TABLE
     points = normalised_points(table, device)
     full = hypervolume_2d(points)
-    blocks: dict[str, np.ndarray] = {}
-    if encoding == "cell":
-        blocks["cell"] = table.cell
-    elif encoding == "family":
-        blocks["structure"] = family_features(table)
-    if use_prior:
-        others = [d for d in table.prior if d != device]
-        latencies = np.stack([table.prior[d] for d in others], axis=1)
-        blocks["latency_ms"] = np.log(np.maximum(latencies, 1e-6))
-    prior = {name: _lookup(matrix) for name, matrix in blocks.items()} or None
+    prior = prior_blocks(table, device, use_prior, encoding)
 
     start = time.perf_counter()
     optimizer = _make(strategy, options, seed=seed, prior=prior)
-    budget = max(budgets)
-    order: list[int] = []  # distinct codes in evaluation order
-    seen: set[int] = set()
-    idle = 0
-    while len(order) < budget and idle < MAX_IDLE_BATCHES:
-        suggestions = optimizer.ask(min(batch, budget - len(order)))
-        if not suggestions:
-            break
-        new = 0
-        for suggestion in suggestions:
-            code = params_code(suggestion.params)
-            if code not in seen and len(order) < budget:
-                seen.add(code)
-                order.append(code)
-                new += 1
-            values = [table.accuracy[code] / 100.0, table.latency[device][code]]
-            optimizer.tell(suggestion.id, values, [])
-        idle = 0 if new else idle + 1
+
+    def evaluate(code: int) -> tuple[list[float], list[float]]:
+        return [table.accuracy[code] / 100.0, table.latency[device][code]], []
+
+    order = drive(optimizer, max(budgets), batch, evaluate)
     seconds = time.perf_counter() - start
     gaps = {n: 1.0 - hypervolume_2d(points[order[:n]]) / full for n in budgets}
     return {

@@ -22,7 +22,12 @@ from hwsearch.predictors.models import (
     RidgePredictor,
     make_predictor,
 )
-from hwsearch.predictors.transfer import TransferPredictor, random_set, reference_set
+from hwsearch.predictors.transfer import (
+    TransferPredictor,
+    pruned_sources,
+    random_set,
+    reference_set,
+)
 
 __all__ = [
     "METRIC_NAMES",
@@ -43,6 +48,7 @@ __all__ = [
     "nb201_features",
     "nb201_op_counts",
     "nb201_used_edges",
+    "pruned_sources",
     "random_set",
     "reference_set",
     "transformer_features",

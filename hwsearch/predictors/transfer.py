@@ -119,6 +119,7 @@ class TransferPredictor:
         residual_min_samples: int = 30,
         temperature: float = 0.5,
         tolerance: float | None = 0.1,
+        pruned_max_samples: int = 30,
     ) -> None:
         if residual_min_samples < 3:
             raise ValueError(f"residual_min_samples must be at least 3, got {residual_min_samples}")
@@ -130,6 +131,7 @@ class TransferPredictor:
         self.pairs = pairs
         self.residual_min_samples = residual_min_samples
         self.tolerance = tolerance
+        self.pruned_max_samples = pruned_max_samples
 
     def fit(
         self,
@@ -138,12 +140,16 @@ class TransferPredictor:
         features: ArrayLike | None = None,
         covariates: ArrayLike | None = None,
         counts: Mapping[str, ArrayLike] | None = None,
+        pruned: ArrayLike | None = None,
     ) -> TransferPredictor:
         """``covariates``: optional structural columns ``(n, c)`` that every affine model
         may add (e.g. whether a cell's output is connected to its input: a graph compiler
         removes a dead cell on some devices only); each model is tried with and without
         them, and the information criterion decides. ``counts``: optional named matrices
-        of operation counts, one count model each (module docstring)."""
+        of operation counts, one count model each (module docstring). ``pruned``: optional
+        extra source columns ``(n, p)`` (:func:`pruned_sources`), joined to the sources
+        below ``pruned_max_samples`` samples, where the count models' coefficients are not
+        yet well fixed by the target's own samples; ``predict`` then needs them too."""
         logs = _log_positive(source, "source")
         logy = _log_positive(y, "y").ravel()
         if logs.ndim != 2 or len(logs) != len(logy):
@@ -157,6 +163,16 @@ class TransferPredictor:
             raise ValueError("need at least one source device")
         cov_train = self._covariates(covariates, n)
         count_train = self._counts(counts, n)
+        self._pruned_columns = 0
+        if pruned is not None:
+            extra = _log_positive(pruned, "pruned")
+            extra = extra.reshape(n, -1) if extra.ndim == 1 else extra
+            if extra.ndim != 2 or len(extra) != n:
+                raise ValueError(f"pruned must have {n} rows, got shape {extra.shape}")
+            if n < self.pruned_max_samples:  # until the count models are well fixed
+                logs = np.c_[logs, extra]
+                self._pruned_columns = extra.shape[1]
+        n, m = logs.shape
         self._n_covariates = cov_train.shape[1]
         self._count_columns = {name: c.shape[1] for name, c in count_train.items()}
         varying = cov_train.shape[1] > 0 and all(
@@ -187,7 +203,7 @@ class TransferPredictor:
         s = np.array(scores)
         w = np.exp(self.temperature * (s - s.max()))
         self.weights_ = w / w.sum()
-        self.n_sources = m
+        self.n_sources = m - self._pruned_columns
 
         # the rows whose covariates take their most common value fit the count models and
         # are the ones every candidate is judged on
@@ -340,11 +356,21 @@ class TransferPredictor:
         features: ArrayLike | None = None,
         covariates: ArrayLike | None = None,
         counts: Mapping[str, ArrayLike] | None = None,
+        pruned: ArrayLike | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         """Mean and standard deviation of the log-latency."""
         logs = _log_positive(source, "source")
         if logs.ndim != 2 or logs.shape[1] != self.n_sources:
             raise ValueError(f"source must have shape (n, {self.n_sources}), got {logs.shape}")
+        if self._pruned_columns:
+            if pruned is None:
+                raise ValueError("this predictor was fitted with pruned sources; pass them")
+            extra = _log_positive(pruned, "pruned").reshape(len(logs), -1)
+            if extra.shape[1] != self._pruned_columns:
+                raise ValueError(
+                    f"fitted with {self._pruned_columns} pruned column(s), got {extra.shape[1]}"
+                )
+            logs = np.c_[logs, extra]
         cov = self._covariates(covariates, len(logs))
         if cov.shape[1] != self._n_covariates:
             raise ValueError(
@@ -368,10 +394,39 @@ class TransferPredictor:
         features: ArrayLike | None = None,
         covariates: ArrayLike | None = None,
         counts: Mapping[str, ArrayLike] | None = None,
+        pruned: ArrayLike | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        mean, std = self.predict_log(source, features, covariates, counts)
+        mean, std = self.predict_log(source, features, covariates, counts, pruned)
         median = np.exp(mean)
         return median, median * std
+
+
+def pruned_sources(source: ArrayLike, counts: ArrayLike, used_counts: ArrayLike) -> FloatArray:
+    """What each source device would measure if its compiler removed the operations whose
+    result the output does not use (as pixel3's does, which no source device resembles):
+    the device's own additive cost model ``y = c_0 + c @ counts``, fitted by least squares
+    on relative errors over all the candidates given (``source`` ``(n, m)``, ``counts``
+    ``(n, c)`` of all operations), evaluated on ``used_counts`` (:func:`nb201_op_counts`
+    with :func:`nb201_used_edges`); floored at a quarter of the device's fastest latency.
+    A device's cost per operation, known from its full table, stands in for the target's
+    until there are samples enough to fit the target's own."""
+    values = np.exp(_log_positive(source, "source"))
+    if values.ndim != 2:
+        raise ValueError(f"source must be a 2-D matrix, got shape {values.shape}")
+    n = len(values)
+    design = np.c_[np.ones(n), np.asarray(counts, dtype=float)]
+    used = np.c_[np.ones(n), np.asarray(used_counts, dtype=float)]
+    if design.shape != used.shape or len(design) != n:
+        raise ValueError(
+            f"counts and used_counts must both have {n} rows and the same columns, got "
+            f"{design.shape[0]}x{design.shape[1] - 1} and {used.shape[0]}x{used.shape[1] - 1}"
+        )
+    out = np.empty_like(values)
+    for j in range(values.shape[1]):
+        y = values[:, j]
+        coef, *_ = np.linalg.lstsq(design / y[:, None], np.ones(n), rcond=None)
+        out[:, j] = np.maximum(used @ coef, 0.25 * float(y.min()))
+    return out
 
 
 def reference_set(
@@ -474,4 +529,4 @@ def describe(predictor: TransferPredictor) -> dict[str, Any]:
     }
 
 
-__all__ = ["TransferPredictor", "describe", "random_set", "reference_set"]
+__all__ = ["TransferPredictor", "describe", "pruned_sources", "random_set", "reference_set"]

@@ -16,6 +16,7 @@ from hwsearch.predictors import (
     nb201_features,
     nb201_op_counts,
     nb201_used_edges,
+    pruned_sources,
     random_set,
     reference_set,
 )
@@ -143,6 +144,65 @@ def test_count_models_fit_a_device_unlike_every_source(table: pd.DataFrame) -> N
     assert (std > 0).all()
     with pytest.raises(ValueError, match="fitted with counts"):
         with_counts.predict(source, covariates=connected, counts={"ops": counts["ops"]})
+
+
+def test_pruned_sources_are_each_device_s_costs_on_the_used_operations() -> None:
+    rng = np.random.default_rng(1)
+    counts = rng.integers(0, 4, size=(300, 3)).astype(float)
+    used = np.minimum(counts, rng.integers(0, 4, size=(300, 3)))
+    costs = np.array([[1.0, 0.5, 3.0, 1.0], [4.0, 2.0, 0.1, 0.7]])  # c_0, then per op
+    source = np.c_[np.ones(300), counts] @ costs.T
+    pruned = pruned_sources(source, counts, used)
+    expected = np.maximum(np.c_[np.ones(300), used] @ costs.T, 0.25 * source.min(0))
+    assert np.allclose(pruned, expected)
+    with pytest.raises(ValueError, match="same columns"):
+        pruned_sources(source, counts, used[:, :2])
+
+
+def test_pruned_sources_help_a_device_unlike_every_source_with_few_samples(
+    table: pd.DataFrame,
+) -> None:
+    # pixel3 drops unused operations; with 10 samples its own count models are not yet
+    # fixed, and the other devices' costs on the used operations rank its cells better
+    source, y, _ = _split(table, "pixel3")
+    codes = nb201_codes_from_archs(table["arch"].tolist())
+    connected = nb201_features(codes).select(("connected",)).values
+    counts = {
+        "ops": nb201_op_counts(codes).values,
+        "used_ops": nb201_op_counts(codes, nb201_used_edges(codes)).values,
+    }
+    pruned = pruned_sources(source, counts["ops"], counts["used_ops"])
+    gain = []
+    for seed in range(3):
+        idx = reference_set(source, 10, seed=seed, strata=connected)
+        mask = _held_out(len(y), idx)
+        rows = {name: c[idx] for name, c in counts.items()}
+        scores = []
+        for extra in (None, pruned):
+            fitted = TransferPredictor().fit(
+                source[idx],
+                y[idx],
+                covariates=connected[idx],
+                counts=rows,
+                pruned=None if extra is None else extra[idx],
+            )
+            pred, _ = fitted.predict(source, covariates=connected, counts=counts, pruned=extra)
+            scores.append(evaluate(y[mask], pred[mask])["spearman"])
+        gain.append(scores[1] - scores[0])
+        if seed == 0:
+            with pytest.raises(ValueError, match="pruned sources"):
+                fitted.predict(source, covariates=connected, counts=counts)
+    assert np.mean(gain) > 0.01
+    # from pruned_max_samples on, the target's own count models take over: no change
+    idx = reference_set(source, 30, seed=0, strata=connected)
+    rows = {name: c[idx] for name, c in counts.items()}
+    plain = TransferPredictor().fit(source[idx], y[idx], covariates=connected[idx], counts=rows)
+    given = TransferPredictor().fit(
+        source[idx], y[idx], covariates=connected[idx], counts=rows, pruned=pruned[idx]
+    )
+    a, _ = plain.predict(source, covariates=connected, counts=counts)
+    b, _ = given.predict(source, covariates=connected, counts=counts, pruned=pruned)
+    assert np.array_equal(a, b)
 
 
 def test_additive_latency_is_recovered_by_its_count_model() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -337,3 +338,38 @@ def test_a_prior_block_answers_for_many_configs_at_once_and_must_give_a_row_each
     assert batched != run(None)  # and the prior is used
     with pytest.raises(ValueError, match="one row per config"):
         make(prior={"latency_ms": _Latency(rows=1)}).ask(4)
+
+
+def test_one_objective_finds_the_best_config_on_the_limit() -> None:
+    # the most accurate configs within latency_ms <= 7 take exactly 7 ms (a convolution and
+    # three skips), where the probability of feasibility is about one half; with one
+    # objective such candidates stay in the pool, and 40 of the 256 configs find one
+    ops = ("conv", "pool", "skip", "none")
+    space = SearchSpace(tuple(ChoiceVar(f"op{i}", ops) for i in range(4)))
+    cost = {"conv": 3, "pool": 2, "skip": 1, "none": 0}
+    gain = {"conv": 0.2, "pool": 0.12, "skip": 0.07, "none": 0.0}
+
+    def problem(params: Mapping[str, Any]) -> list[float]:
+        chosen = [params[f"op{i}"] for i in range(4)]
+        return [0.1 + sum(gain[o] for o in chosen), 1.0 + sum(cost[o] for o in chosen)]
+
+    configs = [{f"op{i}": o for i, o in enumerate(c)} for c in itertools.product(ops, repeat=4)]
+    oracle = max(a for a, lat in map(problem, configs) if lat <= 7.0)
+    assert oracle == pytest.approx(0.51)
+    for seed in range(3):
+        opt = make_optimizer(
+            "default",
+            space=space,
+            objectives=[Objective("accuracy", "maximize")],
+            n_constraints=1,
+            seed=seed,
+            options={"initial": 8},
+        )
+        best = 0.0
+        for _ in range(5):
+            for s in opt.ask(8):
+                accuracy, latency = problem(s.params)
+                opt.tell(s.id, [accuracy], [latency - 7.0])
+                if latency <= 7.0:
+                    best = max(best, accuracy)
+        assert best == pytest.approx(oracle), seed
