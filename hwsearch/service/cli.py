@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hwsearch.errors import FilterError, HwsearchError, SpecError, SpecErrors
+from hwsearch.errors import FilterError, HwsearchError, SpecError, SpecErrors, StorageError
 
 app = typer.Typer(
     name="hwsearch",
@@ -69,7 +69,7 @@ def _user_errors() -> Iterator[None]:
                 f"  [bold]{problem.field or '(spec)'}[/bold]: {problem.reason}", highlight=False
             )
         raise typer.Exit(2) from None
-    except (SpecError, FilterError) as exc:
+    except (SpecError, StorageError, FilterError) as exc:  # a conflict is a StorageError
         errors.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     except HwsearchError as exc:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from hwsearch.errors import NotFoundError, SpecError
+from hwsearch.errors import ConflictError, NotFoundError
 from hwsearch.records import CandidateStatus, JobRecord, JobState, TokenScope
 from hwsearch.search.driver import target_name
 from hwsearch.service.api.deps import (
@@ -166,6 +166,6 @@ def cancel_job(job_id: JobId, store: StoreDep, token: SubmitTokenDep) -> dict[st
         )
     try:
         job = store.request_cancel(job_id)
-    except SpecError as exc:
+    except ConflictError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, exc.reason) from None
     return job_public(job)
