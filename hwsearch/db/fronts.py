@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Connection, Select, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -47,13 +47,7 @@ class FrontRepository(Repository):
         hv = check_finite("hypervolume", hypervolume)
         if hv < 0:
             raise StorageError("hypervolume", f"must not be negative, got {hypervolume!r}")
-        seen: set[int] = set()
-        for i, point in enumerate(points):
-            if point.candidate_id in seen:
-                raise StorageError(
-                    f"points[{i}].candidate_id", f"candidate {point.candidate_id} appears twice"
-                )
-            seen.add(point.candidate_id)
+        seen = _distinct_candidates(points)
         objectives = list(objectives)
         reference = [float(v) for v in reference_point]
         try:
@@ -61,21 +55,7 @@ class FrontRepository(Repository):
             with self._write_engine.begin() as connection:
                 if connection.scalar(select(Job.id).where(Job.id == job_id)) is None:
                     raise NotFoundError(f"job {job_id} not found")
-                owners = {
-                    candidate_id: (owner, config_hash)
-                    for candidate_id, owner, config_hash in connection.execute(
-                        select(Candidate.id, Candidate.job_id, Candidate.config_hash).where(
-                            Candidate.id.in_(seen)
-                        )
-                    )
-                }
-                values: dict[int, dict[str, float]] = {}
-                for candidate_id, metric, value in connection.execute(
-                    select(Measurement.candidate_id, Measurement.metric, Measurement.value).where(
-                        Measurement.candidate_id.in_(seen), Measurement.metric.in_(objectives)
-                    )
-                ):
-                    values.setdefault(candidate_id, {})[metric] = value
+                owners, values = _stored_points(connection, seen, objectives)
                 for i, point in enumerate(points):
                     owner, stored = owners.get(point.candidate_id), values.get(point.candidate_id)
                     _check_point(i, point, owner, stored or {}, job_id, objectives)
@@ -187,6 +167,40 @@ class FrontRepository(Repository):
 
 
 _install_retries(FrontRepository)
+
+
+def _distinct_candidates(points: Sequence[FrontPoint]) -> set[int]:
+    """The candidate ids of ``points``, refusing one given twice."""
+    seen: set[int] = set()
+    for i, point in enumerate(points):
+        if point.candidate_id in seen:
+            raise StorageError(
+                f"points[{i}].candidate_id", f"candidate {point.candidate_id} appears twice"
+            )
+        seen.add(point.candidate_id)
+    return seen
+
+
+def _stored_points(
+    connection: Connection, ids: set[int], objectives: list[str]
+) -> tuple[dict[int, tuple[int, str]], dict[int, dict[str, float]]]:
+    """Of candidates ``ids``: each one's (job id, config hash), and its stored objectives."""
+    owners = {
+        candidate_id: (owner, config_hash)
+        for candidate_id, owner, config_hash in connection.execute(
+            select(Candidate.id, Candidate.job_id, Candidate.config_hash).where(
+                Candidate.id.in_(ids)
+            )
+        )
+    }
+    values: dict[int, dict[str, float]] = {}
+    for candidate_id, metric, value in connection.execute(
+        select(Measurement.candidate_id, Measurement.metric, Measurement.value).where(
+            Measurement.candidate_id.in_(ids), Measurement.metric.in_(objectives)
+        )
+    ):
+        values.setdefault(candidate_id, {})[metric] = value
+    return owners, values
 
 
 def _fronts_query(job_id: int) -> Select[Front]:
