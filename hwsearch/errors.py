@@ -52,6 +52,21 @@ class FilterError(HwsearchError, ValueError):
     """A filter expression (``--where``) cannot be parsed or names an unknown metric."""
 
 
+class StorageError(HwsearchError, ValueError):
+    """Storage refused a value given to it (not a spec problem): ``field`` names it and
+    ``reason`` says why; the API answers 422, the CLI exits with 2."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+class ConflictError(StorageError):
+    """A write clashes with what is stored: an illegal state change or a duplicate (a metric,
+    a front, a prediction stored once). The API answers 409."""
+
+
 class NotFoundError(HwsearchError, LookupError):
     """A job or candidate asked for does not exist."""
 

@@ -7,9 +7,10 @@ them. Storage functions return them instead of ORM rows.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Provenance(enum.StrEnum):
@@ -215,3 +216,31 @@ class PredictionRecord:
     predictor_id: int | None
     predictor_version: int | None = None
     measured: float | None = None
+
+
+# -- what callers hand to the store (named tuples: a plain tuple of the same fields is
+# accepted too) ---------------------------------------------------------------------------
+
+
+class NewCandidate(NamedTuple):
+    """A candidate to add to a job (``Store.add_candidates``)."""
+
+    config_hash: str
+    config: dict[str, Any]
+    generation: int
+
+
+class CandidateResult(NamedTuple):
+    """A finished candidate's metrics (``Store.record_results``)."""
+
+    candidate_id: int
+    metrics: Sequence[MetricValue]
+    feasible: bool
+
+
+class MeasuredConfig(NamedTuple):
+    """A config with one stored value of a metric (``Store.measured_values``)."""
+
+    config_hash: str
+    config: dict[str, Any]
+    value: float

@@ -2,10 +2,10 @@
 
 Several drivers writing to one PostgreSQL database can meet a serialisation failure or a
 deadlock (SQLSTATE 40001, 40P01), and any of them can lose its connection when the server
-restarts. Each :class:`~hwsearch.db.store.Store` method is one transaction, so running it
-again is safe: the failed attempt was rolled back as a whole. A call is retried with a
-bounded exponential backoff for up to :data:`RETRY_WINDOW_S` seconds (``HWSEARCH_DB_RETRY_S``
-overrides it), then the last error is raised.
+restarts. Each method of a repository behind :class:`~hwsearch.db.store.Store` is one
+transaction, so running it again is safe: the failed attempt was rolled back as a whole. A
+call is retried with a bounded exponential backoff for up to :data:`RETRY_WINDOW_S` seconds
+(``HWSEARCH_DB_RETRY_S`` overrides it), then the last error is raised.
 
 :func:`call_with_retries` does the same for any call — the driver uses it for Optuna's
 writes to its study, whose errors wrap the driver's ones.

@@ -40,11 +40,13 @@ from hwsearch.models import get_family
 from hwsearch.plugins import loaded_plugins
 from hwsearch.records import (
     CandidateRecord,
+    CandidateResult,
     CandidateStatus,
     FrontPoint,
     JobRecord,
     JobState,
     MetricValue,
+    NewCandidate,
 )
 from hwsearch.search.active import ActiveLearner, has_predicted
 from hwsearch.search.front import compute_front, reference_point
@@ -338,7 +340,8 @@ class Driver:
         to_store = {h: c for h, c in fresh.items() if not self._replay(h)}
         if to_store:
             candidates = self.store.add_candidates(
-                job_id, [(digest, config, generation) for digest, config in to_store.items()]
+                job_id,
+                [NewCandidate(digest, config, generation) for digest, config in to_store.items()],
             )
             to_evaluate = self._reuse(candidates)
             to_evaluate = self._predict_unpromising(generation, to_evaluate)
@@ -391,10 +394,8 @@ class Driver:
             metrics = [replace(m, details={**m.details, "reused": True}) for m in stored]
             reused.append((candidate, metrics, self._values({m.name: m for m in metrics})))
         if reused:
-            self.store.record_results(
-                [(c.id, metrics, all(v <= 0 for v in told[1])) for c, metrics, told in reused],
-                context=self.context,
-            )
+            results = [CandidateResult(c.id, m, all(v <= 0 for v in t[1])) for c, m, t in reused]
+            self.store.record_results(results, context=self.context)
         for candidate, metrics, told in reused:
             self._told[candidate.config_hash] = told
             self._remember(candidate, metrics)

@@ -17,7 +17,14 @@ from typing import Any
 
 import httpx
 
-from hwsearch.errors import FilterError, HwsearchError, NotFoundError, SpecError, SpecErrors
+from hwsearch.errors import (
+    ConflictError,
+    FilterError,
+    HwsearchError,
+    NotFoundError,
+    SpecError,
+    SpecErrors,
+)
 from hwsearch.records import (
     CandidateRecord,
     CandidateStatus,
@@ -89,6 +96,9 @@ class ServiceClient:
             raise FilterError(detail)
         if status == 404:
             raise NotFoundError(detail)
+        if status == 409:
+            first = errors[0] if errors and isinstance(errors[0], dict) else {}
+            raise ConflictError(str(first.get("field", "")), str(first.get("reason", detail)))
         raise HwsearchError(f"server answered {status}: {detail}")
 
     # -- jobs ---------------------------------------------------------------------------

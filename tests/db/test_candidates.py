@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from hwsearch.db import Store
-from hwsearch.errors import NotFoundError, SpecError
+from hwsearch.errors import ConflictError, NotFoundError, StorageError
 from hwsearch.records import CandidateStatus, MetricValue, Provenance
 
 MEASURED_DETAILS: dict[str, Any] = {
@@ -94,7 +94,7 @@ def test_add_candidates_rejects_bad_items_and_adds_none(
     store: Store, item: tuple[Any, ...], field: str
 ) -> None:
     job_id = _job(store)
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         store.add_candidates(job_id, [("ok", {}, 0), item])
     assert info.value.field == field
     assert store.count_candidates(job_id) == 0
@@ -144,7 +144,7 @@ def test_failing_record_result_leaves_nothing_half_written(store: Store) -> None
         MetricValue("energy_j", 9.0, Provenance.MEASURED),
         MetricValue("latency_ms", 3.0, Provenance.MEASURED),
     ]
-    with pytest.raises(SpecError, match="already has stored 'latency_ms'") as info:
+    with pytest.raises(ConflictError, match="already has stored 'latency_ms'") as info:
         store.record_result(cand.id, clashing, feasible=False)
     assert info.value.field == "metrics[1].name"
     assert store.get_candidate(job_id, cand.id) == before  # feasible still True, no energy_j
@@ -173,7 +173,7 @@ def test_record_result_for_missing_candidate_writes_nothing(store: Store) -> Non
 def test_record_result_rejects_bad_metrics(store: Store, metric: MetricValue, field: str) -> None:
     job_id = _job(store)
     (cand,) = store.add_candidates(job_id, [("h", {}, 0)])
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         store.record_result(cand.id, [metric], feasible=True)
     assert info.value.field == field
     assert store.get_candidate(job_id, cand.id).status is CandidateStatus.PENDING
@@ -183,7 +183,7 @@ def test_record_result_rejects_a_metric_given_twice(store: Store) -> None:
     job_id = _job(store)
     (cand,) = store.add_candidates(job_id, [("h", {}, 0)])
     twice = [MetricValue("m", 1.0, Provenance.MEASURED)] * 2
-    with pytest.raises(SpecError, match="given twice") as info:
+    with pytest.raises(StorageError, match="given twice") as info:
         store.record_result(cand.id, twice, feasible=True)
     assert info.value.field == "metrics[1].name"
 
@@ -209,7 +209,7 @@ def test_record_failure(store: Store) -> None:
     assert got.status is CandidateStatus.FAILED and got.error == "CUDA out of memory"
     with pytest.raises(NotFoundError, match="candidate 999"):
         store.record_failure(999, "boom")
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         store.record_failure(cand.id, "  ")
     assert info.value.field == "error"
 
@@ -373,17 +373,17 @@ def test_record_results_stores_all_in_one_transaction_or_nothing(store: Store) -
     m = [MetricValue("m", 1.0, Provenance.MEASURED)]
     with pytest.raises(NotFoundError, match="candidate 31337"):
         store.record_results([(a.id, m, True), (31337, m, True)])
-    with pytest.raises(SpecError, match="given twice") as info:
+    with pytest.raises(StorageError, match="given twice") as info:
         store.record_results([(a.id, m, True), (a.id, m, False)])
     assert info.value.field == "results[1]"
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         nan = [MetricValue("m", float("nan"), Provenance.MEASURED)]
         store.record_results([(a.id, m, True), (b.id, nan, True)])
     assert info.value.field == "results[1].metrics[0].value"
     assert store.count_candidates(job_id, status=CandidateStatus.PENDING) == 3
 
     store.record_result(b.id, m, feasible=True)
-    with pytest.raises(SpecError, match=f"candidate {b.id} already has stored 'm'") as info:
+    with pytest.raises(ConflictError, match=f"candidate {b.id} already has stored 'm'") as info:
         store.record_results([(a.id, m, True), (b.id, m, False)], context="ctx")
     assert info.value.field == "results[1].metrics[0].name"
     assert store.get_candidate(job_id, a.id).status is CandidateStatus.PENDING

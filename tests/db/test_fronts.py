@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hwsearch.db import Store
-from hwsearch.errors import NotFoundError, SpecError
+from hwsearch.errors import ConflictError, NotFoundError, StorageError
 from hwsearch.records import CandidateRecord, FrontPoint, MetricValue, Provenance
 
 OBJECTIVES = ["latency_ms", "accuracy"]
@@ -101,7 +101,7 @@ def test_fronts_belong_to_their_job(store: Store) -> None:
 def test_a_generation_is_saved_once(store: Store) -> None:
     job_id, (a, b, _) = _setup(store)
     first = _save(store, job_id, 0, [_point(a)])
-    with pytest.raises(SpecError, match="already has a front for generation 0") as info:
+    with pytest.raises(ConflictError, match="already has a front for generation 0") as info:
         _save(store, job_id, 0, [_point(a), _point(b)], hypervolume=9.0)
     assert info.value.field == "generation"
     assert store.list_fronts(job_id) == [first]
@@ -118,7 +118,7 @@ def test_front_with_a_candidate_of_another_job_is_refused(store: Store) -> None:
 def test_front_point_without_stored_objective_is_refused(store: Store) -> None:
     job_id, (a, _, _) = _setup(store)
     (pending,) = store.add_candidates(job_id, [("new", {}, 3)])
-    with pytest.raises(SpecError, match="has no stored 'latency_ms', 'accuracy'") as info:
+    with pytest.raises(StorageError, match="has no stored 'latency_ms', 'accuracy'") as info:
         _save(store, job_id, 0, [_point(a), _point(pending)])
     assert info.value.field == "points[1]"
     assert store.list_fronts(job_id) == []
@@ -141,7 +141,7 @@ def test_front_point_without_stored_objective_is_refused(store: Store) -> None:
 )
 def test_save_front_rejects_bad_input(store: Store, kwargs: dict[str, Any], field: str) -> None:
     job_id, (a, _, _) = _setup(store)
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         _save(store, job_id, 0, [_point(a)], **kwargs)
     assert info.value.field == field
     assert store.list_fronts(job_id) == []
@@ -149,10 +149,10 @@ def test_save_front_rejects_bad_input(store: Store, kwargs: dict[str, Any], fiel
 
 def test_save_front_rejects_mismatched_hash_and_repeated_point(store: Store) -> None:
     job_id, (a, b, _) = _setup(store)
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         _save(store, job_id, 0, [FrontPoint(a.id, b.config_hash, {}, True)])
     assert info.value.field == "points[0].config_hash"
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         _save(store, job_id, 0, [_point(a), _point(b), _point(a)])
     assert info.value.field == "points[2].candidate_id"
     assert store.list_fronts(job_id) == []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hwsearch.db import JOB_TRANSITIONS, Store
-from hwsearch.errors import NotFoundError, SpecError
+from hwsearch.errors import ConflictError, NotFoundError, StorageError
 from hwsearch.records import JobState, MetricValue, Provenance
 
 SPEC = {"family": "mlp", "space": {"width": [16, 32, 64]}, "budget": {"evaluations": 12}}
@@ -71,7 +71,7 @@ def test_finished_job_is_final(store: Store) -> None:
     job_id = _job(store)
     store.set_job_state(job_id, JobState.RUNNING)
     store.set_job_state(job_id, JobState.FINISHED)
-    with pytest.raises(SpecError, match="finished and cannot become running") as info:
+    with pytest.raises(ConflictError, match="finished and cannot become running") as info:
         store.set_job_state(job_id, JobState.RUNNING)
     assert info.value.field == "state"
     assert store.get_job(job_id).state is JobState.FINISHED
@@ -94,7 +94,7 @@ def test_every_listed_transition_is_accepted_and_others_refused(store: Store) ->
             if target in allowed:
                 assert store.set_job_state(job_id, target).state is target
             else:
-                with pytest.raises(SpecError):
+                with pytest.raises(ConflictError):
                     store.set_job_state(job_id, target)
                 assert store.get_job(job_id).state is start
 
@@ -103,7 +103,7 @@ def test_set_state_of_missing_job_and_unknown_state(store: Store) -> None:
     with pytest.raises(NotFoundError, match="job 99"):
         store.set_job_state(99, JobState.RUNNING)
     job_id = _job(store)
-    with pytest.raises(SpecError, match="unknown value 'exploded'"):
+    with pytest.raises(StorageError, match="unknown value 'exploded'"):
         store.set_job_state(job_id, "exploded")  # type: ignore[arg-type]
 
 
@@ -137,7 +137,7 @@ def test_evaluations_counts_done_candidates(store: Store) -> None:
 def test_create_job_rejects_bad_input(store: Store, kwargs: dict[str, object], field: str) -> None:
     args: dict[str, object] = {"name": "j", "family": "mlp", "target": "cpu", "spec": {}}
     args.update(kwargs)
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         store.create_job(**args)  # type: ignore[arg-type]
     assert info.value.field == field
     assert store.list_jobs() == []
@@ -145,7 +145,7 @@ def test_create_job_rejects_bad_input(store: Store, kwargs: dict[str, object], f
 
 @pytest.mark.parametrize(("limit", "offset", "field"), [(0, 0, "limit"), (10, -1, "offset")])
 def test_list_jobs_rejects_bad_paging(store: Store, limit: int, offset: int, field: str) -> None:
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         store.list_jobs(limit=limit, offset=offset)
     assert info.value.field == field
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hwsearch.db import Store
-from hwsearch.errors import SpecError
+from hwsearch.errors import ConflictError, StorageError
 from hwsearch.records import CandidateStatus, MetricValue, PredictionRecord, Provenance
 
 
@@ -43,7 +43,7 @@ def test_predictions_list_with_the_value_measured_since(store: Store) -> None:
 def test_a_second_prediction_of_a_metric_is_refused_whole(store: Store) -> None:
     job_id, cid = _candidate(store)
     store.record_predictions([PredictionRecord(cid, "latency_ms", 1.5, 0.2, None)])
-    with pytest.raises(SpecError, match="nothing was recorded"):
+    with pytest.raises(ConflictError, match="nothing was recorded"):
         store.record_predictions(
             [
                 PredictionRecord(cid, "accuracy", 0.9, 0.01, None),
@@ -55,7 +55,7 @@ def test_a_second_prediction_of_a_metric_is_refused_whole(store: Store) -> None:
 
 def test_non_finite_prediction_names_the_field(store: Store) -> None:
     _, cid = _candidate(store)
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(StorageError) as raised:
         store.record_predictions([PredictionRecord(cid, "latency_ms", float("nan"), 0.1, None)])
     assert raised.value.field == "predictions[0].value"
 
@@ -73,11 +73,11 @@ def test_measured_values_replace_predicted_ones_only(store: Store) -> None:
     assert candidate.status == CandidateStatus.DONE and candidate.feasible is False
     assert candidate.metrics["latency_ms"].value == 1.7
     assert candidate.metrics["latency_ms"].provenance == Provenance.MEASURED
-    with pytest.raises(SpecError, match="already has measured size_bytes"):
+    with pytest.raises(ConflictError, match="already has measured size_bytes"):
         store.replace_predicted(
             cid, [MetricValue("size_bytes", 50.0, Provenance.MEASURED)], feasible=True
         )
-    with pytest.raises(SpecError, match="only measured or estimated"):
+    with pytest.raises(StorageError, match="only measured or estimated"):
         store.replace_predicted(cid, [predicted], feasible=True)
     (candidate,) = store.list_candidates(job_id)
     assert candidate.metrics["size_bytes"].value == 100.0

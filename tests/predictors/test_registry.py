@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hwsearch.db import Store
-from hwsearch.errors import HwsearchError, NotFoundError, SpecError
+from hwsearch.errors import HwsearchError, NotFoundError, SpecError, StorageError
 from hwsearch.models.nb201 import config_from_arch
 from hwsearch.predictors.registry import evaluate_stored, fit_stored, load_stored
 from hwsearch.records import MetricValue, Provenance
@@ -70,7 +70,7 @@ def test_bad_requests_are_refused(store: Store, nb201_data: Path) -> None:
         fit_stored(store, family="nb201", target="gold_6240", metric="latency_ms", holdout=1.0)
     with pytest.raises(NotFoundError, match="no version 3 of predictor"):
         store.get_predictor("nb201", "gold_6240", "latency_ms", version=3)
-    with pytest.raises(SpecError, match=r"metrics\.rmse"):
+    with pytest.raises(StorageError, match=r"metrics\.rmse"):
         store.save_predictor(
             family="nb201",
             target="t",

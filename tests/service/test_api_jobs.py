@@ -10,9 +10,11 @@ import pytest
 
 from hwsearch.db import Store
 from hwsearch.db.leases import LeaseOwner, Leases
+from hwsearch.errors import ConflictError
 from hwsearch.records import JobState, TokenScope
 from hwsearch.service.api import ServiceSettings, create_token
 from hwsearch.service.api.auth import digest
+from hwsearch.service.client import ServiceClient
 from hwsearch.service.runner import RunnerSettings
 
 
@@ -273,3 +275,14 @@ def test_jobs_show_their_driver_and_whether_it_is_stale(idle: Any) -> None:
 
 def test_revoked_tokens_stop_within_five_seconds_by_default() -> None:
     assert ServiceSettings().token_cache_s == 5.0
+
+
+def test_a_conflict_names_its_field_and_the_client_raises_it(api: Any) -> None:
+    server, job_id = api
+    with server.client() as client:
+        body = client.post(f"/jobs/{job_id}/cancel").json()
+    assert [e["field"] for e in body["errors"]] == ["state"]
+    assert "is finished; only queued or running" in body["errors"][0]["reason"]
+    with ServiceClient(server.url, server.token) as remote, pytest.raises(ConflictError) as info:
+        remote.cancel(job_id)
+    assert info.value.field == "state" and "only queued or running" in info.value.reason

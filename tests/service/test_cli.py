@@ -11,14 +11,17 @@ from typing import Any
 
 import pytest
 import torch
+import typer
 import yaml
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from hwsearch.db import Store
 from hwsearch.db.leases import LeaseOwner, Leases
+from hwsearch.errors import ConflictError, NotFoundError, StorageError
 from hwsearch.records import JobState
 from hwsearch.service.cli import app
+from hwsearch.service.cli.common import user_errors
 
 runner = CliRunner()
 
@@ -258,3 +261,20 @@ def test_resume_refuses_a_job_driven_elsewhere_and_jobs_shows_it_stale_once_dead
     time.sleep(2.1)  # the other driver died: its lease runs out
     listed = runner.invoke(app, ["jobs", "--db", url], env={"COLUMNS": "200"})
     assert "running (stale)" in listed.output and "last heartbeat" in listed.output
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (ConflictError("state", "job 3 is finished and cannot become running"), 2),
+        (StorageError("limit", "must be a positive integer, got 0"), 2),
+        (NotFoundError("job 9 not found"), 1),
+    ],
+)
+def test_storage_errors_are_one_clear_line_and_an_exit_code(
+    error: Exception, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(typer.Exit) as info, user_errors():
+        raise error
+    assert info.value.exit_code == code
+    assert capsys.readouterr().err.strip() == f"error: {error}"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hwsearch.db import Store
-from hwsearch.errors import NotFoundError, SpecError
+from hwsearch.errors import ConflictError, NotFoundError, StorageError
 from hwsearch.records import CandidateStatus, JobState, TokenScope
 from hwsearch.search.driver import Driver
 from hwsearch.search.spec import parse_spec
@@ -84,7 +84,7 @@ def test_request_cancel_by_state(store: Store) -> None:
     assert store.cancel_requested(running.id) is False
 
     store.set_job_state(running.id, JobState.FINISHED)
-    with pytest.raises(SpecError, match="is finished; only queued or running"):
+    with pytest.raises(ConflictError, match="is finished; only queued or running"):
         store.request_cancel(running.id)
     with pytest.raises(NotFoundError):
         store.request_cancel(999)
@@ -101,9 +101,9 @@ def test_tokens_by_digest(store: Store) -> None:
     assert store.revoke_token(token.id).revoked is True
     assert store.find_token(digest).revoked is True  # type: ignore[union-attr]
     assert [t.id for t in store.list_tokens()] == [token.id]
-    with pytest.raises(SpecError, match="token_hash"):
+    with pytest.raises(StorageError, match="token_hash"):
         store.add_token(name="x", token_hash="short", scope=TokenScope.READ)
-    with pytest.raises(SpecError, match="scope"):
+    with pytest.raises(StorageError, match="scope"):
         store.add_token(name="x", token_hash="c" * 64, scope="write")  # type: ignore[arg-type]
 
 

@@ -10,7 +10,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hwsearch.errors import FilterError, HwsearchError, NotFoundError, SpecError, SpecErrors
+from hwsearch.errors import (
+    ConflictError,
+    FilterError,
+    HwsearchError,
+    NotFoundError,
+    SpecError,
+    SpecErrors,
+    StorageError,
+)
 
 log = logging.getLogger("hwsearch.api")
 
@@ -69,6 +77,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SpecError)
     async def invalid_value(request: Request, exc: SpecError) -> JSONResponse:
+        return JSONResponse(
+            _body(str(exc), [{"field": exc.field, "reason": exc.reason}]),
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(ConflictError)
+    async def conflict(request: Request, exc: ConflictError) -> JSONResponse:
+        return JSONResponse(
+            _body(str(exc), [{"field": exc.field, "reason": exc.reason}]),
+            status_code=status.HTTP_409_CONFLICT,
+        )
+
+    @app.exception_handler(StorageError)
+    async def refused_value(request: Request, exc: StorageError) -> JSONResponse:
         return JSONResponse(
             _body(str(exc), [{"field": exc.field, "reason": exc.reason}]),
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,

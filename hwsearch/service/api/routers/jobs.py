@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from hwsearch.errors import NotFoundError, SpecError
+from hwsearch.errors import NotFoundError
 from hwsearch.records import CandidateStatus, JobRecord, JobState, TokenScope
 from hwsearch.search.driver import target_name
 from hwsearch.service.api.deps import (
@@ -164,8 +164,4 @@ def cancel_job(job_id: JobId, store: StoreDep, token: SubmitTokenDep) -> dict[st
             f"job {job_id} was not submitted with token {token.name!r}; only its own token "
             "or an admin token may cancel it",
         )
-    try:
-        job = store.request_cancel(job_id)
-    except SpecError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, exc.reason) from None
-    return job_public(job)
+    return job_public(store.request_cancel(job_id))  # a final job: ConflictError, 409

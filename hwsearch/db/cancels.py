@@ -1,0 +1,65 @@
+"""Cancel requests: a queued job is cancelled at once, a running one flagged for its
+driver, which stops after the generation in flight."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from hwsearch.db.convert import job_record
+from hwsearch.db.models import Job, utcnow
+from hwsearch.db.repository import Repository, candidate_count
+from hwsearch.db.retry import install as _install_retries
+from hwsearch.errors import ConflictError, NotFoundError
+from hwsearch.records import CandidateStatus, JobRecord, JobState
+
+__all__ = ["CancelRepository"]
+
+
+class CancelRepository(Repository):
+    """The cancel flag of the jobs table."""
+
+    def request_cancel(self, job_id: int) -> JobRecord:
+        """Cancel a job: a queued one at once; a running one is flagged, and its driver stops
+        after the generation in flight (see :meth:`cancel_requested`).
+
+        A finished, failed or cancelled job cannot be cancelled (``ConflictError`` on ``state``).
+        """
+        with self._writing() as session:
+            job = session.scalars(
+                select(Job).where(Job.id == job_id).with_for_update()
+            ).one_or_none()
+            if job is None:
+                raise NotFoundError(f"job {job_id} not found")
+            if job.state is JobState.QUEUED:
+                job.state = JobState.CANCELLED
+                job.finished_at = utcnow()
+            elif job.state is JobState.RUNNING:
+                job.cancel_requested = True
+            else:
+                raise ConflictError(
+                    "state",
+                    f"job {job_id} is {job.state.value}; only queued or running jobs "
+                    "can be cancelled",
+                )
+            session.flush()
+            return job_record(
+                job, evaluations=candidate_count(session, job_id, CandidateStatus.DONE)
+            )
+
+    def cancel_requested(self, job_id: int) -> bool:
+        with self._reading() as session:
+            flag = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+            if flag is None:
+                raise NotFoundError(f"job {job_id} not found")
+            return bool(flag)
+
+    def clear_cancel_request(self, job_id: int) -> None:
+        """Drop a job's cancel flag (done once its driver has stopped)."""
+        with self._writing() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise NotFoundError(f"job {job_id} not found")
+            job.cancel_requested = False
+
+
+_install_retries(CancelRepository)

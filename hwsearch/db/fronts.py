@@ -1,0 +1,264 @@
+"""Pareto fronts, one per generation of a job, and the hypervolume history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Select, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from hwsearch.db.checks import MAX_LABEL, check_count, check_finite, check_text
+from hwsearch.db.convert import front_record
+from hwsearch.db.models import Candidate, Front, FrontPointRow, Job, Measurement
+from hwsearch.db.repository import Repository, require_job
+from hwsearch.db.retry import install as _install_retries
+from hwsearch.errors import ConflictError, NotFoundError, StorageError
+from hwsearch.records import FrontPoint, FrontRecord, HypervolumePoint
+
+__all__ = ["FrontRepository"]
+
+_DIRECTIONS = ("minimize", "maximize")
+
+
+class FrontRepository(Repository):
+    """The fronts and front_points tables."""
+
+    def save_front(
+        self,
+        job_id: int,
+        *,
+        generation: int,
+        objectives: list[str],
+        directions: list[str],
+        reference_point: list[float],
+        hypervolume: float,
+        evaluations: int,
+        points: Sequence[FrontPoint],
+    ) -> FrontRecord:
+        """Store the Pareto front of one generation.
+
+        Every point must be a candidate of the job with a stored metric for each objective;
+        the values of the returned (and later read) points are those stored metrics.
+        """
+        check_count("generation", generation)
+        check_count("evaluations", evaluations)
+        _check_front_axes(objectives, directions, reference_point)
+        hv = check_finite("hypervolume", hypervolume)
+        if hv < 0:
+            raise StorageError("hypervolume", f"must not be negative, got {hypervolume!r}")
+        seen = _distinct_candidates(points)
+        objectives = list(objectives)
+        reference = [float(v) for v in reference_point]
+        try:
+            # Core statements, once per generation of the driver.
+            with self._write_engine.begin() as connection:
+                if connection.scalar(select(Job.id).where(Job.id == job_id)) is None:
+                    raise NotFoundError(f"job {job_id} not found")
+                owners, values = _stored_points(connection, seen, objectives)
+                for i, point in enumerate(points):
+                    owner, stored = owners.get(point.candidate_id), values.get(point.candidate_id)
+                    _check_point(i, point, owner, stored or {}, job_id, objectives)
+                front_id = connection.execute(
+                    insert(Front)
+                    .values(
+                        job_id=job_id,
+                        generation=generation,
+                        objectives=objectives,
+                        directions=list(directions),
+                        reference_point=reference,
+                        hypervolume=hv,
+                        evaluations=evaluations,
+                    )
+                    .returning(Front.id)
+                ).scalar_one()
+                if points:
+                    connection.execute(
+                        insert(FrontPointRow),
+                        [
+                            {
+                                "front_id": front_id,
+                                "candidate_id": p.candidate_id,
+                                "position": i,
+                                "measured": bool(p.measured),
+                            }
+                            for i, p in enumerate(points)
+                        ],
+                    )
+        except IntegrityError as exc:
+            if self._has_front(job_id, generation):
+                raise ConflictError(
+                    "generation", f"job {job_id} already has a front for generation {generation}"
+                ) from exc
+            raise
+        return FrontRecord(
+            id=front_id,
+            job_id=job_id,
+            generation=generation,
+            objectives=objectives,
+            directions=list(directions),
+            reference_point=reference,
+            hypervolume=hv,
+            evaluations=evaluations,
+            points=[
+                FrontPoint(
+                    candidate_id=p.candidate_id,
+                    config_hash=owners[p.candidate_id][1],
+                    values={name: values[p.candidate_id][name] for name in objectives},
+                    measured=bool(p.measured),
+                )
+                for p in points
+            ],
+        )
+
+    def latest_front(self, job_id: int) -> FrontRecord | None:
+        """The front of the job's highest generation, or ``None`` before the first."""
+        query = _fronts_query(job_id).order_by(Front.generation.desc()).limit(1)
+        with self._reading() as session:
+            require_job(session, job_id)
+            front = session.scalars(query).one_or_none()
+            return None if front is None else front_record(front)
+
+    def list_fronts(self, job_id: int) -> list[FrontRecord]:
+        """Every front of the job, by generation (its hypervolume history)."""
+        with self._reading() as session:
+            require_job(session, job_id)
+            query = _fronts_query(job_id).order_by(Front.generation)
+            return [front_record(f) for f in session.scalars(query)]
+
+    def _has_front(self, job_id: int, generation: int) -> bool:
+        with self._reading() as session:
+            found = session.scalar(
+                select(Front.id).where(Front.job_id == job_id, Front.generation == generation)
+            )
+            return found is not None
+
+    def latest_front_id(self, job_id: int) -> int | None:
+        """The id of the job's newest front (a cheap check whether a cached front is stale)."""
+        with self._reading() as session:
+            require_job(session, job_id)
+            found = session.scalar(
+                select(Front.id)
+                .where(Front.job_id == job_id)
+                .order_by(Front.generation.desc())
+                .limit(1)
+            )
+            return None if found is None else int(found)
+
+    def hypervolume_history(self, job_id: int) -> list[HypervolumePoint]:
+        """Hypervolume and front size of every generation, without loading the points."""
+        size = (
+            select(func.count(FrontPointRow.candidate_id))
+            .where(FrontPointRow.front_id == Front.id)
+            .correlate(Front)
+            .scalar_subquery()
+        )
+        query = (
+            select(Front.generation, Front.evaluations, Front.hypervolume, size)
+            .where(Front.job_id == job_id)
+            .order_by(Front.generation)
+        )
+        with self._reading() as session:
+            require_job(session, job_id)
+            return [
+                HypervolumePoint(int(g), int(e), float(hv), int(n or 0))
+                for g, e, hv, n in session.execute(query)
+            ]
+
+
+_install_retries(FrontRepository)
+
+
+def _distinct_candidates(points: Sequence[FrontPoint]) -> set[int]:
+    """The candidate ids of ``points``, refusing one given twice."""
+    seen: set[int] = set()
+    for i, point in enumerate(points):
+        if point.candidate_id in seen:
+            raise StorageError(
+                f"points[{i}].candidate_id", f"candidate {point.candidate_id} appears twice"
+            )
+        seen.add(point.candidate_id)
+    return seen
+
+
+def _stored_points(
+    connection: Connection, ids: set[int], objectives: list[str]
+) -> tuple[dict[int, tuple[int, str]], dict[int, dict[str, float]]]:
+    """Of candidates ``ids``: each one's (job id, config hash), and its stored objectives."""
+    owners = {
+        candidate_id: (owner, config_hash)
+        for candidate_id, owner, config_hash in connection.execute(
+            select(Candidate.id, Candidate.job_id, Candidate.config_hash).where(
+                Candidate.id.in_(ids)
+            )
+        )
+    }
+    values: dict[int, dict[str, float]] = {}
+    for candidate_id, metric, value in connection.execute(
+        select(Measurement.candidate_id, Measurement.metric, Measurement.value).where(
+            Measurement.candidate_id.in_(ids), Measurement.metric.in_(objectives)
+        )
+    ):
+        values.setdefault(candidate_id, {})[metric] = value
+    return owners, values
+
+
+def _fronts_query(job_id: int) -> Select[Front]:
+    return (
+        select(Front)
+        .where(Front.job_id == job_id)
+        .options(
+            selectinload(Front.points)
+            .selectinload(FrontPointRow.candidate)
+            .selectinload(Candidate.measurements)
+        )
+    )
+
+
+def _check_front_axes(
+    objectives: Sequence[str], directions: Sequence[str], reference_point: Sequence[float]
+) -> None:
+    if not objectives:
+        raise StorageError("objectives", "must name at least one metric")
+    for i, name in enumerate(objectives):
+        check_text(f"objectives[{i}]", name, MAX_LABEL)
+    if len(set(objectives)) != len(objectives):
+        raise StorageError("objectives", f"names a metric twice: {list(objectives)!r}")
+    for field, values in (("directions", directions), ("reference_point", reference_point)):
+        if len(values) != len(objectives):
+            raise StorageError(field, f"has {len(values)} entries for {len(objectives)} objectives")
+    for i, direction in enumerate(directions):
+        if direction not in _DIRECTIONS:
+            raise StorageError(
+                f"directions[{i}]", f"must be 'minimize' or 'maximize', got {direction!r}"
+            )
+    for i, value in enumerate(reference_point):
+        check_finite(f"reference_point[{i}]", value)
+
+
+def _check_point(
+    i: int,
+    point: FrontPoint,
+    owner: tuple[int, str] | None,
+    stored: dict[str, float],
+    job_id: int,
+    objectives: list[str],
+) -> None:
+    """``owner`` is the candidate's (job id, config hash), ``stored`` its objective values."""
+    if owner is None or owner[0] != job_id:
+        raise NotFoundError(
+            f"points[{i}]: candidate {point.candidate_id} not found in job {job_id}"
+        )
+    if point.config_hash != owner[1]:
+        raise StorageError(
+            f"points[{i}].config_hash",
+            f"{point.config_hash!r} is not the hash of candidate {point.candidate_id} "
+            f"({owner[1]!r})",
+        )
+    missing = [name for name in objectives if name not in stored]
+    if missing:
+        raise StorageError(
+            f"points[{i}]",
+            f"candidate {point.candidate_id} has no stored {', '.join(map(repr, missing))}; "
+            "record its result before saving a front with it",
+        )

@@ -1,0 +1,93 @@
+"""Commands that read a job's results: ``front``, ``export``."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hwsearch.service.cli.common import (
+    DbOption,
+    PluginOption,
+    ServerOption,
+    TokenOption,
+    app,
+    console,
+    errors,
+    import_plugins,
+    open_store,
+    server_client,
+    user_errors,
+)
+from hwsearch.service.cli.tables import front_table
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def front(
+    job_id: Annotated[int, typer.Argument(metavar="JOB")],
+    db: DbOption = None,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+    where: Annotated[
+        str | None,
+        typer.Option(help="Keep points matching e.g. 'latency_ms < 5 and accuracy >= 0.9'."),
+    ] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="Sort by a metric; prefix '-' for descending.")
+    ] = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show the latest Pareto front of a job."""
+    from hwsearch.service.fronts import load_front, to_csv, to_json
+
+    with user_errors():
+        if server:
+            with server_client(server, token) as client:
+                view = client.front(job_id, where=where, sort=sort)
+        else:
+            view = load_front(open_store(db), job_id, where=where, sort=sort)
+        if format is Format.json:
+            sys.stdout.write(to_json(view) + "\n")
+        elif format is Format.csv:
+            sys.stdout.write(to_csv(view))
+        else:
+            console.print(front_table(view))
+
+
+@app.command()
+def export(
+    job_id: Annotated[int, typer.Argument(metavar="JOB")],
+    candidate_id: Annotated[int, typer.Argument(metavar="CANDIDATE")],
+    out: Annotated[Path, typer.Option(help="Folder to write the export into.")],
+    db: DbOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+    plugin: PluginOption = None,
+) -> None:
+    """Export a candidate: config (JSON, YAML), state dict, TorchScript and a README."""
+    from hwsearch.service.export import export_candidate
+
+    with user_errors():
+        import_plugins(plugin)
+        if server:
+            with server_client(server, token) as client:
+                result = client.export(job_id, candidate_id, out)
+        else:
+            result = export_candidate(open_store(db), job_id, candidate_id, out)
+        for path in result.files:
+            console.print(f"wrote {path}")
+        stored, rebuilt = result.stored_accuracy, result.reproduced_accuracy
+        if stored is not None and rebuilt is not None and abs(stored - rebuilt) > 1e-6:
+            errors.print(
+                f"[yellow]warning:[/yellow] rebuilt accuracy {rebuilt:.4f} "
+                f"differs from the stored {stored:.4f}"
+            )

@@ -1,0 +1,196 @@
+"""Commands that run jobs and list them: ``run``, ``resume``, ``jobs``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hwsearch.errors import SpecError
+from hwsearch.service.cli.common import (
+    AddressOption,
+    DbOption,
+    Executor,
+    ExecutorOption,
+    OutOption,
+    PluginOption,
+    ServerOption,
+    TokenOption,
+    WorkersOption,
+    app,
+    console,
+    errors,
+    import_plugins,
+    open_store,
+    server_client,
+    user_errors,
+)
+from hwsearch.service.cli.tables import front_table
+
+
+@app.command()
+def run(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec, YAML or JSON.")],
+    db: DbOption = None,
+    out: OutOption = None,
+    executor: ExecutorOption = Executor.local,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    plugin: PluginOption = None,
+) -> None:
+    """Run a search job to the end of its budget and print its Pareto front."""
+    from hwsearch.search.spec import load_spec
+
+    with user_errors():
+        import_plugins(plugin)
+        spec = load_spec(spec_path)  # a bad spec stops here, before the database is touched
+        store = open_store(db, create=True)
+        _drive(store, spec, executor, workers, out, lambda job: job.run(), address)
+
+
+@app.command()
+def resume(
+    job_id: Annotated[int, typer.Argument(metavar="JOB")],
+    db: DbOption = None,
+    out: OutOption = None,
+    executor: ExecutorOption = Executor.local,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    plugin: PluginOption = None,
+) -> None:
+    """Continue an interrupted job; candidates it finished are not evaluated again."""
+    from hwsearch.search.spec import parse_spec
+
+    with user_errors():
+        import_plugins(plugin)
+        store = open_store(db)
+        spec = parse_spec(store.get_job(job_id).spec)
+        _drive(store, spec, executor, workers, out, lambda job: job.resume(job_id), address)
+
+
+def _drive(
+    store: Any,
+    spec: Any,
+    executor: Executor,
+    workers: int | None,
+    out: Path | None,
+    start: Callable[[Any], Any],
+    address: str | None = None,
+) -> None:
+    """Run a driver with a progress bar, then print the front and write its CSV and plot."""
+    from hwsearch.search.driver import Progress as JobProgress
+    from hwsearch.search.jobs import Job
+    from hwsearch.service.fronts import load_front, to_csv
+    from hwsearch.service.plot import plot_front
+    from hwsearch.workers import make_executor
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with (
+        make_executor(
+            executor.value,
+            workers=workers if workers is not None or executor is Executor.ray else 2,
+            address=address,
+        ) as pool,
+        Progress(*columns, console=console, transient=False) as bar,
+    ):
+        task = bar.add_task(spec.name, total=spec.budget.evaluations, status="starting")
+
+        def show(p: JobProgress) -> None:
+            if p.hypervolume is None:
+                bar.update(task, completed=p.evaluations)
+                return
+            status = (
+                f"gen {p.generation}, HV {p.hypervolume:.4g}, front {len(p.front)}, "
+                f"failed {p.failed}, reused {p.reused}"
+                + (f", predicted {p.predicted}" if p.predicted else "")
+            )
+            bar.update(task, completed=p.evaluations, status=status)
+
+        run = Job(spec, store, executor=pool, on_progress=show)  # stores its footprint
+        driver = run.driver
+        try:
+            job = start(run)
+        except KeyboardInterrupt:
+            bar.stop()
+            if driver.job_id is None:
+                raise typer.Exit(130) from None
+            done = store.get_job(driver.job_id).evaluations
+            errors.print(
+                f"job {driver.job_id} interrupted with {done} candidate(s) evaluated and "
+                f"stored; continue it with: hwsearch resume {driver.job_id}"
+            )
+            raise typer.Exit(130) from None
+    view = load_front(store, job.id)
+    console.print(front_table(view))
+    out_dir = out or Path("runs") / f"job-{job.id}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "front.csv").write_text(to_csv(view))
+    plot_front(store.list_candidates(job.id), view.front, out_dir / "front.png")
+    predicted = f" ({driver.predicted} of them settled by prediction)" if driver.predicted else ""
+    console.print(
+        f"job {job.id} {job.state.value}: {job.evaluations} evaluated{predicted}, "
+        f"front of {len(view.candidates)}; wrote {out_dir / 'front.csv'} and "
+        f"{out_dir / 'front.png'}"
+    )
+    console.print(run.footprint_line, highlight=False)
+
+
+@app.command()
+def jobs(
+    db: DbOption = None,
+    state: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List jobs, newest first."""
+    from hwsearch.records import JobState
+
+    with user_errors():
+        if state is not None and state not in {s.value for s in JobState}:
+            raise SpecError("--state", f"{state!r} is not one of {[s.value for s in JobState]}")
+        wanted = JobState(state) if state else None
+        if server:
+            with server_client(server, token) as client:
+                records = client.list_jobs(state=wanted, limit=limit)
+        else:
+            records = open_store(db).list_jobs(state=wanted, limit=limit)
+        # who drives a running job (or that none does: stale), when any is running
+        drivers = any(job.state is JobState.RUNNING for job in records)
+        columns = ["id", "name", "family", "target", "state", "evaluated", "created"]
+        table = Table(*columns, *(["driver"] if drivers else []))
+        for job in records:
+            table.add_row(
+                str(job.id),
+                job.name,
+                job.family,
+                job.target,
+                job.state.value + (" (stale)" if job.stale() else ""),
+                str(job.evaluations),
+                job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                *([_driver_cell(job)] if drivers else []),
+            )
+        console.print(table)
+
+
+def _driver_cell(job: Any) -> str:
+    """Who runs a running job, or since when its driver is silent (a stale job)."""
+    from hwsearch.records import JobState
+
+    lease = job.lease
+    if job.state is not JobState.RUNNING or lease is None:
+        return ""
+    where = f"{lease.host} pid {lease.pid}"
+    if job.stale():
+        return f"none: last heartbeat {lease.heartbeat_at:%H:%M:%S} from {where}"
+    return where
