@@ -210,7 +210,7 @@ class PythonEvaluationKind(EvaluationKind):
         self, family: ModelFamily, settings: BaseModel, config: Mapping[str, Any]
     ) -> list[tuple[str, str]]:
         """Resolve the callables and run the user's code once on ``config`` (a dry build)."""
-        from hwsearch.models.custom.family import split_config
+        from hwsearch.models.custom.family import bind, split_config
         from hwsearch.models.custom.pipeline import dry_run
 
         try:
@@ -220,6 +220,7 @@ class PythonEvaluationKind(EvaluationKind):
         except SpecError as exc:
             field = f"space.{exc.field}" if exc.field.startswith("layers") else exc.field
             return [(field, exc.reason)]
+        bind(code, config)  # for the family's features (active learning, transfer)
         return []
 
     def evaluate(self, task: EvalTask) -> EvalOutcome:

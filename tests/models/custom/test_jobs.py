@@ -297,3 +297,32 @@ def test_api_closure_that_cannot_ship_is_refused_for_pool(tmp_path: Path) -> Non
         )
     assert info.value.errors[0].field == "evaluation.evaluate"
     assert "cannot be shipped" in info.value.errors[0].reason
+
+
+def test_predictor_features_from_the_users_model(tmp_path: Path) -> None:
+    from hwsearch.predictors.features import featurize
+
+    load_spec(_spec(tmp_path))  # the check binds the user's code for the family's features
+    configs = [
+        {"width": w, "layers[0].sparsity": s, "layers[0].weight_bits": b}
+        for w, s, b in [(4, 0.0, 32), (16, 0.0, 32), (16, 0.5, 8)]
+    ]
+    features = featurize("python", configs)
+    assert features.values.shape[0] == 3
+    names = list(features.names)
+    macs = features.values[:, names.index("log_macs")]
+    assert macs[1] > macs[0]  # a wider model counts more MACs
+    bytes_ = features.values[:, names.index("log_weight_bytes")]
+    assert bytes_[2] < bytes_[1]  # int8 and sparse weights take fewer bytes
+
+
+def test_active_learning_runs_on_a_user_model(tmp_path: Path) -> None:
+    spec = _spec(
+        tmp_path,
+        active_learning={"predictor": "ridge", "min_measured": 5},
+        budget={"evaluations": 7},
+    )
+    db = f"sqlite:///{tmp_path / 'al.db'}"
+    result = CliRunner().invoke(app, ["run", str(spec), "--db", db, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert _front(db)
