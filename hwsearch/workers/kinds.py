@@ -105,6 +105,27 @@ class EvaluationKind(abc.ABC):
             "with freshly initialised weights",
         )
 
+    def for_store(self, settings: BaseModel, db_url: str) -> BaseModel:
+        """The settings a job of this kind runs with in the store at ``db_url`` (e.g. where
+        its artifacts go by default). ``settings`` unchanged by default."""
+        return settings
+
+    def rebuild_stored(
+        self,
+        family: ModelFamily,
+        config: Mapping[str, Any],
+        settings: Mapping[str, Any],
+        seed: int,
+        metrics: Mapping[str, Any],
+    ) -> Rebuilt | None:
+        """The candidate's model from what was stored with it (``metrics``: its stored
+        :class:`~hwsearch.records.MetricValue` by name), or None to :meth:`rebuild` it."""
+        return None
+
+    def finish_job(self, store: Any, job_id: int, settings: BaseModel) -> None:  # noqa: B027
+        """Called when a run of a job of this kind ends (e.g. to drop the artifacts of
+        candidates off the front). Nothing by default."""
+
     def parse(self, data: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> BaseModel:
         """Validate a spec's ``evaluation`` section (raises pydantic's ValidationError)."""
         model = self.settings_model

@@ -35,7 +35,7 @@ from pydantic import (
 from hwsearch.errors import SpecError
 from hwsearch.metrics import METRICS, Better, Metric, get_metric, register_metric
 from hwsearch.workers import evaluation as ev
-from hwsearch.workers.kinds import EvaluationKind, SettingsModel, register_evaluation
+from hwsearch.workers.kinds import EvaluationKind, Rebuilt, SettingsModel, register_evaluation
 
 if TYPE_CHECKING:
     from hwsearch.models.base import ModelFamily
@@ -114,6 +114,10 @@ class PythonEvaluation(BaseModel):
     metrics: dict[str, Literal["maximize", "minimize"]] = Field(min_length=1)
     folder: str | None = Field(default=None, validate_default=True)
     calibration_batches: int = Field(default=8, ge=1)
+    #: the artifact store's folder (default: beside a SQLite database; none: no weights)
+    artifacts: str | None = None
+    #: whose weights stay once a run ends: the front's (always) or every candidate's
+    keep_weights: Literal["front", "all"] = "front"
 
     @field_validator("folder", mode="before")
     @classmethod
@@ -222,6 +226,34 @@ class PythonEvaluationKind(EvaluationKind):
             return [(field, exc.reason)]
         bind(code, config)  # for the family's features (active learning, transfer)
         return []
+
+    def for_store(self, settings: BaseModel, db_url: str) -> BaseModel:
+        from hwsearch.artifacts import default_root
+
+        assert isinstance(settings, PythonEvaluation)
+        root = default_root(db_url)
+        if settings.artifacts is not None or root is None:
+            return settings
+        return settings.model_copy(update={"artifacts": str(root.resolve())})
+
+    def rebuild_stored(
+        self,
+        family: ModelFamily,
+        config: Mapping[str, Any],
+        settings: Mapping[str, Any],
+        seed: int,
+        metrics: Mapping[str, Any],
+    ) -> Rebuilt | None:
+        from hwsearch.workers.python_export import reload
+
+        return reload(user_model(settings), config, settings, seed, metrics)
+
+    def finish_job(self, store: Any, job_id: int, settings: BaseModel) -> None:
+        from hwsearch.workers.python_weights import drop_off_front
+
+        assert isinstance(settings, PythonEvaluation)
+        if settings.artifacts is not None and settings.keep_weights == "front":
+            drop_off_front(store, job_id, settings.artifacts)
 
     def evaluate(self, task: EvalTask) -> EvalOutcome:
         from hwsearch.workers.python_run import evaluate_user_model

@@ -326,3 +326,57 @@ def test_active_learning_runs_on_a_user_model(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(spec), "--db", db, "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert _front(db)
+
+
+def test_stored_weights_export_to_the_same_accuracy(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    result = CliRunner().invoke(app, ["run", str(spec), "--db", db, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    store = Store.open(db)
+    try:
+        front = front_of(store, 1)
+        on_front = {p.candidate_id for p in front.points}
+        candidates = store.list_candidates(1)
+    finally:
+        store.close()
+    folder = tmp_path / "w.db.artifacts"
+    from hwsearch.artifacts import ArtifactStore
+    from hwsearch.workers.python_weights import weights_digest
+
+    artifacts = ArtifactStore(folder)
+    for c in candidates:
+        ref = weights_digest(c.metrics)
+        assert ref is not None and ref[0] == str(folder.resolve())
+        # front points keep their weights; the others went when the run ended
+        assert artifacts.exists(ref[1]) == (
+            c.id in on_front
+            or any(weights_digest(o.metrics) == ref for o in candidates if o.id in on_front)
+        )
+    point = front.points[0]
+    out = tmp_path / "export"
+    result = CliRunner().invoke(
+        app, ["export", "1", str(point.candidate_id), "--out", str(out), "--db", db]
+    )
+    assert result.exit_code == 0, result.output
+    assert "differs" not in result.output
+    readme = (out / "README.md").read_text()
+    assert "stored weights" in readme
+    import torch
+
+    from hwsearch.models.custom.callables import resolve
+
+    module = resolve("x", "tiny_model:build", folder=tmp_path)
+    build = module.obj
+    evaluate = resolve("x", "tiny_model:evaluate", folder=tmp_path).obj
+    from hwsearch.models.custom.weights import load_weights
+
+    ref = weights_digest(point.metrics)
+    assert ref is not None
+    width = point.config["width"]
+    model = load_weights(build({"width": width}), artifacts.get(ref[1])).eval()
+    again = evaluate(model, None)["accuracy"]
+    assert again == pytest.approx(point.metrics["accuracy"].value)
+    scripted = torch.jit.load(str(out / "model_torchscript.pt"))
+    x = torch.randn(4, 8)
+    assert torch.allclose(scripted(x), model(x), atol=1e-6)
