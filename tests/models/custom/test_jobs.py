@@ -380,3 +380,19 @@ def test_stored_weights_export_to_the_same_accuracy(tmp_path: Path) -> None:
     scripted = torch.jit.load(str(out / "model_torchscript.pt"))
     x = torch.randn(4, 8)
     assert torch.allclose(scripted(x), model(x), atol=1e-6)
+
+
+def test_api_declares_the_metrics_hwsearch_does_not_measure() -> None:
+    from hwsearch.search.api import _metrics_of
+
+    objectives = [
+        {"metric": "accuracy", "direction": "maximize"},
+        {"metric": "latency_ms", "direction": "minimize"},
+    ]
+    assert _metrics_of(objectives, ["latency_ms <= 5"], None) == {"accuracy": "maximize"}
+    assert _metrics_of(objectives, ["wer <= 0.2", "bleu >= 20"], None) == {
+        "accuracy": "maximize",
+        "wer": "minimize",
+        "bleu": "maximize",
+    }
+    assert _metrics_of(objectives, [], {"f1": "maximize"}) == {"f1": "maximize"}
