@@ -60,6 +60,8 @@ class EvaluationKind(abc.ABC):
     type: ClassVar[str]
     #: One line for error messages listing the kinds.
     doc: ClassVar[str] = ""
+    #: Whether the kind imports and runs code a spec names (the server refuses such specs).
+    runs_user_code: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod

@@ -188,6 +188,7 @@ class PythonEvaluationKind(EvaluationKind):
 
     type = "python"
     doc = "'python' (your own model: build, evaluate, finetune, calibrate callables)"
+    runs_user_code = True
 
     @property
     def settings_model(self) -> SettingsModel:
