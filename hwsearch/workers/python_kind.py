@@ -16,6 +16,7 @@ failed candidate whose error holds the stage and the traceback.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -79,6 +80,13 @@ class Shipped:
         """``module:qualname``, how a stored spec names it."""
         module = getattr(self.obj, "__module__", None) or "__main__"
         name = getattr(self.obj, "__qualname__", None) or type(self.obj).__qualname__
+        if module == "__main__":  # a script: named by its file, resolved from its folder
+            try:
+                source = inspect.getsourcefile(self.obj)
+            except TypeError:
+                source = None
+            if source:
+                module = Path(source).stem
         return f"{module}:{name}"
 
 

@@ -66,3 +66,11 @@ def test_the_python_example_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert lines and all("measured" in line for line in lines)
+    # an ordinary job: the CLI exports it from the stored weights
+    candidate = lines[0].split()[0]
+    db = f"sqlite:///{folder / 'api.db'}"
+    result = CliRunner().invoke(
+        app, ["export", "1", candidate, "--out", str(folder / "exp"), "--db", db]
+    )
+    assert result.exit_code == 0, result.output
+    assert "stored weights" in (folder / "exp" / "README.md").read_text()
