@@ -68,6 +68,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from hwsearch.errors import SpecError
+from hwsearch.search._acquisition import (
+    ValueTransform,
+    acquisition,
+    add_point,
+    hv_improvement,
+    normal_cdf,
+)
 from hwsearch.search.optimizer import Optimizer, Suggestion, int_option
 from hwsearch.search.surrogate import Encoder, ForestModel, GaussianProcess
 
@@ -384,7 +391,7 @@ class SurrogateStrategy(Optimizer):
         noise = np.zeros(m)  # added to the variance of what an evaluation will show
         transforms = []
         for j in range(m):
-            transform = _Transform(y_obs[:, j])
+            transform = ValueTransform(y_obs[:, j])
             model = self._model().fit(x_obs, transform.forward(y_obs[:, j]))
             if isinstance(model, GaussianProcess):
                 model.calibrate()
@@ -407,7 +414,7 @@ class SurrogateStrategy(Optimizer):
                 scale = float(np.median(np.abs(viol[:, c]))) or 1.0
                 target = np.sign(viol[:, c]) * np.log1p(np.abs(viol[:, c]) / scale)
                 mu_c, sd_c = self._model().fit(x_obs, target).predict(x_all)
-                feasible_prob *= _normal_cdf(-mu_c / np.maximum(sd_c, 1e-9))
+                feasible_prob *= normal_cdf(-mu_c / np.maximum(sd_c, 1e-9))
 
         # objective space normalised by the observed ranges; reference point 10% beyond
         low, high = y_obs.min(0), y_obs.max(0)
@@ -423,7 +430,7 @@ class SurrogateStrategy(Optimizer):
         # pending points join the front at their predicted means
         for i in range(n_pool, len(x_all)):
             if feasible_prob[i] >= 0.5:
-                front = _add_point(front, (believed(i) - low) / span)
+                front = add_point(front, (believed(i) - low) / span)
 
         chosen_rows: list[FloatArray] = []
         chosen_idx: list[int] = list(range(n_pool, len(x_all)))
@@ -443,7 +450,7 @@ class SurrogateStrategy(Optimizer):
             for j in range(m):
                 optimistic[:, j] = transforms[j].inverse(means[:n_pool, j] - beta[j] * sd[:, j])
             pts = (optimistic - low) / span
-            score = _acquisition(pts, front, ref, feasible_prob[:n_pool])
+            score = acquisition(pts, front, ref, feasible_prob[:n_pool])
             score[~available] = -np.inf
             if draws is not None:
                 cand = np.flatnonzero(score > 0)
@@ -454,13 +461,13 @@ class SurrogateStrategy(Optimizer):
                         for j in range(m):
                             t = means[cand, j] + sd[cand, j] * d[cand, j]
                             sample[:, j] = transforms[j].inverse(t)
-                        total += _hv_improvement((sample - low) / span, front, ref)
+                        total += hv_improvement((sample - low) / span, front, ref)
                     score[cand] = total / len(draws) * feasible_prob[cand] + 1e-12
             i = int(np.argmax(score))
             available[i] = False
             chosen_rows.append(codes[i])
             if feasible_prob[i] >= 0.5:
-                front = _add_point(front, (believed(i) - low) / span)
+                front = add_point(front, (believed(i) - low) / span)
             self._condition(models, vs, x_all, chosen_idx, var_now, u_list, new=[i])
             chosen_idx.append(i)
         return chosen_rows
@@ -495,116 +502,6 @@ class SurrogateStrategy(Optimizer):
                 u_new = cov / math.sqrt(denom)
                 u_list[j].append(u_new)
                 var_now[:, j] = np.maximum(var_now[:, j] - u_new**2, 0.0)
-
-
-class _Transform:
-    """A monotone map of one objective's values to the scale its model is fitted on."""
-
-    def __init__(self, y: FloatArray) -> None:
-        self.log = bool(np.all(y > 0) and y.max() / y.min() > 2.0)
-        self.lam: float | None = None
-        if not self.log:
-            from scipy.stats import yeojohnson
-
-            self.shift = float(np.median(y))
-            self.scale = float(np.std(y)) or 1.0
-            _, lam = yeojohnson((y - self.shift) / self.scale)
-            self.lam = float(np.clip(lam, -2.0, 4.0))
-
-    def forward(self, y: FloatArray) -> FloatArray:
-        if self.log:
-            return np.log(y)
-        from scipy.stats import yeojohnson
-
-        assert self.lam is not None
-        return np.asarray(yeojohnson((y - self.shift) / self.scale, lmbda=self.lam))
-
-    def inverse(self, t: FloatArray | float) -> Any:
-        if self.log:
-            return np.exp(np.minimum(t, 700.0))
-        assert self.lam is not None
-        return self.shift + self.scale * _yeojohnson_inverse(np.asarray(t, dtype=float), self.lam)
-
-
-def _yeojohnson_inverse(t: FloatArray, lam: float) -> FloatArray:
-    out = np.empty_like(t)
-    pos = t >= 0
-    if abs(lam) > 1e-8:
-        base = np.maximum(t[pos] * lam + 1.0, 1e-12)
-        out[pos] = base ** (1.0 / lam) - 1.0
-    else:
-        out[pos] = np.expm1(t[pos])
-    if abs(lam - 2.0) > 1e-8:
-        base = np.maximum(1.0 - (2.0 - lam) * t[~pos], 1e-12)
-        out[~pos] = 1.0 - base ** (1.0 / (2.0 - lam))
-    else:
-        out[~pos] = -np.expm1(-t[~pos])
-    return out
-
-
-def _normal_cdf(x: FloatArray) -> FloatArray:
-    from scipy.special import ndtr
-
-    return np.asarray(ndtr(x))
-
-
-def _add_point(front: FloatArray, point: FloatArray) -> FloatArray:
-    """``front`` with ``point`` added and the points it dominates removed."""
-    if len(front) and np.any(np.all(front <= point, axis=1)):
-        return front
-    keep = ~(np.all(point <= front, axis=1) & np.any(point < front, axis=1))
-    return np.vstack([front[keep], point[None, :]])
-
-
-def _acquisition(
-    pts: FloatArray, front: FloatArray, ref: FloatArray, feasible_prob: FloatArray
-) -> FloatArray:
-    """Hypervolume improvement times feasibility; below zero, minus the distance to improving."""
-    hvi = _hv_improvement(pts, front, ref)
-    gap = _distance_to_improve(pts, front, ref)
-    return np.where(hvi > 0, hvi * feasible_prob, -gap - (1.0 - feasible_prob))
-
-
-def _hv_improvement(pts: FloatArray, front: FloatArray, ref: FloatArray) -> FloatArray:
-    """Exact hypervolume improvement of each point over ``front`` (2-D vectorised)."""
-    pts = np.minimum(pts, ref)
-    if pts.shape[1] == 1:
-        best = front[:, 0].min() if len(front) else ref[0]
-        return np.maximum(min(best, ref[0]) - pts[:, 0], 0.0)
-    if pts.shape[1] == 2:
-        if len(front) == 0:
-            return np.prod(ref - pts, axis=1)
-        f = front[np.argsort(front[:, 0])]
-        f = f[f[:, 0] < ref[0]]
-        # staircase: for x in [x_k, x_{k+1}) the front covers heights above h_k
-        xs = np.concatenate([[-np.inf], f[:, 0], [ref[0]]])
-        hs = np.concatenate([[ref[1]], np.minimum.accumulate(f[:, 1]) if len(f) else []])
-        hs = np.minimum(hs, ref[1])
-        left = np.maximum(xs[None, :-1], pts[:, :1])
-        right = np.minimum(xs[None, 1:], ref[0])
-        width = np.maximum(right - left, 0.0)
-        height = np.maximum(hs[None, :] - pts[:, 1:2], 0.0)
-        return np.asarray((width * height).sum(1))
-    from pymoo.indicators.hv import HV
-
-    indicator = HV(ref_point=ref)
-    base = float(indicator(front)) if len(front) else 0.0
-    out = np.zeros(len(pts))
-    gap = _distance_to_improve(pts, front, ref)
-    top = np.flatnonzero(gap <= 0)
-    top = top[np.argsort(pts[top].sum(1))][:256]
-    for i in top:
-        out[i] = float(indicator(np.vstack([front, pts[i : i + 1]]))) - base
-    return out
-
-
-def _distance_to_improve(pts: FloatArray, front: FloatArray, ref: FloatArray) -> FloatArray:
-    """How far each point must move (the same in every objective) to improve the front."""
-    outside = np.maximum(pts - ref, 0.0).max(1)
-    if len(front) == 0:
-        return outside
-    margin = (pts[:, None, :] - front[None, :, :]).min(2).max(1)
-    return np.maximum(np.maximum(margin, 0.0), outside)
 
 
 __all__ = ["PriorFeatures", "SurrogateStrategy"]
