@@ -18,13 +18,15 @@ def tiny_user_work(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
-def tiny_env() -> dict[str, str]:
-    """The environment for a script of an example run as a subprocess."""
+def tiny_env(**overrides: str) -> dict[str, str]:
+    """The environment for a script of an example run as a subprocess: the tiny budget, and
+    this checkout's ``hwsearch`` importable (after any ``PYTHONPATH`` already set)."""
     root = str(EXAMPLES.parent)
     path = os.environ.get("PYTHONPATH")
     return {
         **os.environ,
         **TINY,
-        "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}",
+        **overrides,
+        "PYTHONPATH": root if not path else f"{path}{os.pathsep}{root}",
         "OMP_NUM_THREADS": "1",
     }
