@@ -12,6 +12,16 @@ from hwsearch.errors import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``hwsearch.search`` (callable: search your own model) without importing it eagerly."""
+    if name == "search":
+        import importlib
+
+        return importlib.import_module("hwsearch.search")
+    raise AttributeError(f"module 'hwsearch' has no attribute {name!r}")
+
+
 __all__ = [
     "FilterError",
     "HwsearchError",

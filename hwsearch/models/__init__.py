@@ -10,6 +10,7 @@ from hwsearch.models import nb201 as _nb201  # noqa: F401  (registers "nb201")
 from hwsearch.models import transformer as _transformer  # noqa: F401  (registers "transformer")
 from hwsearch.models.base import Knob, ModelFamily, family_names, get_family
 from hwsearch.models.compression import CompressionSpec, model_size_bytes
+from hwsearch.models.custom import family as _custom  # noqa: F401  (registers "python")
 from hwsearch.models.pipeline import BuiltCandidate, TrainSettings, build_candidate
 from hwsearch.models.sources import DataSource, Split, get_source, register_source
 

@@ -1,4 +1,12 @@
-"""The search: job specs, search spaces, objectives, optimizers, Pareto fronts, filters."""
+"""The search: job specs, search spaces, objectives, optimizers, Pareto fronts, filters.
+
+Called, ``hwsearch.search(model=..., evaluate=..., ...)`` searches your own model
+(:func:`hwsearch.search.api.search`).
+"""
+
+import sys as _sys
+import types as _types
+from typing import Any
 
 from hwsearch.search.filters import Filter, parse_filter
 from hwsearch.search.hashing import canonical_json, config_hash
@@ -53,3 +61,15 @@ __all__ = [
     "parse_spec",
     "register_optimizer",
 ]
+
+
+class _SearchModule(_types.ModuleType):
+    """``hwsearch.search`` is this package and, called, :func:`hwsearch.search.api.search`."""
+
+    def __call__(self, **kwargs: Any) -> Any:
+        from hwsearch.search.api import search
+
+        return search(**kwargs)
+
+
+_sys.modules[__name__].__class__ = _SearchModule

@@ -216,3 +216,5 @@ TRAIN = register_evaluation(TrainEvaluation())
 TABLE = TableEvaluationKind()
 register_evaluation(TABLE)
 LM = register_evaluation(LMEvaluationKind())
+
+from hwsearch.workers import python_kind as _python_kind  # noqa: E402,F401  (registers "python")

@@ -73,6 +73,13 @@ class EvaluationKind(abc.ABC):
         ``settings`` (fields are dotted paths of the spec). None by default."""
         return []
 
+    def check_config(
+        self, family: ModelFamily, settings: BaseModel, config: Mapping[str, Any]
+    ) -> list[tuple[str, str]]:
+        """``(field, reason)`` for problems only a run can show, on one ``config`` of a spec
+        that is otherwise sound (e.g. the user's code called once). None by default."""
+        return []
+
     @abc.abstractmethod
     def produces(self, family: ModelFamily, settings: BaseModel, *, timed_here: bool) -> set[str]:
         """The metrics this kind produces for ``family``; ``timed_here`` is False for a

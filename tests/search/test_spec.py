@@ -437,7 +437,8 @@ def test_table_evaluation_shape_errors(tables: Path) -> None:
     data["evaluation"] = {"type": "lookup", "table": "x.csv"}
     assert problems(data) == {
         "evaluation.type": "unknown evaluation type 'lookup'; use 'lm' (language models of "
-        "family transformer), 'table' (quality looked up in a table), 'train' (train each "
+        "family transformer), 'python' (your own model: build, evaluate, finetune, calibrate "
+        "callables), 'table' (quality looked up in a table), 'train' (train each "
         "candidate here; the default of most families), or leave type out for the family's "
         "default"
     }

@@ -46,7 +46,25 @@ def check_meaning(spec: JobSpec) -> list[SpecError]:
         problems.append(SpecError("optimizer.name", str(exc)))
     except SpecError as exc:
         problems.append(exc)
+    if not problems:  # the kind's own checks (user code runs once) on a sound spec only
+        kind = kind_of(spec.evaluation)
+        found = kind.check_config(get_family(spec.family), spec.evaluation, first_config(spec))
+        problems += [SpecError(f, r) for f, r in found]
     return problems
+
+
+def first_config(spec: JobSpec) -> dict[str, Any]:
+    """One config of the spec's space: each variable's first choice or low end, and the
+    constants."""
+    out: dict[str, Any] = {}
+    for key, entry in spec.space.items():
+        if isinstance(entry, ChoiceVarSpec):
+            out[key] = entry.values[0]
+        elif isinstance(entry, IntVarSpec | FloatVarSpec):
+            out[key] = entry.low
+        else:
+            out[key] = entry
+    return out
 
 
 def _check_target(name: str | TableTargetSpec | DeviceTargetSpec) -> list[SpecError]:

@@ -14,6 +14,7 @@ from hwsearch.plugins import load_installed
 from hwsearch.search.spec.checks import check_meaning
 from hwsearch.search.spec.pydantic_errors import KIND_TAG, field_path, reason_for, spec_errors
 from hwsearch.search.spec.schema import JobSpec, default_evaluation
+from hwsearch.search.spec.user_model import expand
 from hwsearch.workers.kinds import get_evaluation
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def parse_spec(
     if over:  # before any model is built or file opened
         raise SpecErrors(over)
     load_installed()  # the installed plug-ins' families, kinds and metrics
+    data = expand(data)  # the user's own model: family mapping, space.layers
     context = {"default_name": default_name, "base_dir": base_dir, "file_roots": file_roots}
     checked, early = _parse_evaluation(data, context)
     try:

@@ -36,6 +36,7 @@ from hwsearch.search.spec.sections import (
     TableTargetSpec,
     constraint_text,
 )
+from hwsearch.search.spec.user_model import fold
 from hwsearch.search.spec.variables import SpaceEntry, VariableSpec
 from hwsearch.workers.builtin_kinds import EvaluationSettings, TableEvaluation
 from hwsearch.workers.kinds import get_evaluation
@@ -207,4 +208,4 @@ class JobSpec(SpecModel):
             data.pop("measurement", None)
         if isinstance(data.get("measurement"), dict):  # derived from the target, likewise
             data["measurement"].pop("target_profile", None)
-        return data
+        return fold(data)

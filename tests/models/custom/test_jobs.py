@@ -1,0 +1,299 @@
+"""The user's own model as a job: YAML and Python API, local and pool, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import hwsearch
+from hwsearch.db import Store
+from hwsearch.errors import SpecErrors
+from hwsearch.search.api import front_of
+from hwsearch.search.spec import load_spec
+from hwsearch.service.cli import app
+
+MODULE = """
+import torch
+from torch import nn
+
+
+def build(config):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, config["width"]), nn.ReLU(), nn.Linear(config["width"], 3))
+
+
+def data():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(96, 8, generator=g)
+    return x, (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+
+
+def evaluate(model, context):
+    x, y = data()
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == y).float().mean().item()
+    return {"accuracy": acc, "score": acc * 2}
+
+
+def finetune(model, context):
+    torch.set_num_threads(1)
+    x, y = data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+def not_a_module(config):
+    return 3
+
+
+def no_dict(model, context):
+    return 0.5
+
+
+def no_score(model, context):
+    return {"accuracy": 0.5}
+
+
+def fails_wide(model, context):
+    if model[0].out_features >= 8:
+        raise RuntimeError("boom in user code")
+    return {"accuracy": 0.5, "score": 1.0}
+"""
+
+SPACE: dict[str, Any] = {
+    "width": {"type": "choice", "values": [4, 8, 16]},
+    "layers": {
+        "0": {
+            "sparsity": {"type": "choice", "values": [0.0, 0.5]},
+            "weight_bits": {"type": "choice", "values": [8, 32]},
+        }
+    },
+}
+MEASURE = {"warmup": 1, "min_repeats": 2, "max_repeats": 3}
+
+
+def _spec(folder: Path, **changes: Any) -> Path:
+    (folder / "tiny_model.py").write_text(MODULE)
+    data: dict[str, Any] = {
+        "name": "tiny",
+        "family": {"model": "tiny_model:build", "input_shape": [8]},
+        "evaluation": {
+            "type": "python",
+            "evaluate": "tiny_model:evaluate",
+            "finetune": "tiny_model:finetune",
+            "metrics": {"accuracy": "maximize", "score": "maximize"},
+        },
+        "space": SPACE,
+        "objectives": [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency_ms", "direction": "minimize"},
+        ],
+        "target": "cpu",
+        "budget": {"evaluations": 3},
+        "measurement": MEASURE,
+        "optimizer": {"name": "random"},
+    }
+    for key, value in changes.items():
+        section, _, sub = key.partition("__")
+        if sub:
+            data[section] = {**data[section], sub: value}
+        else:
+            data[section] = value
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _front(db: str, job_id: int = 1) -> list[tuple[int, dict[str, Any], float]]:
+    store = Store.open(db)
+    try:
+        front = front_of(store, job_id)
+    finally:
+        store.close()
+    return sorted((p.candidate_id, p.config, p.metrics["accuracy"].value) for p in front.points)
+
+
+@pytest.mark.parametrize("executor", ["local", "pool"])
+def test_yaml_job_end_to_end(tmp_path: Path, executor: str) -> None:
+    spec = _spec(tmp_path)
+    db = f"sqlite:///{tmp_path / 'job.db'}"
+    result = CliRunner().invoke(
+        app, ["run", str(spec), "--db", db, "--executor", executor, "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    store = Store.open(db)
+    try:
+        candidates = store.list_candidates(1)
+        assert len(candidates) == 3
+        for c in candidates:
+            assert c.error is None
+            assert {"accuracy", "score", "latency_ms", "energy_j_per_inference", "macs"} <= set(
+                c.metrics
+            )
+            assert c.metrics["latency_ms"].provenance.value == "measured"
+            assert c.metrics["score"].value == pytest.approx(2 * c.metrics["accuracy"].value)
+            width = c.config["width"]
+            assert c.metrics["params"].value == 8 * width + width + 3 * width + 3
+        stored = store.get_job(1)
+    finally:
+        store.close()
+    assert _front(db)
+    assert stored.spec["family"] == {"model": "tiny_model:build", "input_shape": [8]}
+    assert "layers" in stored.spec["space"]
+
+
+def test_python_api_gives_the_yaml_front(tmp_path: Path) -> None:
+    # objectives that do not depend on timing noise: the same seed, the same front
+    _spec(
+        tmp_path,
+        objectives=[
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "params", "direction": "minimize"},
+        ],
+    )
+    yaml_db = f"sqlite:///{tmp_path / 'yaml.db'}"
+    result = CliRunner().invoke(
+        app, ["run", str(tmp_path / "spec.yaml"), "--db", yaml_db, "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 0, result.output
+    from hwsearch.models.custom.callables import resolve
+
+    def code(name: str) -> Any:
+        return resolve("x", f"tiny_model:{name}", folder=tmp_path).obj
+
+    api_db = f"sqlite:///{tmp_path / 'api.db'}"
+    front = hwsearch.search(  # type: ignore[operator]
+        model=code("build"),
+        evaluate=code("evaluate"),
+        finetune=code("finetune"),
+        input_shape=(8,),
+        space=SPACE,
+        objectives=[("accuracy", "maximize"), ("params", "minimize")],
+        metrics={"accuracy": "maximize", "score": "maximize"},
+        budget={"evaluations": 3},
+        db=api_db,
+        seed=0,
+        optimizer="random",
+        measurement=MEASURE,
+    )
+    assert front.points
+    for p in front.points:
+        assert set(p.config) == {"width", "layers[0].sparsity", "layers[0].weight_bits"}
+        assert p.metrics["latency_ms"].provenance.value == "measured"
+    assert _front(api_db) == _front(yaml_db)
+
+
+def test_user_exception_is_a_failed_candidate(tmp_path: Path) -> None:
+    spec = _spec(
+        tmp_path,
+        evaluation__evaluate="tiny_model:fails_wide",
+        space={"width": {"type": "choice", "values": [4, 8, 16]}},
+    )
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    result = CliRunner().invoke(app, ["run", str(spec), "--db", db, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    store = Store.open(db)
+    try:
+        failed = [c for c in store.list_candidates(1) if c.config["width"] >= 8]
+    finally:
+        store.close()
+    assert failed and failed[0].error is not None
+    assert "evaluate: RuntimeError: boom in user code" in failed[0].error
+    assert "Traceback" in failed[0].error
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"family": {"model": "nowhere:build", "input_shape": [8]}}, "family.model", "not found"),
+        (
+            {"family": {"model": "tiny_model:missing", "input_shape": [8]}},
+            "family.model",
+            "no attribute",
+        ),
+        (
+            {"family": {"model": "tiny_model:not_a_module", "input_shape": [8]}},
+            "family.model",
+            "nn.Module",
+        ),
+        (
+            {"family": {"model": "tiny_model:build", "input_shape": [5]}},
+            "family.input_shape",
+            "rejects",
+        ),
+        ({"evaluation__evaluate": "tiny_model:no_dict"}, "evaluation.evaluate", "dict"),
+        ({"evaluation__evaluate": "tiny_model:no_score"}, "evaluation.evaluate", "score"),
+        ({"evaluation__evaluate": "tiny_model:nope"}, "evaluation.evaluate", "no attribute"),
+        (
+            {"space": {**SPACE, "layers": {"nothing.*": {"weight_bits": 8}}}},
+            "space.layers.nothing",
+            "matches no",
+        ),
+    ],
+)
+def test_bad_input_is_a_spec_error_exit_2_nothing_written(
+    tmp_path: Path, changes: dict[str, Any], field: str, words: str
+) -> None:
+    spec = _spec(tmp_path, **changes)
+    with pytest.raises(SpecErrors) as info:
+        load_spec(spec)
+    assert any(e.field.startswith(field) and words in e.reason for e in info.value.errors), [
+        str(e) for e in info.value.errors
+    ]
+    db = tmp_path / "bad.db"
+    result = CliRunner().invoke(app, ["run", str(spec), "--db", f"sqlite:///{db}"])
+    assert result.exit_code == 2, result.output
+    assert not db.exists() or not _jobs(f"sqlite:///{db}")
+
+
+def _jobs(db: str) -> list[Any]:
+    store = Store.open(db)
+    try:
+        return list(store.list_jobs())
+    finally:
+        store.close()
+
+
+def test_undeclared_objective_metric_is_refused(tmp_path: Path) -> None:
+    spec = _spec(
+        tmp_path,
+        objectives=[{"metric": "f1_macro", "direction": "maximize"}],
+    )
+    with pytest.raises(SpecErrors) as info:
+        load_spec(spec)
+    assert any(e.field == "objectives[0].metric" for e in info.value.errors)
+
+
+def test_api_closure_that_cannot_ship_is_refused_for_pool(tmp_path: Path) -> None:
+    import threading
+
+    lock = threading.Lock()
+    _spec(tmp_path)
+    from hwsearch.models.custom.callables import resolve
+
+    build = resolve("x", "tiny_model:build", folder=tmp_path).obj
+
+    def evaluate(model: Any, context: Any) -> dict[str, float]:
+        with lock:
+            return {"accuracy": 0.5}
+
+    with pytest.raises(SpecErrors) as info:
+        hwsearch.search(  # type: ignore[operator]
+            model=build,
+            evaluate=evaluate,
+            input_shape=(8,),
+            space={"width": {"type": "choice", "values": [4, 8]}},
+            objectives=[("accuracy", "maximize")],
+            budget={"evaluations": 1},
+            db=f"sqlite:///{tmp_path / 'x.db'}",
+            executor="pool",
+        )
+    assert info.value.errors[0].field == "evaluation.evaluate"
+    assert "cannot be shipped" in info.value.errors[0].reason
