@@ -26,6 +26,7 @@ from hwsearch.models.custom.pipeline import PipelineSettings, UserModel, dry_run
 
 from .conftest import EXAMPLES, tiny_env
 
+pytestmark = pytest.mark.slow  # each trains a real model for a few steps
 FAST = MeasureSettings(warmup=1, min_repeats=3, max_repeats=5, max_seconds=0.5)
 FIELDS = {"model": "family.model", "example_input": "family.example_input"}
 
