@@ -20,6 +20,7 @@ or ``"module:attr"`` strings.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from hwsearch.errors import SpecError, SpecErrors
 from hwsearch.records import FrontRecord, MetricValue
 
 Code = Callable[..., Any] | str
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(<=|>=|<|>)")
 
 
 @dataclass(frozen=True)
@@ -94,16 +96,30 @@ def _folder(*callables: Any) -> str | None:
 def _metrics_of(
     objectives: list[dict[str, Any]], constraints: Sequence[str], metrics: Mapping[str, str] | None
 ) -> dict[str, str]:
-    """Declared metrics: given, else the objectives that are not hwsearch's own."""
+    """Declared metrics: given, else those the objectives and constraints name that hwsearch
+    does not measure itself (``accuracy`` is yours; ``latency_ms`` is hwsearch's)."""
     if metrics is not None:
         return dict(metrics)
-    from hwsearch.metrics import METRICS
+    from hwsearch.metrics import METRICS, get_metric, tagged
 
-    return {
+    own = tagged("trained") - {"accuracy"}
+    out = {
         o["metric"]: o["direction"]
         for o in objectives
-        if o.get("metric") not in METRICS and o.get("direction") in ("maximize", "minimize")
-    } or {o["metric"]: o["direction"] for o in objectives[:1]}
+        if isinstance(o.get("metric"), str) and o["metric"] not in own
+    }
+    for text in constraints:
+        match = _CONSTRAINT.match(text) if isinstance(text, str) else None
+        if match is None:
+            continue  # reported where the spec is read
+        metric, op = match.group(1), match.group(2)
+        if metric in own or metric in out:
+            continue
+        if metric in METRICS:
+            out[metric] = "maximize" if get_metric(metric).better == "higher" else "minimize"
+        else:
+            out[metric] = "maximize" if op.startswith(">") else "minimize"
+    return out
 
 
 def search(

@@ -47,6 +47,10 @@ class Job:
         lease_owner: LeaseOwner | None = None,
         lease_settings: LeaseSettings | None = None,
     ) -> None:
+        from hwsearch.workers.kinds import kind_of
+
+        kind = kind_of(spec.evaluation)
+        spec = spec.model_copy(update={"evaluation": kind.for_store(spec.evaluation, store.url)})
         self.spec = spec
         self.store = store
         self.driver = Driver(
@@ -85,6 +89,15 @@ class Job:
         finally:  # a failed or interrupted run spent energy too
             if self.driver.job_id is not None:
                 self._store_footprint(self.driver.job_id, tracker)
+                self._finish(self.driver.job_id)
+
+    def _finish(self, job_id: int) -> None:
+        from hwsearch.workers.kinds import kind_of
+
+        try:
+            kind_of(self.spec.evaluation).finish_job(self.store, job_id, self.spec.evaluation)
+        except Exception:  # the run's own outcome matters more
+            log.exception("finishing job %s failed", job_id)
 
     def _tracker(self) -> Any:
         from hwsearch.hardware.footprint import FootprintTracker

@@ -93,9 +93,10 @@ def _export_candidate(
     files[1].write_text(yaml.safe_dump(description, sort_keys=True))
 
     # The job's evaluation kind rebuilds the model (trained where the kind trains).
-    rebuilt = kind_of(spec.evaluation).rebuild(
-        family, candidate.config, dict(spec.evaluation), spec.seed
-    )
+    kind = kind_of(spec.evaluation)
+    rebuilt = kind.rebuild_stored(
+        family, candidate.config, dict(spec.evaluation), spec.seed, candidate.metrics
+    ) or kind.rebuild(family, candidate.config, dict(spec.evaluation), spec.seed)
     weights, deployed, portable = rebuilt.weights, rebuilt.deployed, rebuilt.portable
     example, kernel_path, how_built = rebuilt.example, rebuilt.kernel_path, rebuilt.how_built
     reproduced = rebuilt.quality.get("accuracy")

@@ -27,6 +27,7 @@ from hwsearch.db import Store
 from hwsearch.db.leases import LeaseOwner, Leases, LeaseSettings
 from hwsearch.errors import HwsearchError
 from hwsearch.records import JobState
+from hwsearch.search.spec.user_model import names_code
 from hwsearch.workers import Executor, make_executor
 
 __all__ = ["JobRunner", "RunnerSettings"]
@@ -138,8 +139,8 @@ class JobRunner:
         running = self.store.list_jobs(state=JobState.RUNNING, limit=1000)
         for job in sorted(running, key=lambda j: j.id):
             mine = job.lease is not None and job.lease.owner == self.owner.id
-            if job.id not in active and (job.stale() or mine):
-                candidates.append(job.id)
+            if job.id not in active and (job.stale() or mine) and not names_code(job.spec):
+                candidates.append(job.id)  # a job of the user's own code is resumed by its user
         queued = self.store.list_jobs(state=JobState.QUEUED, limit=1000)
         candidates += [job.id for job in sorted(queued, key=lambda j: j.id)]
         for job_id in candidates:

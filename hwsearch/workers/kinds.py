@@ -60,6 +60,8 @@ class EvaluationKind(abc.ABC):
     type: ClassVar[str]
     #: One line for error messages listing the kinds.
     doc: ClassVar[str] = ""
+    #: Whether the kind imports and runs code a spec names (the server refuses such specs).
+    runs_user_code: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod
@@ -104,6 +106,27 @@ class EvaluationKind(abc.ABC):
             how_built=f"not trained here (evaluation {self.type!r}): the network is exported "
             "with freshly initialised weights",
         )
+
+    def for_store(self, settings: BaseModel, db_url: str) -> BaseModel:
+        """The settings a job of this kind runs with in the store at ``db_url`` (e.g. where
+        its artifacts go by default). ``settings`` unchanged by default."""
+        return settings
+
+    def rebuild_stored(
+        self,
+        family: ModelFamily,
+        config: Mapping[str, Any],
+        settings: Mapping[str, Any],
+        seed: int,
+        metrics: Mapping[str, Any],
+    ) -> Rebuilt | None:
+        """The candidate's model from what was stored with it (``metrics``: its stored
+        :class:`~hwsearch.records.MetricValue` by name), or None to :meth:`rebuild` it."""
+        return None
+
+    def finish_job(self, store: Any, job_id: int, settings: BaseModel) -> None:  # noqa: B027
+        """Called when a run of a job of this kind ends (e.g. to drop the artifacts of
+        candidates off the front). Nothing by default."""
 
     def parse(self, data: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> BaseModel:
         """Validate a spec's ``evaluation`` section (raises pydantic's ValidationError)."""

@@ -16,6 +16,7 @@ failed candidate whose error holds the stage and the traceback.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -35,7 +36,7 @@ from pydantic import (
 from hwsearch.errors import SpecError
 from hwsearch.metrics import METRICS, Better, Metric, get_metric, register_metric
 from hwsearch.workers import evaluation as ev
-from hwsearch.workers.kinds import EvaluationKind, SettingsModel, register_evaluation
+from hwsearch.workers.kinds import EvaluationKind, Rebuilt, SettingsModel, register_evaluation
 
 if TYPE_CHECKING:
     from hwsearch.models.base import ModelFamily
@@ -79,6 +80,13 @@ class Shipped:
         """``module:qualname``, how a stored spec names it."""
         module = getattr(self.obj, "__module__", None) or "__main__"
         name = getattr(self.obj, "__qualname__", None) or type(self.obj).__qualname__
+        if module == "__main__":  # a script: named by its file, resolved from its folder
+            try:
+                source = inspect.getsourcefile(self.obj)
+            except TypeError:
+                source = None
+            if source:
+                module = Path(source).stem
         return f"{module}:{name}"
 
 
@@ -114,6 +122,10 @@ class PythonEvaluation(BaseModel):
     metrics: dict[str, Literal["maximize", "minimize"]] = Field(min_length=1)
     folder: str | None = Field(default=None, validate_default=True)
     calibration_batches: int = Field(default=8, ge=1)
+    #: the artifact store's folder (default: beside a SQLite database; none: no weights)
+    artifacts: str | None = None
+    #: whose weights stay once a run ends: the front's (always) or every candidate's
+    keep_weights: Literal["front", "all"] = "front"
 
     @field_validator("folder", mode="before")
     @classmethod
@@ -184,6 +196,7 @@ class PythonEvaluationKind(EvaluationKind):
 
     type = "python"
     doc = "'python' (your own model: build, evaluate, finetune, calibrate callables)"
+    runs_user_code = True
 
     @property
     def settings_model(self) -> SettingsModel:
@@ -210,7 +223,7 @@ class PythonEvaluationKind(EvaluationKind):
         self, family: ModelFamily, settings: BaseModel, config: Mapping[str, Any]
     ) -> list[tuple[str, str]]:
         """Resolve the callables and run the user's code once on ``config`` (a dry build)."""
-        from hwsearch.models.custom.family import split_config
+        from hwsearch.models.custom.family import bind, split_config
         from hwsearch.models.custom.pipeline import dry_run
 
         try:
@@ -220,7 +233,36 @@ class PythonEvaluationKind(EvaluationKind):
         except SpecError as exc:
             field = f"space.{exc.field}" if exc.field.startswith("layers") else exc.field
             return [(field, exc.reason)]
+        bind(code, config)  # for the family's features (active learning, transfer)
         return []
+
+    def for_store(self, settings: BaseModel, db_url: str) -> BaseModel:
+        from hwsearch.artifacts import default_root
+
+        assert isinstance(settings, PythonEvaluation)
+        root = default_root(db_url)
+        if settings.artifacts is not None or root is None:
+            return settings
+        return settings.model_copy(update={"artifacts": str(root.resolve())})
+
+    def rebuild_stored(
+        self,
+        family: ModelFamily,
+        config: Mapping[str, Any],
+        settings: Mapping[str, Any],
+        seed: int,
+        metrics: Mapping[str, Any],
+    ) -> Rebuilt | None:
+        from hwsearch.workers.python_export import reload
+
+        return reload(user_model(settings), config, settings, seed, metrics)
+
+    def finish_job(self, store: Any, job_id: int, settings: BaseModel) -> None:
+        from hwsearch.workers.python_weights import drop_off_front
+
+        assert isinstance(settings, PythonEvaluation)
+        if settings.artifacts is not None and settings.keep_weights == "front":
+            drop_off_front(store, job_id, settings.artifacts)
 
     def evaluate(self, task: EvalTask) -> EvalOutcome:
         from hwsearch.workers.python_run import evaluate_user_model

@@ -56,7 +56,7 @@ def evaluate_user_model(task: EvalTask, code: UserModel) -> EvalOutcome:
         measure=measure,
         seed=task.seed,
         calibration_batches=int(task.evaluation.get("calibration_batches", 8)),
-        keep_weights=False,
+        keep_weights=task.evaluation.get("artifacts") is not None,
         timer=timer,
     )
     previous = torch.get_num_threads()
@@ -86,6 +86,13 @@ def _metrics(
         "user_seconds": result.user_seconds(),
         "own_seconds": result.own_seconds(),
     }
+    root = task.evaluation.get("artifacts")
+    if root is not None and result.weights is not None:
+        from hwsearch.artifacts import ArtifactStore
+
+        quality["weights"] = ArtifactStore(root).put(result.weights)
+        quality["weights_bytes"] = len(result.weights)
+        quality["artifacts"] = root
     out = [
         MetricValue(name, result.metrics[name], Provenance.MEASURED, task.target, quality)
         for name in declared

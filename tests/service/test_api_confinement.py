@@ -141,3 +141,30 @@ def test_a_table_inside_is_accepted_with_its_resolved_path(
     assert response.status_code == 202, response.text
     stored = server.store.get_job(response.json()["id"]).spec
     assert stored["evaluation"]["table"] == str(tables / "latency.csv")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"family": {"model": "marker_module:build", "input_shape": [8]}},
+        {"evaluation": {"type": "python", "evaluate": "marker_module:evaluate"}},
+    ],
+)
+def test_specs_naming_code_are_refused_before_any_import(
+    confined: tuple[Any, Path, Path], tmp_path: Path, changes: dict[str, Any]
+) -> None:
+    import sys
+
+    server, tables, _ = confined
+    marker = tables / "imported.txt"
+    (tables / "marker_module.py").write_text(
+        f"open({str(marker)!r}, 'w').write('x')\ndef build(c): pass\ndef evaluate(m, c): pass\n"
+    )
+    sys.path.insert(0, str(tables))
+    try:
+        spec = _spec("latency.csv", name="code", **changes)
+        found = _refused(server, spec)
+    finally:
+        sys.path.remove(str(tables))
+    assert "names code to run" in found["family"]
+    assert not marker.exists()

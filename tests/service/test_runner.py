@@ -256,3 +256,27 @@ def test_a_restarted_server_resumes_the_job_it_was_running(
     for digest, metrics in before.items():  # replayed from the store, not measured again
         assert after[digest] == metrics
     store.close()
+
+
+def test_a_stale_job_of_the_users_own_code_is_not_adopted(tmp_path: Path) -> None:
+    """Adopting it would import the code its spec names in the server; its user resumes it."""
+    from hwsearch.db.leases import LeaseOwner, Leases
+
+    spec = {
+        "name": "byo",
+        "family": {"model": "never_imported:build", "input_shape": [8]},
+        "evaluation": {"type": "python", "evaluate": "never_imported:evaluate"},
+    }
+    store = Store.open(f"sqlite:///{tmp_path / 'byo.db'}")
+    try:
+        job_id = store.create_job(name="byo", family="python", target="cpu", spec=spec).id
+        assert Leases(store).acquire(job_id, LeaseOwner(host="gone", pid=1), 0.5)
+        store.set_job_state(job_id, JobState.RUNNING)
+        time.sleep(0.7)
+        assert store.get_job(job_id).stale()
+        runner = JobRunner(store, RunnerSettings(poll_s=0.1))
+        runner._take_jobs()
+        assert not runner._active
+        assert store.get_job(job_id).state is JobState.RUNNING
+    finally:
+        store.close()

@@ -11,9 +11,10 @@ measures each candidate; the family itself never builds a model without them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +41,39 @@ def split_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, d
         else:
             layers.setdefault(match["glob"], {})[match["knob"]] = value
     return build, layers
+
+
+class _Bound:
+    """The user's code a spec of this process was checked with, by its space's names."""
+
+    def __init__(self) -> None:
+        self.by_keys: dict[frozenset[str], Any] = {}
+
+
+_BOUND = _Bound()
+
+
+def bind(code: Any, keys: Iterable[str]) -> None:
+    """Remember the user's code (a :class:`~.pipeline.UserModel`) for configs with ``keys``,
+    so that :meth:`UserFamily.features` can build them (the spec's check calls this)."""
+    _BOUND.by_keys[frozenset(keys)] = code
+
+
+def config_features(code: Any, config: Mapping[str, Any]) -> list[float]:
+    """Per-layer analytic counts of the compressed model of ``config`` as one feature row
+    (:func:`~.counts.feature_vector`; no training, no evaluation)."""
+    from hwsearch.models.custom.compress import compress
+    from hwsearch.models.custom.counts import feature_vector, features_of, layer_counts
+    from hwsearch.models.custom.rules import resolve_rules
+
+    build, layers = split_config(config)
+    torch.manual_seed(0)
+    model = code.build(dict(build))
+    example = code.example(1)
+    rules = resolve_rules(model, layers)
+    compress(model, rules, example)
+    model.eval()
+    return features_of(feature_vector(model, layer_counts(model, example)))
 
 
 def _any_value(value: Any) -> str | None:
@@ -75,6 +109,22 @@ class UserFamily(ModelFamily):
 
     def canonical(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return {key: config[key] for key in sorted(config)}
+
+    def features(
+        self, configs: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, Sequence[str]] | None:
+        """Per-layer counts of each config's compressed model (MACs, parameters, bytes at
+        the bit-widths, counts per layer type) for active learning and the transfer
+        predictors; None where no spec of this process bound the user's code."""
+        from hwsearch.models.custom.counts import feature_names
+
+        if not configs:
+            return None
+        code = _BOUND.by_keys.get(frozenset(configs[0]))
+        if code is None:
+            return None
+        rows = [config_features(code, c) for c in configs]
+        return np.asarray(rows, dtype=np.float64), feature_names()
 
     def build(self, config: Mapping[str, Any]) -> nn.Module:
         raise HwsearchError(

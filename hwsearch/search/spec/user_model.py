@@ -76,6 +76,23 @@ def expand(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def names_code(data: Mapping[str, Any]) -> bool:
+    """Whether reading ``data`` would import and run code it names: a ``family`` mapping,
+    or an evaluation kind that runs user code."""
+    from hwsearch.errors import UnknownNameError
+    from hwsearch.workers.kinds import get_evaluation
+
+    if isinstance(data.get("family"), Mapping):
+        return True
+    evaluation = data.get("evaluation")
+    if isinstance(evaluation, Mapping) and isinstance(evaluation.get("type"), str):
+        try:
+            return get_evaluation(evaluation["type"]).runs_user_code
+        except UnknownNameError:
+            return False
+    return False
+
+
 def fold(data: dict[str, Any]) -> dict[str, Any]:
     """The stored form of a validated spec's dict: what :func:`expand` undid."""
     from hwsearch.models.custom.family import LAYER_KEY

@@ -297,3 +297,102 @@ def test_api_closure_that_cannot_ship_is_refused_for_pool(tmp_path: Path) -> Non
         )
     assert info.value.errors[0].field == "evaluation.evaluate"
     assert "cannot be shipped" in info.value.errors[0].reason
+
+
+def test_predictor_features_from_the_users_model(tmp_path: Path) -> None:
+    from hwsearch.predictors.features import featurize
+
+    load_spec(_spec(tmp_path))  # the check binds the user's code for the family's features
+    configs = [
+        {"width": w, "layers[0].sparsity": s, "layers[0].weight_bits": b}
+        for w, s, b in [(4, 0.0, 32), (16, 0.0, 32), (16, 0.5, 8)]
+    ]
+    features = featurize("python", configs)
+    assert features.values.shape[0] == 3
+    names = list(features.names)
+    macs = features.values[:, names.index("log_macs")]
+    assert macs[1] > macs[0]  # a wider model counts more MACs
+    bytes_ = features.values[:, names.index("log_weight_bytes")]
+    assert bytes_[2] < bytes_[1]  # int8 and sparse weights take fewer bytes
+
+
+def test_active_learning_runs_on_a_user_model(tmp_path: Path) -> None:
+    spec = _spec(
+        tmp_path,
+        active_learning={"predictor": "ridge", "min_measured": 5},
+        budget={"evaluations": 7},
+    )
+    db = f"sqlite:///{tmp_path / 'al.db'}"
+    result = CliRunner().invoke(app, ["run", str(spec), "--db", db, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert _front(db)
+
+
+def test_stored_weights_export_to_the_same_accuracy(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    result = CliRunner().invoke(app, ["run", str(spec), "--db", db, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    store = Store.open(db)
+    try:
+        front = front_of(store, 1)
+        on_front = {p.candidate_id for p in front.points}
+        candidates = store.list_candidates(1)
+    finally:
+        store.close()
+    folder = tmp_path / "w.db.artifacts"
+    from hwsearch.artifacts import ArtifactStore
+    from hwsearch.workers.python_weights import weights_digest
+
+    artifacts = ArtifactStore(folder)
+    for c in candidates:
+        ref = weights_digest(c.metrics)
+        assert ref is not None and ref[0] == str(folder.resolve())
+        # front points keep their weights; the others went when the run ended
+        assert artifacts.exists(ref[1]) == (
+            c.id in on_front
+            or any(weights_digest(o.metrics) == ref for o in candidates if o.id in on_front)
+        )
+    point = front.points[0]
+    out = tmp_path / "export"
+    result = CliRunner().invoke(
+        app, ["export", "1", str(point.candidate_id), "--out", str(out), "--db", db]
+    )
+    assert result.exit_code == 0, result.output
+    assert "differs" not in result.output
+    readme = (out / "README.md").read_text()
+    assert "stored weights" in readme
+    import torch
+
+    from hwsearch.models.custom.callables import resolve
+
+    module = resolve("x", "tiny_model:build", folder=tmp_path)
+    build = module.obj
+    evaluate = resolve("x", "tiny_model:evaluate", folder=tmp_path).obj
+    from hwsearch.models.custom.weights import load_weights
+
+    ref = weights_digest(point.metrics)
+    assert ref is not None
+    width = point.config["width"]
+    model = load_weights(build({"width": width}), artifacts.get(ref[1])).eval()
+    again = evaluate(model, None)["accuracy"]
+    assert again == pytest.approx(point.metrics["accuracy"].value)
+    scripted = torch.jit.load(str(out / "model_torchscript.pt"))
+    x = torch.randn(4, 8)
+    assert torch.allclose(scripted(x), model(x), atol=1e-6)
+
+
+def test_api_declares_the_metrics_hwsearch_does_not_measure() -> None:
+    from hwsearch.search.api import _metrics_of
+
+    objectives = [
+        {"metric": "accuracy", "direction": "maximize"},
+        {"metric": "latency_ms", "direction": "minimize"},
+    ]
+    assert _metrics_of(objectives, ["latency_ms <= 5"], None) == {"accuracy": "maximize"}
+    assert _metrics_of(objectives, ["wer <= 0.2", "bleu >= 20"], None) == {
+        "accuracy": "maximize",
+        "wer": "minimize",
+        "bleu": "maximize",
+    }
+    assert _metrics_of(objectives, [], {"f1": "maximize"}) == {"f1": "maximize"}

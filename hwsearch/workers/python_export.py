@@ -1,0 +1,62 @@
+"""Export of a user's candidate from its stored weights (no compression or fine-tuning
+again): the weights go into ``build(config)``, and the user's ``evaluate`` runs once on the
+reloaded model so that export can compare its quality with the stored one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hwsearch.workers.kinds import Rebuilt
+from hwsearch.workers.python_weights import weights_digest
+
+if TYPE_CHECKING:
+    from hwsearch.models.custom.pipeline import UserModel
+
+
+def reload(
+    code: UserModel,
+    config: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    seed: int,
+    metrics: Mapping[str, Any],
+) -> Rebuilt | None:
+    """The candidate's model with its stored weights, or None where none were stored."""
+    import torch
+
+    from hwsearch.artifacts import ArtifactStore
+    from hwsearch.models.custom.context import Context
+    from hwsearch.models.custom.family import split_config
+    from hwsearch.models.custom.pipeline import checked_metrics, checked_model
+    from hwsearch.models.custom.weights import load_weights
+
+    ref = weights_digest(metrics)
+    if ref is None:
+        return None
+    root, digest = ref
+    build, _ = split_config(config)
+    torch.manual_seed(seed)
+    model = load_weights(checked_model(code.build(dict(build))), ArtifactStore(root).get(digest))
+    model.eval()
+    context = Context(
+        seed=seed,
+        device=torch.device("cpu"),
+        config=build,
+        logger=logging.getLogger("hwsearch.user"),
+        stage="evaluate",
+    )
+    torch.manual_seed(seed)
+    quality = checked_metrics(code.evaluate(model, context), code.metrics)
+    stored = metrics.get("latency_ms")
+    kernel = (getattr(stored, "details", {}) or {}).get("kernel_path", "fp32")
+    return Rebuilt(
+        weights=model,
+        deployed=model,
+        portable=model,
+        example=code.example(1),
+        kernel_path=str(kernel),
+        how_built=f"the candidate's stored weights (artifact {digest} in {root}), reloaded "
+        "into build(config) without compressing or fine-tuning again",
+        quality=quality,
+    )
