@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+PYTORCHCV_SPEC ?= pytorchcv==0.0.74
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -13,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# pytorchcv for examples/byo_resnet20, without the torchvision it declares but does not
+	# use here (PyPI's torchvision would bring another torch).
+	$(BIN)/python -m pip install --quiet --no-deps "$(PYTORCHCV_SPEC)"
 	touch $(STAMP)
 
 install: $(STAMP)
