@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from hwsearch.db import Store
-from hwsearch.errors import NotFoundError, SpecError, SpecErrors
+from hwsearch.errors import NotFoundError, SpecErrors, StorageError
 from hwsearch.hardware.carbon import GRID_INTENSITY
 from hwsearch.hardware.energy import CPU_ESTIMATE_MODEL, meter_available
 from hwsearch.hardware.profiles import TargetProfile, default_profile
@@ -116,10 +116,10 @@ def test_target_profiles_round_trip_through_the_store(store: Store) -> None:
     assert [t.name for t in store.list_targets()] == ["cpu", "pixel3"]
     with pytest.raises(NotFoundError):
         store.get_target("tpu")
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         store.save_target({**profile.to_dict(), "kind": "fpga"})
     assert info.value.field == "kind"
-    with pytest.raises(SpecError) as info:
+    with pytest.raises(StorageError) as info:
         store.save_target({**profile.to_dict(), "pue": float("nan")})
     assert info.value.field == "pue"
 
