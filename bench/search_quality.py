@@ -305,6 +305,19 @@ def run_one(
     }
 
 
+def parse_budgets(parser: argparse.ArgumentParser, text: str, seeds: int) -> list[int]:
+    """``--budget`` as sorted distinct budgets (each >= 1), with ``--seeds`` checked too."""
+    try:
+        budgets = sorted({int(b) for b in text.split(",")})
+    except ValueError:
+        parser.error(f"--budget: expected integers separated by commas, got {text!r}")
+    if not budgets or budgets[0] < 1:
+        parser.error(f"--budget: every budget must be >= 1, got {text!r}")
+    if seeds < 1:
+        parser.error(f"--seeds: must be >= 1, got {seeds}")
+    return budgets
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accuracy-csv", required=True)
@@ -332,14 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    try:
-        budgets = sorted({int(b) for b in args.budget.split(",")})
-    except ValueError:
-        parser.error(f"--budget: expected integers separated by commas, got {args.budget!r}")
-    if not budgets or budgets[0] < 1:
-        parser.error(f"--budget: every budget must be >= 1, got {args.budget!r}")
-    if args.seeds < 1:
-        parser.error(f"--seeds: must be >= 1, got {args.seeds}")
+    budgets = parse_budgets(parser, args.budget, args.seeds)
     if args.batch < 1:
         parser.error(f"--batch: must be >= 1, got {args.batch}")
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]

@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.search_quality import Table, _make, drive, prior_blocks  # noqa: E402
+from bench.search_quality import Table, _make, drive, parse_budgets, prior_blocks  # noqa: E402
 
 DATASETS = ("cifar10", "cifar100", "imagenet16")
 
@@ -240,14 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--limit-ms: {len(limits)} limit(s) for {len(targets)} target(s); "
             "give one limit per target, in the same order"
         )
-    try:
-        budgets = sorted({int(b) for b in args.budget.split(",")})
-    except ValueError:
-        parser.error(f"--budget: expected integers separated by commas, got {args.budget!r}")
-    if not budgets or budgets[0] < 1:
-        parser.error(f"--budget: every budget must be >= 1, got {args.budget!r}")
-    if args.seeds < 1:
-        parser.error(f"--seeds: must be >= 1, got {args.seeds}")
+    budgets = parse_budgets(parser, args.budget, args.seeds)
     if args.batch is not None and args.batch < 1:
         parser.error(f"--batch: must be >= 1, got {args.batch}")
     if args.jobs < 1:
