@@ -238,6 +238,18 @@ class CandidateResult(NamedTuple):
     feasible: bool
 
 
+class DriverEvent(NamedTuple):
+    """One step of a job's driver, in the order it happened (``Store.append_events``).
+
+    ``kind`` is ``"async"`` or ``"generational"`` (the first event of a job: how it is
+    driven; ``value`` 0), ``"ask"`` (``value`` suggestions asked of the optimizer at once)
+    or ``"tell"`` (the result of the job's ``value``-th suggestion, counted from 0 over
+    every ask, told to the optimizer)."""
+
+    kind: str
+    value: int
+
+
 class MeasuredConfig(NamedTuple):
     """A config with one stored value of a metric (``Store.measured_values``)."""
 

@@ -37,6 +37,7 @@ __all__ = [
     "ApiToken",
     "Base",
     "Candidate",
+    "DriverEventRow",
     "Front",
     "FrontPointRow",
     "Job",
@@ -166,6 +167,21 @@ class Candidate(Base):
         passive_deletes=True,
         order_by="Measurement.id",
     )
+
+
+class DriverEventRow(Base):
+    """One step of a job's driver (an ask of the optimizer, a result told to it), numbered
+    by ``seq`` in the order it happened: what an asynchronous job's resume replays
+    (hwsearch.search.driver); migration 0008."""
+
+    __tablename__ = "driver_events"
+    __table_args__ = (UniqueConstraint("job_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[int] = mapped_column(Integer)
 
 
 class Measurement(Base):

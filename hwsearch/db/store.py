@@ -31,6 +31,7 @@ from hwsearch.db.engine import (
     normalize_url,
     upgrade_engine,
 )
+from hwsearch.db.events import EventRepository
 from hwsearch.db.fronts import FrontRepository
 from hwsearch.db.jobs import JOB_TRANSITIONS, JobRepository
 from hwsearch.db.measurements import MeasurementRepository
@@ -43,6 +44,7 @@ from hwsearch.records import (
     CandidateRecord,
     CandidateResult,
     CandidateStatus,
+    DriverEvent,
     FrontPoint,
     FrontRecord,
     HypervolumePoint,
@@ -80,6 +82,7 @@ class Store:
         self.targets = TargetRepository(engine)
         self.predictors = PredictorRepository(engine)
         self.predictions = PredictionRepository(engine)
+        self.events = EventRepository(engine)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
@@ -189,6 +192,16 @@ class Store:
 
     def record_failure(self, candidate_id: int, error: str) -> None:
         self.candidates.record_failure(candidate_id, error)
+
+    # -- driver events (EventRepository) -----------------------------------------------------
+
+    def append_events(
+        self, job_id: int, events: Sequence[DriverEvent], *, start: int | None = None
+    ) -> int:
+        return self.events.append_events(job_id, events, start=start)
+
+    def list_events(self, job_id: int) -> list[DriverEvent]:
+        return self.events.list_events(job_id)
 
     def get_candidate(self, job_id: int, candidate_id: int) -> CandidateRecord:
         return self.candidates.get_candidate(job_id, candidate_id)

@@ -41,6 +41,20 @@ offspring of the same parents; before the first generation, more random samples;
 MOEA/D more offspring for further sub-problems). ``algorithm.tell`` receives the whole
 generation once every individual of it was told; survival takes any number of offspring.
 
+**Asynchronous driving** (:meth:`PymooOptimizer.drive_asynchronously`). pymoo's algorithms
+are generational: no member of generation g + 1 can be bred before generation g is told.
+Driven asynchronously, a generation is therefore closed as soon as it is *full*: once
+``population_size`` members are told (the first generation; for MOEA/D every member of the
+initial population, one per direction) or ``n_offsprings`` (later ones). pymoo is told
+those, the members still out are carried into the next generation and told with it, members
+never served are dropped, and the next ask breeds the next generation's first members. So
+a free worker always gets a candidate: of the next generation once the current one is full,
+else another member of the current one (more offspring of its parents, as above). What it
+cannot do asynchronously: breed from results still out, so with many more workers than
+``population_size`` most candidates are bred from a population a few generations old.
+SMS-EMOA with ``n_offsprings: 1`` is the steady-state form (one told member closes a
+generation).
+
 **Results.** Maximised objectives are negated for pymoo. A failed evaluation is told to
 pymoo as the worst objective values told so far, pushed a tenth of their range further, and
 — where there are constraints — with every constraint violated by more than twice the
@@ -198,6 +212,13 @@ class PymooOptimizer(Optimizer):
         self._low: NDArray[np.float64] | None = None  # minimised values told so far
         self._high: NDArray[np.float64] | None = None
         self._max_violation = 0.0
+        self._opened = False  # whether pymoo was asked for the current generation
+        self._async = False  # close a generation once enough of it is told (drive_async...)
+
+    def drive_asynchronously(self) -> None:
+        """Close each generation as soon as enough of it is told (see the module docstring:
+        *Asynchronous driving*) rather than when every member is."""
+        self._async = True
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -231,7 +252,11 @@ class PymooOptimizer(Optimizer):
             self._low = minimised if self._low is None else np.minimum(self._low, minimised)
             self._high = minimised if self._high is None else np.maximum(self._high, minimised)
             self._max_violation = max([self._max_violation, *limits])
-        if not self._unserved and len(self._results) == len(self._members):
+        everything = not self._unserved and len(self._results) == len(self._members)
+        # asynchronously, a generation of carried members alone waits for new ones
+        if (everything and (self._opened or not self._async)) or (
+            self._async and self._can_close()
+        ):
             self._finish_generation()
 
     # -- generations -------------------------------------------------------------------------
@@ -239,12 +264,16 @@ class PymooOptimizer(Optimizer):
     def _extend(self, needed: int) -> None:
         """Add individuals to the current generation: a new generation from pymoo, or (when
         one is out) ``needed`` more of it; random ones where pymoo has no new offspring."""
-        first = not self._members
+        first = not self._opened
+        self._opened = True
         off = self.algorithm.ask()
         if off is not None and len(off) and not first:
             if self.DEDUPLICATE:
                 off = self._duplicates.do(off, self._population_cls.create(*self._members))
             off = off[:needed]
+        elif off is not None and len(off) and self._members and self.DEDUPLICATE:
+            # a new generation beside members carried over from the last (asynchronous)
+            off = self._duplicates.do(off, self._population_cls.create(*self._members))
         if off is None or len(off) == 0:  # mating found no new offspring: sample instead
             self.algorithm.termination.force_termination = False
             size = self.options["population_size"] if first else needed
@@ -256,17 +285,39 @@ class PymooOptimizer(Optimizer):
         self._members += individuals
         self._unserved.extend(range(start, len(self._members)))
 
+    def _can_close(self) -> bool:
+        """Whether enough of the generation is told to close it under asynchronous
+        driving: the population first, then the offspring of one generation."""
+        size = int(self.options["population_size"])
+        if self.algorithm.is_initialized:
+            size = int(self.options.get("n_offsprings") or size)
+        return len(self._results) >= size
+
     def _finish_generation(self) -> None:
-        """Set ``F`` (and ``G``) of the told generation and hand it to the algorithm."""
-        pop = self._population_cls.create(*self._members)
-        F, G = self._fitness()
+        """Set ``F`` (and ``G``) of the told members and hand them to the algorithm.
+
+        Members still out (asynchronous driving) join the next generation, to be told with
+        it; members never served are dropped: the next generation's offspring replace them.
+        """
+        told = sorted(self._results)
+        pop = self._population_cls.create(*[self._members[i] for i in told])
+        F, G = self._fitness(told)
         out = {"F": F, "G": G} if self._problem.n_ieq_constr else {"F": F}
         self._evaluator.eval(self._static_problem(self._problem, **out), pop)
-        self._tell_generation(pop)
-        self._members = []
+        self._tell_generation(pop, told)
+        out_still = sorted(set(self._pending.values()))
+        self._carry(out_still)
+        renumber = {old: new for new, old in enumerate(out_still)}
+        self._members = [self._members[i] for i in out_still]
+        self._pending = {sid: renumber[i] for sid, i in self._pending.items()}
+        self._unserved = deque()
         self._results = {}
+        self._opened = False
 
-    def _tell_generation(self, pop: Any) -> None:
+    def _carry(self, kept: list[int]) -> None:
+        """Keep per-member state of the members ``kept`` into the next generation."""
+
+    def _tell_generation(self, pop: Any, members: list[int]) -> None:
         self.algorithm.tell(infills=pop)
 
     def _failure_values(self) -> NDArray[np.float64]:
@@ -274,18 +325,18 @@ class PymooOptimizer(Optimizer):
             return np.ones(len(self.objectives))
         return self._high + 0.1 * (self._high - self._low) + 1e-9 * (1.0 + np.abs(self._high))
 
-    def _fitness(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Minimised objectives and constraint values of every member, failures filled in."""
+    def _fitness(self, members: list[int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Minimised objectives and constraint values of ``members``, failures filled in."""
         failed = self._failure_values()
         big = 1.0 + 2.0 * self._max_violation
-        F = np.empty((len(self._members), len(self.objectives)))
-        G = np.empty((len(self._members), self.n_constraints))
-        for index in range(len(self._members)):
+        F = np.empty((len(members), len(self.objectives)))
+        G = np.empty((len(members), self.n_constraints))
+        for row, index in enumerate(members):
             values, limits = self._results[index]
             if values is None:
-                F[index], G[index] = failed, big
+                F[row], G[row] = failed, big
             else:
-                F[index], G[index] = values, limits
+                F[row], G[row] = values, limits
         return F, G
 
 
@@ -451,22 +502,38 @@ class PymooMOEAD(PymooOptimizer):
             self._subproblems += [int(k) for k in self._rng.integers(size, size=len(individuals))]
         super()._add_members(individuals, first)
 
-    def _fitness(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        F, G = super()._fitness()
+    def _fitness(self, members: list[int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        F, G = super()._fitness(members)
         infeasible = (G > 0).any(axis=1) if G.size else np.zeros(len(F), dtype=bool)
         total = np.where(G > 0, G, 0.0).sum(axis=1) if G.size else np.zeros(len(F))
         F[infeasible] = self._failure_values() + total[infeasible, None]
         return F, G
 
-    def _tell_generation(self, pop: Any) -> None:
-        initial = [i for i, k in enumerate(self._subproblems) if k is None]
-        offspring = [i for i, k in enumerate(self._subproblems) if k is not None]
+    def _tell_generation(self, pop: Any, members: list[int]) -> None:
+        kinds = [self._subproblems[i] for i in members]
+        initial = [row for row, k in enumerate(kinds) if k is None]
+        offspring = [row for row, k in enumerate(kinds) if k is not None]
         if initial:
             self.algorithm.tell(infills=pop[initial])
         if offspring:
-            self.algorithm.indices = np.array([self._subproblems[i] for i in offspring])
+            self.algorithm.indices = np.array([kinds[row] for row in offspring])
             self.algorithm.tell(infills=pop[offspring])
-        self._subproblems = []
+
+    def _can_close(self) -> bool:
+        # the initial population is one member per direction: all of it first
+        if not self.algorithm.is_initialized:
+            initial = [i for i, k in enumerate(self._subproblems) if k is None]
+            if any(i not in self._results for i in initial):
+                return False
+        return super()._can_close()
+
+    def _carry(self, kept: list[int]) -> None:
+        # members of the initial population told after it was: offered to random sub-problems
+        size = self.algorithm.pop_size
+        self._subproblems = [
+            int(self._rng.integers(size)) if self._subproblems[i] is None else self._subproblems[i]
+            for i in kept
+        ]
 
 
 __all__ = [

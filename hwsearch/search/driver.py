@@ -42,6 +42,7 @@ from hwsearch.records import (
     CandidateRecord,
     CandidateResult,
     CandidateStatus,
+    DriverEvent,
     FrontPoint,
     JobRecord,
     JobState,
@@ -147,6 +148,19 @@ class Driver:
         population = options.get("population_size") or BATCH_SIZE
         self.batch_size = max(int(population), self.executor.max_workers)
         self.job_id: int | None = None  # set once the job exists
+        #: ``async`` or ``generational``, fixed when the job first runs (see :meth:`_driving`)
+        self.driving: str | None = None
+        # asynchronous driving: every suggestion by ordinal (params, hash, config), which
+        # were told, which hashes are being evaluated (-> the ordinals waiting on them), the
+        # candidates in the executor, the events not yet stored, the events stored so far
+        self._asked: list[tuple[Suggestion, str, dict[str, Any]]] = []
+        self._told_ordinals: set[int] = set()
+        self._waiting: dict[str, list[int]] = {}
+        self._running: dict[int, CandidateRecord] = {}
+        self._events: list[DriverEvent] = []
+        self._event_count = 0
+        self._front_number = 0
+        self._since_front = 0
         self._reference: list[float] | None = None
         self._saved_generations: set[int] = set()
         self._stored: dict[str, CandidateRecord] = {}  # this job's candidates, when resuming
@@ -256,7 +270,18 @@ class Driver:
             try:
                 self._optimizer = self._make_optimizer(job.created_at)
                 self.optimizer.attach_storage(self.store.url, study_name(job_id))
-                self._search(job_id)
+                events = self.store.list_events(job_id)
+                self.driving = self._driving(events)
+                self._event_count = len(events)
+                if not events:
+                    self._event_count = self.store.append_events(
+                        job_id, [DriverEvent(self.driving, 0)], start=0
+                    )
+                if self.driving == "async":
+                    self.optimizer.drive_asynchronously()
+                    self._search_async(job_id, events[1:])
+                else:
+                    self._search(job_id)
             except BaseException as exc:  # interrupted or broken: keep what finished, say why
                 self._settle_failure(job_id, exc)
                 raise
@@ -295,6 +320,27 @@ class Driver:
         if self.should_stop():
             self.stopped = True
         return self.stopped
+
+    def _driving(self, events: Sequence[DriverEvent]) -> str:
+        """How the job is driven: as its first event says (a resumed job keeps how it was
+        driven, whatever the executor now); generational for a job that stored candidates
+        before driver events existed; else the spec's ``search.driving``, by default async
+        where the executor has more than one worker and no active learning is asked for."""
+        if events:
+            if events[0].kind not in ("async", "generational"):
+                raise HwsearchError(
+                    f"job {self.job_id}: its driver events start with {events[0].kind!r}, "
+                    "not how the job is driven"
+                )
+            return events[0].kind
+        if self._stored:
+            return "generational"
+        chosen = self.spec.search.driving if self.spec.search is not None else None
+        if chosen is not None:
+            return chosen
+        if self.executor.max_workers > 1 and self.learner is None:
+            return "async"
+        return "generational"
 
     def _search(self, job_id: int) -> None:
         budget = self.spec.budget
@@ -359,6 +405,186 @@ class Driver:
             values, violations = self._told[digest]
             self.optimizer.tell(suggestion.id, values, violations)
         return settled
+
+    # -- asynchronous driving ---------------------------------------------------------------
+
+    def _search_async(self, job_id: int, events: Sequence[DriverEvent]) -> None:
+        """Keep every worker busy: whenever one is free, ask the optimizer for a candidate
+        for it; store outcomes that arrive together in one transaction, then tell each.
+
+        Every ask and tell is recorded in order (:class:`~hwsearch.records.DriverEvent`):
+        a resume replays ``events`` first — the same asks, and each stored result told where
+        it was told before — so the optimizer reaches the state it had; suggestions asked
+        and not told then are settled (evaluated if they never finished) before new ones.
+        """
+        budget = self.spec.budget
+        deadline = time.monotonic() + budget.wall_time_s if budget.wall_time_s is not None else None
+        self._front_number = max(self._saved_generations, default=-1) + 1
+        self._replay_events(events)
+        self._accept(job_id, [k for k in range(len(self._asked)) if k not in self._told_ordinals])
+        idle = 0
+        try:
+            while True:
+                if self._stop_requested():
+                    self.executor.cancel()  # what is in flight stays pending
+                    break
+                remaining = (
+                    budget.evaluations - self._evaluations - len(self._waiting)
+                    if budget.evaluations is not None
+                    else None
+                )
+                free = self.executor.max_workers - self.executor.in_flight
+                n = free if remaining is None else min(free, remaining)
+                late = deadline is not None and time.monotonic() >= deadline
+                if n > 0 and idle < MAX_IDLE_GENERATIONS * self.batch_size and not late:
+                    # recorded (after the tells before it) before the optimizer is asked
+                    self._events.append(DriverEvent("ask", n))
+                    self._flush_events(job_id)
+                    start = len(self._asked)
+                    self._asked += [self._hashed(s) for s in self.optimizer.ask(n)]
+                    fresh = self._accept(job_id, range(start, len(self._asked)))
+                    # as many suggestions without a new config as idle generations would ask
+                    idle = 0 if fresh else idle + max(1, len(self._asked) - start)
+                    continue
+                if self.executor.in_flight == 0:
+                    break
+                outcomes = self.executor.wait()
+                if outcomes:
+                    self._settle_outcomes(job_id, outcomes)
+                if self._since_front >= self.batch_size:
+                    self._take_front(job_id, self._front_number)
+                    self._front_number += 1
+                    self._since_front = 0
+            if self._since_front or not self._saved_generations:
+                self._take_front(job_id, self._front_number)
+        except BaseException:
+            # Told results are stored already: their order is worth keeping if it can be.
+            try:
+                self._flush_events(job_id)
+            except Exception as error:
+                log.warning("job %s: storing its last driver events failed (%s)", job_id, error)
+            raise
+        self._flush_events(job_id)
+
+    def _hashed(self, suggestion: Suggestion) -> tuple[Suggestion, str, dict[str, Any]]:
+        config = self.family.canonical(self.space.to_config(suggestion.params))
+        return suggestion, config_hash(self.family.name, config), config
+
+    def _replay_events(self, events: Sequence[DriverEvent]) -> None:
+        """Ask and tell the optimizer what the job's stored events say, in their order."""
+        for event in events:
+            if event.kind == "ask":
+                self._asked += [self._hashed(s) for s in self.optimizer.ask(event.value)]
+                continue
+            if event.kind != "tell" or event.value >= len(self._asked):
+                raise HwsearchError(
+                    f"job {self.job_id}: driver event {event} does not follow from the "
+                    f"{len(self._asked)} suggestions asked before it"
+                )
+            _, digest, _ = self._asked[event.value]
+            if digest in self._told:
+                pass
+            elif self._replay(digest):
+                self._since_front += 1
+            else:
+                raise HwsearchError(
+                    f"job {self.job_id}: suggestion {event.value} was told but its "
+                    "candidate has no stored result"
+                )
+            self._tell(event.value, record=False)
+
+    def _accept(self, job_id: int, ordinals: Sequence[int]) -> int:
+        """Settle or start the suggestions ``ordinals``: configs settled before are told
+        again, stored results (resuming) and other jobs' measurements are told, the rest
+        go to the executor. Return how many new configs there were."""
+        new: dict[str, dict[str, Any]] = {}
+        start: list[CandidateRecord] = []
+        fresh = 0
+        for ordinal in ordinals:
+            _, digest, config = self._asked[ordinal]
+            if digest in self._told:
+                continue
+            if digest in self._waiting:
+                self._waiting[digest].append(ordinal)
+                continue
+            fresh += 1
+            if self._replay(digest):
+                self._since_front += 1
+                continue
+            self._waiting[digest] = [ordinal]
+            stored = self._stored.get(digest)
+            if stored is not None:  # stored pending: it never finished
+                start.append(stored)
+            else:
+                new[digest] = config
+        if new:
+            candidates = self.store.add_candidates(
+                job_id,
+                [NewCandidate(d, c, self._front_number) for d, c in new.items()],
+            )
+            start += self._reuse(candidates)
+            for candidate in candidates:
+                if candidate.config_hash in self._told:  # reused
+                    del self._waiting[candidate.config_hash]
+                    self._since_front += 1
+        for candidate in start:
+            self._running[candidate.id] = candidate
+            self.executor.submit(self._task(candidate))
+        for ordinal in ordinals:  # told in the order asked
+            if ordinal not in self._told_ordinals and self._asked[ordinal][1] in self._told:
+                self._tell(ordinal)
+        return fresh
+
+    def _settle_outcomes(self, job_id: int, outcomes: Sequence[EvalOutcome]) -> None:
+        """Store outcomes that arrived together (the successes in one transaction), then
+        tell the optimizer each: every result is durable before it is told."""
+        settled: list[tuple[CandidateRecord, EvalOutcome, Told]] = []
+        results: list[CandidateResult] = []
+        failures: list[tuple[int, str]] = []
+        for outcome in outcomes:
+            candidate = self._running.pop(outcome.candidate_id)
+            measured = {m.name: m for m in outcome.metrics} if outcome.ok else {}
+            missing = sorted(self._needed() - set(measured))
+            if not outcome.ok or missing:
+                self._failed += 1
+                error = outcome.error if not outcome.ok else None
+                error = error or f"evaluation returned no value for {', '.join(missing)}"
+                failures.append((candidate.id, error))
+                settled.append((candidate, outcome, (None, [])))
+                continue
+            told = self._values(measured)
+            feasible = all(v <= 0 for v in told[1])
+            results.append(CandidateResult(candidate.id, outcome.metrics, feasible))
+            settled.append((candidate, outcome, told))
+        if results:
+            self.store.record_results(results, context=self.context)
+        for candidate_id, error in failures:
+            self.store.record_failure(candidate_id, error)
+        for candidate, outcome, told in settled:
+            self._told[candidate.config_hash] = told
+            self._remember(candidate, outcome.metrics)
+            self._evaluations += 1
+            self._since_front += 1
+            for ordinal in self._waiting.pop(candidate.config_hash):
+                self._tell(ordinal)
+            self.on_progress(self._progress(job_id, self._front_number))
+
+    def _tell(self, ordinal: int, *, record: bool = True) -> None:
+        """Tell the optimizer the settled result of suggestion ``ordinal`` (and record it)."""
+        suggestion, digest, _ = self._asked[ordinal]
+        values, violations = self._told[digest]
+        self.optimizer.tell(suggestion.id, values, violations)
+        self._told_ordinals.add(ordinal)
+        if record:
+            self._events.append(DriverEvent("tell", ordinal))
+
+    def _flush_events(self, job_id: int) -> None:
+        """Store the events not stored yet, in one transaction."""
+        if self._events:
+            self._event_count = self.store.append_events(
+                job_id, self._events, start=self._event_count
+            )
+            self._events = []
 
     def _replay(self, digest: str) -> bool:
         """Settle ``digest`` from this job's stored result, if it has one."""

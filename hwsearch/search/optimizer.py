@@ -91,6 +91,13 @@ class Optimizer(abc.ABC):
         """Report a suggestion's objective values (None: the evaluation failed) and its
         constraint violations (one per constraint, ``<= 0`` means satisfied)."""
 
+    def drive_asynchronously(self) -> None:  # noqa: B027 - a no-op by default
+        """Called by the driver before the first :meth:`ask` of an asynchronously driven job:
+        results will be told as they arrive, and the next suggestions asked while others are
+        still out, one free worker at a time. An optimizer whose ``ask`` already accounts
+        for suggestions not told yet needs nothing; one that works in generations changes
+        when it closes one (pymoo: see :mod:`hwsearch.search._pymoo`)."""
+
     def attach_storage(self, url: str, name: str) -> None:  # noqa: B027 - a no-op by default
         """Keep this optimizer's own state as ``name`` in the database at ``url`` (the job's
         database), where the library it wraps can store it; called by the driver once, before

@@ -1,12 +1,15 @@
 """Executors run candidate evaluations: in this process or in a local process pool.
 
 Every executor takes a batch of :class:`EvalTask` and yields an :class:`EvalOutcome` per
-task as each one finishes, so the driver can store results the moment they exist. A task
-that raises becomes an outcome with ``error`` set; it never stops the batch.
+task as each one finishes, so the driver can store results the moment they exist; both
+also stream (``submit`` a task whenever a worker is free, ``wait`` for what is ready, see
+:mod:`hwsearch.workers.base`). A task that raises becomes an outcome with ``error`` set; it
+never stops the batch.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +24,7 @@ class InProcessExecutor(Executor):
 
     def __init__(self, evaluate: Callable[[EvalTask], EvalOutcome] = evaluate_safely) -> None:
         self._evaluate = evaluate
+        self._queue: collections.deque[EvalTask] = collections.deque()
 
     @property
     def max_workers(self) -> int:
@@ -29,6 +33,20 @@ class InProcessExecutor(Executor):
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
         for task in tasks:
             yield self._evaluate(task)
+
+    def submit(self, task: EvalTask) -> None:
+        self._queue.append(task)
+
+    def wait(self, timeout: float | None = None) -> list[EvalOutcome]:
+        """The oldest submitted task, evaluated now: one worker, in submission order."""
+        return [self._evaluate(self._queue.popleft())] if self._queue else []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    def cancel(self) -> None:
+        self._queue.clear()
 
 
 class ProcessPoolExecutor(Executor):
@@ -46,6 +64,8 @@ class ProcessPoolExecutor(Executor):
         self._pool = cf.ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn")
         )
+        self._futures: dict[cf.Future[EvalOutcome], int] = {}  # submitted -> submission order
+        self._submitted_count = 0
 
     @property
     def max_workers(self) -> int:
@@ -55,6 +75,29 @@ class ProcessPoolExecutor(Executor):
         futures = [self._pool.submit(evaluate_safely, task) for task in tasks]
         for future in cf.as_completed(futures):
             yield future.result()
+
+    def submit(self, task: EvalTask) -> None:
+        self._futures[self._pool.submit(evaluate_safely, task)] = self._submitted_count
+        self._submitted_count += 1
+
+    def wait(self, timeout: float | None = None) -> list[EvalOutcome]:
+        """Every finished outcome, in submission order (at least one unless ``timeout``)."""
+        if not self._futures:
+            return []
+        done, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        ordered = sorted(done, key=self._futures.__getitem__)
+        for future in ordered:
+            del self._futures[future]
+        return [future.result() for future in ordered]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._futures)
+
+    def cancel(self) -> None:
+        for future in self._futures:
+            future.cancel()
+        self._futures.clear()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

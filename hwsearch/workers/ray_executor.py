@@ -14,11 +14,12 @@ builds, and the training this project does (small models on digits) costs less t
 measurement. On a GPU target the actor's GPU therefore idles while the actor trains; the
 answer on a large cluster is more GPU actors (``gpu_actors``), not a split.
 
-Batches are sized to the free workers: at most one task per free CPU slot (or per idle
+Tasks are started as workers free up: at most one task per free CPU slot (or per idle
 actor) is in flight, so a task's timeout counts from when it starts rather than while it
-queues. A task that times out is cancelled (its worker process is killed); a task whose
-worker or actor dies (killed, out of memory, node lost) is retried up to ``max_retries``
-times. A candidate still failing after that comes back as a failed outcome naming the
+queues. ``run`` takes a batch; ``submit`` and ``wait`` stream (the asynchronous driver),
+``wait`` returning every outcome that finished together. A task that times out is
+cancelled (its worker process is killed); a task whose worker or actor dies (killed, out
+of memory, node lost) is retried up to ``max_retries`` times. A candidate still failing after that comes back as a failed outcome naming the
 last error, and the driver stores it as failed. An exception raised by the evaluation
 itself is deterministic for the config, so it is not retried.
 
@@ -136,6 +137,12 @@ class RayExecutor(Executor):
         )(MeasurementActor).options(max_concurrency=1)
         self._actors: list[Any] = []
         self._closed = False
+        # the streaming state (submit, wait): queued, running, finished and not yet returned
+        self._cpu_queue: collections.deque[EvalTask] = collections.deque()
+        self._gpu_queue: collections.deque[EvalTask] = collections.deque()
+        self._flight: dict[Any, _Flight] = {}
+        self._ready: list[EvalOutcome] = []
+        self._attempts: collections.Counter[int] = collections.Counter()
         #: infrastructure failures retried so far (worker deaths, timeouts), for reports
         self.retries = 0
 
@@ -162,57 +169,104 @@ class RayExecutor(Executor):
     # -- running ----------------------------------------------------------------------------
 
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
+        for task in tasks:
+            self.submit(task)
+        wanted = {task.candidate_id for task in tasks}
+        while wanted:
+            for outcome in self.wait():
+                wanted.discard(outcome.candidate_id)
+                yield outcome
+
+    def submit(self, task: EvalTask) -> None:
+        """Queue ``task``; it starts when a CPU slot (or a GPU actor) is free, at the next
+        :meth:`wait`, so that its timeout counts from its start."""
         if self._closed:
             raise RuntimeError("this RayExecutor is closed")
-        cpu_queue = collections.deque(t for t in tasks if not needs_gpu(t))
-        gpu_queue = collections.deque(t for t in tasks if needs_gpu(t))
-        if gpu_queue and not self._ensure_actors():
-            for task in gpu_queue:
-                yield EvalOutcome(
+        if not needs_gpu(task):
+            self._cpu_queue.append(task)
+        elif self._ensure_actors():
+            self._gpu_queue.append(task)
+        else:
+            self._ready.append(
+                EvalOutcome(
                     task.candidate_id,
                     error=f"no GPU in the Ray cluster to measure on target {task.target!r}",
                 )
-            gpu_queue.clear()
-        attempts: collections.Counter[int] = collections.Counter()
-        flight: dict[Any, _Flight] = {}
-        slots = self.max_workers
-        while cpu_queue or gpu_queue or flight:
-            busy = {id(f.actor) for f in flight.values() if f.actor is not None}
-            while gpu_queue:
-                idle = next((a for a in self._actors if id(a) not in busy), None)
-                if idle is None:
-                    break
-                task = gpu_queue.popleft()
-                flight[idle.evaluate.remote(task)] = _Flight(task, time.monotonic(), idle)
-                busy.add(id(idle))
-            while cpu_queue and sum(f.actor is None for f in flight.values()) < slots:
-                task = cpu_queue.popleft()
-                ref = self._remote.remote(self._evaluate, task)
-                flight[ref] = _Flight(task, time.monotonic(), None)
+            )
 
-            ready, _ = ray.wait(list(flight), num_returns=1, timeout=self._poll)
-            for ref in ready:
-                done = flight.pop(ref)
-                try:
-                    outcome: EvalOutcome | None = ray.get(ref)
-                except RayTaskError as exc:  # the evaluation itself raised: not retried
-                    outcome = EvalOutcome(done.task.candidate_id, error=_one_line(exc))
-                except RayError as exc:  # the worker or actor died, or the task was lost
-                    outcome = self._retry(done, exc, attempts, cpu_queue, gpu_queue)
+    @property
+    def in_flight(self) -> int:
+        return len(self._cpu_queue) + len(self._gpu_queue) + len(self._flight) + len(self._ready)
+
+    def wait(self, timeout: float | None = None) -> list[EvalOutcome]:
+        """Start what the free workers can take, then return every outcome ready: at least
+        one, unless nothing is submitted or ``timeout`` seconds pass first."""
+        if self._closed:
+            raise RuntimeError("this RayExecutor is closed")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready and (self._cpu_queue or self._gpu_queue or self._flight):
+            self._pump()
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        ready, self._ready = self._ready, []
+        return ready
+
+    def cancel(self) -> None:
+        for ref, flight in self._flight.items():
+            if flight.actor is None:
+                ray.cancel(ref, force=True)
+            else:
+                self._replace_actor(flight.actor)
+        self._flight.clear()
+        self._cpu_queue.clear()
+        self._gpu_queue.clear()
+        self._ready.clear()
+
+    def _pump(self) -> None:
+        """Start queued tasks on free workers, wait up to ``poll_s`` for one to finish, and
+        collect everything finished (retried or failed where the worker was lost)."""
+        flight = self._flight
+        cpu_queue, gpu_queue, attempts = self._cpu_queue, self._gpu_queue, self._attempts
+        busy = {id(f.actor) for f in flight.values() if f.actor is not None}
+        while gpu_queue:
+            idle = next((a for a in self._actors if id(a) not in busy), None)
+            if idle is None:
+                break
+            task = gpu_queue.popleft()
+            flight[idle.evaluate.remote(task)] = _Flight(task, time.monotonic(), idle)
+            busy.add(id(idle))
+        slots = self.max_workers
+        while cpu_queue and sum(f.actor is None for f in flight.values()) < slots:
+            task = cpu_queue.popleft()
+            ref = self._remote.remote(self._evaluate, task)
+            flight[ref] = _Flight(task, time.monotonic(), None)
+        if not flight:
+            return
+        ready, _ = ray.wait(list(flight), num_returns=1, timeout=self._poll)
+        if ready:  # and whatever else finished meanwhile: outcomes that arrive together
+            ready, _ = ray.wait(list(flight), num_returns=len(flight), timeout=0)
+        for ref in ready:
+            done = flight.pop(ref)
+            try:
+                outcome: EvalOutcome | None = ray.get(ref)
+            except RayTaskError as exc:  # the evaluation itself raised: not retried
+                outcome = EvalOutcome(done.task.candidate_id, error=_one_line(exc))
+            except RayError as exc:  # the worker or actor died, or the task was lost
+                outcome = self._retry(done, exc, attempts, cpu_queue, gpu_queue)
+            if outcome is not None:
+                self._ready.append(outcome)
+        if self._timeout is not None:
+            now = time.monotonic()
+            for ref, late in list(flight.items()):
+                if now - late.started <= self._timeout:
+                    continue
+                del flight[ref]
+                if late.actor is None:
+                    ray.cancel(ref, force=True)
+                reason = TimeoutError(f"evaluation timed out after {self._timeout:g} s")
+                outcome = self._retry(late, reason, attempts, cpu_queue, gpu_queue)
                 if outcome is not None:
-                    yield outcome
-            if self._timeout is not None:
-                now = time.monotonic()
-                for ref, late in list(flight.items()):
-                    if now - late.started <= self._timeout:
-                        continue
-                    del flight[ref]
-                    if late.actor is None:
-                        ray.cancel(ref, force=True)
-                    reason = TimeoutError(f"evaluation timed out after {self._timeout:g} s")
-                    outcome = self._retry(late, reason, attempts, cpu_queue, gpu_queue)
-                    if outcome is not None:
-                        yield outcome
+                    self._ready.append(outcome)
 
     def _retry(
         self,

@@ -22,6 +22,7 @@ from hwsearch.errors import HwsearchError, SpecError
 TABLES = {
     "jobs",
     "candidates",
+    "driver_events",
     "measurements",
     "fronts",
     "front_points",
@@ -100,9 +101,9 @@ def test_in_memory_sqlite_keeps_one_database_across_calls() -> None:
 def test_upgrade_and_current_revision(db_url: str) -> None:
     assert current_revision(db_url) is None
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0007"
+    assert current_revision(db_url) == head_revision() == "0008"
     upgrade(db_url)  # already at head: nothing to do, no error
-    assert current_revision(db_url) == "0007"
+    assert current_revision(db_url) == "0008"
 
 
 def test_open_without_migrate_refuses_an_unmigrated_database(db_url: str) -> None:

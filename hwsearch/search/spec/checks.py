@@ -29,6 +29,14 @@ def check_meaning(spec: JobSpec) -> list[SpecError]:
     problems += check_tables(spec)
     problems += _check_energy_and_lm(spec)
     problems += check_prior(spec)
+    if spec.search is not None and spec.search.driving == "async" and spec.active_learning:
+        problems.append(
+            SpecError(
+                "search.driving",
+                "active_learning settles candidates a batch at a time; use generational "
+                "(or leave driving unset)",
+            )
+        )
     first: dict[str, int] = {}
     for i, objective in enumerate(spec.objectives):
         if objective.metric in first:

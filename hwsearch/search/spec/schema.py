@@ -32,6 +32,7 @@ from hwsearch.search.spec.sections import (
     ObjectiveSpec,
     OptimizerSpec,
     PriorSpec,
+    SearchSettings,
     TableMeasurement,
     TableTargetSpec,
     constraint_text,
@@ -111,6 +112,7 @@ class JobSpec(SpecModel):
     ] = Field(default_factory=MeasurementSettings)
     active_learning: ActiveLearningSpec | None = None
     prior: PriorSpec | None = None
+    search: SearchSettings | None = None
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's seed range
 
     @model_validator(mode="before")

@@ -167,6 +167,17 @@ class ActiveLearningSpec(SpecModel):
     verify_front: bool = True
 
 
+class SearchSettings(SpecModel):
+    """How the driver runs the search (see :mod:`hwsearch.search.driver`).
+
+    ``driving``: ``async`` gives a worker its next candidate the moment it is free;
+    ``generational`` asks a batch, waits for all of it, tells, and asks again. Unset: async
+    where the executor has more than one worker, generational otherwise (and always with
+    ``active_learning``, which settles candidates a batch at a time)."""
+
+    driving: Literal["async", "generational"] | None = None
+
+
 def _prior_targets(value: Any) -> Any:
     """``all`` or a list of target names (one error, not one per form of the union)."""
     if value is None or value == "all":
