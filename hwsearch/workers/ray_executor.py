@@ -19,9 +19,10 @@ actor) is in flight, so a task's timeout counts from when it starts rather than 
 queues. ``run`` takes a batch; ``submit`` and ``wait`` stream (the asynchronous driver),
 ``wait`` returning every outcome that finished together. A task that times out is
 cancelled (its worker process is killed); a task whose worker or actor dies (killed, out
-of memory, node lost) is retried up to ``max_retries`` times. A candidate still failing after that comes back as a failed outcome naming the
-last error, and the driver stores it as failed. An exception raised by the evaluation
-itself is deterministic for the config, so it is not retried.
+of memory, node lost) is retried up to ``max_retries`` times. A candidate still failing
+after that comes back as a failed outcome naming the last error, and the driver stores it
+as failed. An exception raised by the evaluation itself is deterministic for the config,
+so it is not retried.
 
 Only the driver writes to the database: workers return outcomes, never touch it.
 """
