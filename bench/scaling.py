@@ -13,12 +13,23 @@
     the driver with ``optuna-nsga2``, whose study then lives in the job's database.
 (b) Parallel efficiency: a fixed 0.5 s evaluation on a local Ray instance with 1 and 2
     workers; efficiency = T(1) / (2 T(2)).
-(c) Projection: a small simulation of generation-synchronous batches (the driver asks a
-    batch, workers evaluate it, the driver stores each result and tells it, then takes the
-    front) using the measured per-candidate overhead, at 64 and 512 workers.
+(c) Projection: the real driver (``random`` optimizer, a store of its own per case) over
+    2, 64 and 512 simulated workers on a virtual clock (``SimulatedExecutor``: no
+    sleeping), for 0.5 s, 5 s and 60 s evaluations, fixed or drawn lognormal with a
+    coefficient of variation of 0.3 and 1.0; the driver's own real time between executor
+    calls is charged to the clock, so its cost per candidate limits the figure as it would
+    a real run. Parallel efficiency = busy worker time / (elapsed time x workers) until the
+    last candidate starts (``efficiency_*``: while there is work to give out; the end of
+    the run, where workers go idle as the last evaluations finish whatever the driver does,
+    is in ``whole_run_*``), over 8 evaluations per worker (at least 256), for each
+    ``--driving``: ``generational``
+    (batches of one evaluation per worker, the driver waiting for the slowest) and
+    ``async`` (a free worker gets its next candidate at once).
 
     python bench/scaling.py [--sizes 1000,10000] [--optuna-trials 1000] [--skip-ray]
                             [--backends sqlite,postgresql,postgresql-async] [--profile N]
+                            [--driving async,generational] [--projection-backend sqlite]
+                            [--workers 2,64,512] [--projection-only]
 
 ``--profile N`` runs one driver case of N candidates per backend under cProfile instead and
 prints where its time goes.
@@ -33,6 +44,7 @@ Markdown tables at the end.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -296,46 +308,81 @@ def ray_case(n: int) -> dict[str, Any]:
 # -- (c) projection ----------------------------------------------------------------------
 
 
-def simulate(workers: int, eval_s: float, overhead_s: float, cv: float, n: int) -> float:
-    """Parallel efficiency of generation-synchronous batches of ``workers`` candidates.
+def lognormal_durations(eval_s: float, cv: float, seed: int) -> Callable[[Any], float]:
+    """Evaluation times with mean ``eval_s`` and coefficient of variation ``cv`` (lognormal;
+    ``cv`` 0: always ``eval_s``), drawn in the order tasks start."""
+    rng = np.random.default_rng(seed)
+    sigma = float(np.sqrt(np.log(1 + cv**2)))
 
-    Workers evaluate a batch at once (lognormal durations around ``eval_s`` with ``cv``);
-    the driver stores and tells each result as it arrives, one at a time, ``overhead_s``
-    each, and starts the next batch when the whole batch is stored.
-    """
-    rng = np.random.default_rng(0)
-    sigma = np.sqrt(np.log(1 + cv**2))
-    clock = 0.0
-    done = 0
-    while done < n:
-        size = min(workers, n - done)
-        finish = np.sort(
-            clock + eval_s * rng.lognormal(-(sigma**2) / 2, sigma, size)
-            if cv > 0
-            else np.full(size, clock + eval_s)
-        )
-        driver = clock
-        for t in finish:
-            driver = max(driver, t) + overhead_s
-        clock = driver
-        done += size
-    return float(n * eval_s / (clock * workers))
+    def duration(task: Any) -> float:
+        if cv == 0:
+            return eval_s
+        return float(eval_s * rng.lognormal(-(sigma**2) / 2, sigma))
+
+    return duration
 
 
-def projection(overhead_s: float) -> list[dict[str, Any]]:
+def projection_case(
+    driving: str, workers: int, eval_s: float, cv: float, n: int, url: str
+) -> dict[str, float]:
+    """Parallel efficiency of the real driver (``random`` optimizer, the store on ``url``)
+    over ``workers`` simulated workers on a virtual clock: each evaluation takes a drawn
+    virtual time, and the driver's own real time between executor calls (ask, hash, store,
+    tell, front) is charged to the clock, so a driver too slow for its workers shows."""
+    from hwsearch.db import Store
+    from hwsearch.search.driver import Driver
+    from hwsearch.search.spec import parse_spec
+    from hwsearch.workers.simulated import SimulatedExecutor
+
+    data = spec(n, population=workers)
+    data["search"] = {"driving": driving}
+    executor = SimulatedExecutor(
+        workers=workers,
+        duration=lognormal_durations(eval_s, cv, seed=workers),
+        evaluate=cheap,
+        charge_caller=True,
+    )
+    with Store.open(url) as store:
+        job = Driver(parse_spec(data), store, executor=executor).run()
+    assert job.evaluations == n, job
+    return {
+        "efficiency": executor.steady_efficiency(),
+        "whole_run": executor.efficiency(),
+        "driver_ms_per_candidate": 1000 * executor.caller_s / n,
+    }
+
+
+def projection(
+    drivings: list[str], backend: str, sizes: tuple[int, ...] = (2, 64, 512)
+) -> list[dict[str, Any]]:
+    """Every (driving, evaluation time, workers) case at cv 0, 0.3 and 1.0; one database
+    per case (a SQLite file, or a schema of the PostgreSQL server)."""
     rows = []
-    for eval_s in (0.5, 5.0, 60.0):
-        for workers in (2, 64, 512):
-            rows.append(
-                {
+    for driving in drivings:
+        for eval_s in (0.5, 5.0, 60.0):
+            for workers in sizes:
+                n = max(256, 8 * workers)  # 8 evaluations per worker at the largest size
+                row: dict[str, Any] = {
                     "case": "projection",
+                    "driving": driving,
+                    "backend": backend,
                     "eval_s": eval_s,
                     "workers": workers,
-                    "efficiency_fixed": round(simulate(workers, eval_s, overhead_s, 0.0, 4096), 3),
-                    "efficiency_cv0.3": round(simulate(workers, eval_s, overhead_s, 0.3, 4096), 3),
-                    "driver_bound_at_workers": int(eval_s / overhead_s),
+                    "candidates": n,
                 }
-            )
+                cost = []
+                for key, cv in (("fixed", 0.0), ("cv0.3", 0.3), ("cv1.0", 1.0)):
+                    result = _with_schema(
+                        backend,
+                        functools.partial(projection_case, driving, workers, eval_s, cv, n),
+                    )
+                    row[f"efficiency_{key}"] = round(result["efficiency"], 3)
+                    row[f"whole_run_{key}"] = round(result["whole_run"], 3)
+                    cost.append(result["driver_ms_per_candidate"])
+                row["driver_ms_per_candidate"] = round(float(np.mean(cost)), 3)
+                row["driver_bound_at_workers"] = int(eval_s / (float(np.mean(cost)) / 1000))
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     return rows
 
 
@@ -389,7 +436,30 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--profile", type=int, metavar="N")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "BACKEND", "N"))
+    parser.add_argument(
+        "--driving",
+        default="async,generational",
+        help="drivings of the projection: async, generational or both (async,generational)",
+    )
+    parser.add_argument(
+        "--projection-backend", default="sqlite", help="the store of the projection's driver"
+    )
+    parser.add_argument("--projection-only", action="store_true", help="only the projection (c)")
+    parser.add_argument(
+        "--workers", default="2,64,512", help="worker counts of the projection (2,64,512)"
+    )
     args = parser.parse_args()
+    drivings = [d.strip() for d in args.driving.split(",") if d.strip()]
+    for driving in drivings:
+        if driving not in ("async", "generational"):
+            parser.error(f"--driving: {driving!r} is neither async nor generational")
+    try:
+        sizes = tuple(int(w) for w in args.workers.split(","))
+    except ValueError:
+        parser.error(f"--workers: expected integers separated by commas, got {args.workers!r}")
+    if args.projection_only:
+        _projection_table(projection(drivings, args.projection_backend, sizes))
+        return
     if args.child:
         kind, backend, n = args.child
         print(json.dumps(CASES[kind](backend, int(n))))
@@ -412,12 +482,7 @@ def main() -> None:
     if not args.skip_ray:
         results.append(ray_case(args.ray_candidates))
         print(json.dumps(results[-1]), flush=True)
-    drivers = [r for r in results if r["case"] == "driver"]
-    pg = [r for r in drivers if r["backend"] == "postgresql"] or drivers
-    overhead = max(pg, key=lambda r: r["candidates"])["ms_per_candidate"] / 1000
-    for row in projection(overhead):
-        results.append(row)
-        print(json.dumps(row), flush=True)
+    results += projection(drivings, args.projection_backend, sizes)
 
     print(
         "\n| backend | optimizer | candidates | wall s | candidates/s | ms/candidate | "
@@ -439,13 +504,21 @@ def main() -> None:
     for r in results:
         if r["case"] == "optuna-rdb":
             print(f"| {r['backend']} | {r['trials']} | {r['ms_per_trial']} |")
-    print("\n| eval s | workers | efficiency (fixed) | efficiency (cv 0.3) | driver-bound at |")
-    print("|---:|---:|---:|---:|---:|")
+    _projection_table(results)
+
+
+def _projection_table(results: list[dict[str, Any]]) -> None:
+    print(
+        "\n| driving | eval s | workers | efficiency (fixed) | efficiency (cv 0.3) | "
+        "efficiency (cv 1.0) | driver ms/candidate | driver-bound at |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         if r["case"] == "projection":
             print(
-                f"| {r['eval_s']} | {r['workers']} | {r['efficiency_fixed']} | "
-                f"{r['efficiency_cv0.3']} | {r['driver_bound_at_workers']} |"
+                f"| {r['driving']} | {r['eval_s']} | {r['workers']} | {r['efficiency_fixed']} | "
+                f"{r['efficiency_cv0.3']} | {r['efficiency_cv1.0']} | "
+                f"{r['driver_ms_per_candidate']} | {r['driver_bound_at_workers']} |"
             )
 
 

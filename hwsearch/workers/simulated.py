@@ -61,9 +61,20 @@ class SimulatedExecutor(Executor):
     def in_flight(self) -> int:
         return len(self._running) + len(self._queue)
 
-    def efficiency(self) -> float:
-        """Busy worker time over the whole elapsed time of every worker."""
-        return self.busy_s / (self.now * self._workers) if self.now > 0 else 0.0
+    def efficiency(self, until: float | None = None) -> float:
+        """Busy worker time over the elapsed time of every worker, from the start to
+        ``until`` (virtual seconds; by default the whole run so far)."""
+        end = self.now if until is None else until
+        if end <= 0:
+            return 0.0
+        busy = sum(max(0.0, min(finish, end) - start) for _, start, finish in self.history)
+        return busy / (end * self._workers)
+
+    def steady_efficiency(self) -> float:
+        """:meth:`efficiency` until the last task started: while there was work to give out,
+        leaving aside the end of the run, where workers go idle as the last ones finish
+        whatever the driver does."""
+        return self.efficiency(max((start for _, start, _ in self.history), default=0.0))
 
     def _enter(self) -> None:
         """Charge the caller's time since the last call to the clock."""
