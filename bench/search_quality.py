@@ -2,7 +2,8 @@
 
     python bench/search_quality.py --accuracy-csv A --latency-csv L --device D --budget N
         --seeds S --strategies default,random,optuna-nsga2,optuna-tpe,pymoo-nsga2
-        [--prior-latency-csv P] [--batch 10] [--jobs 2]
+        [--prior-latency-csv P] [--batch 10] [--jobs 2] [--driving async,generational]
+        [--cv 0.3]
 
 The space is the NAS-Bench-201 cell (6 edges, each one of 5 operations), built directly as
 a :class:`~hwsearch.search.space.SearchSpace` of 6 choice variables. Each strategy is the
@@ -11,6 +12,12 @@ batches of ``--batch`` as the driver does, with seeds ``0..S-1``. Evaluating an
 architecture reveals its CIFAR-10 test accuracy (``accuracy.csv``) and its latency on the
 device (a column of ``latency_ms.csv``); the strategy is told ``accuracy`` (maximised, a
 fraction) and ``latency_ms`` (minimised).
+
+``--driving async`` drives each strategy as the asynchronous driver does instead: ``--batch``
+workers on a virtual clock with lognormal evaluation times (mean 1, ``--cv``, drawn from a
+seed of their own), each finished evaluation told at once and its worker given the next
+suggestion; the score at N is then that of the first N evaluations to finish. With
+``--driving async,generational`` both run on the same seeds.
 
 Score: HV gap = 1 - HV(evaluated) / HV(all architectures), with test error (100 -
 ``cifar10_acc``) and latency both minimised, min-max normalised over all architectures,
@@ -49,6 +56,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import heapq  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
@@ -269,6 +277,63 @@ def drive(
     return order
 
 
+def drive_async(
+    optimizer: Any,
+    budget: int,
+    workers: int,
+    evaluate: Callable[[int], tuple[list[float], list[float]]],
+    durations: Callable[[], float],
+) -> list[int]:
+    """Ask/tell ``optimizer`` as the asynchronous driver does, over ``workers`` workers on
+    a virtual clock: each evaluation takes ``durations()`` (virtual) seconds, a worker that
+    finishes is told at once and gets the next suggestion, until ``budget`` distinct
+    architectures were started. A suggestion of an architecture already evaluated is told
+    its values at once, one of an architecture being evaluated when that evaluation
+    finishes. Returns the distinct op codes in the order their evaluations finished."""
+    optimizer.drive_asynchronously()
+    order: list[int] = []
+    known: set[int] = set()
+    waiting: dict[int, list[int]] = {}  # code being evaluated -> suggestion ids
+    running: list[tuple[float, int, int]] = []  # (finish, start order, code) heap
+    now, started, idle = 0.0, 0, 0
+    while True:
+        free = workers - len(running)
+        remaining = budget - len(known) - len(running)
+        if free > 0 and remaining > 0 and idle < MAX_IDLE_BATCHES * workers:
+            suggestions = optimizer.ask(min(free, remaining))
+            if not suggestions and not running:
+                break
+            new = 0
+            for suggestion in suggestions:
+                code = params_code(suggestion.params)
+                if code in known:
+                    optimizer.tell(suggestion.id, *evaluate(code))
+                elif code in waiting:
+                    waiting[code].append(suggestion.id)
+                else:
+                    waiting[code] = [suggestion.id]
+                    heapq.heappush(running, (now + durations(), started, code))
+                    started += 1
+                    new += 1
+            idle = 0 if new else idle + max(1, len(suggestions))
+            continue
+        if not running:
+            break
+        now, _, code = heapq.heappop(running)
+        order.append(code)
+        known.add(code)
+        for suggestion_id in waiting.pop(code):
+            optimizer.tell(suggestion_id, *evaluate(code))
+    return order
+
+
+def lognormal(seed: int, cv: float) -> Callable[[], float]:
+    """Draws of evaluation times with mean 1 and coefficient of variation ``cv``."""
+    rng = np.random.default_rng(10_000 + seed)
+    sigma = float(np.sqrt(np.log(1 + cv**2)))
+    return lambda: float(rng.lognormal(-(sigma**2) / 2, sigma)) if cv > 0 else 1.0
+
+
 def run_one(
     device: str,
     strategy: str,
@@ -278,6 +343,8 @@ def run_one(
     use_prior: bool,
     options: Mapping[str, Any],
     encoding: str = "cell",
+    driving: str = "generational",
+    cv: float = 0.3,
 ) -> dict[str, Any]:
     """One search; the HV gap after the first N distinct evaluations for each N."""
     assert _TABLE is not None
@@ -292,12 +359,16 @@ def run_one(
     def evaluate(code: int) -> tuple[list[float], list[float]]:
         return [table.accuracy[code] / 100.0, table.latency[device][code]], []
 
-    order = drive(optimizer, max(budgets), batch, evaluate)
+    if driving == "async":
+        order = drive_async(optimizer, max(budgets), batch, evaluate, lognormal(seed, cv))
+    else:
+        order = drive(optimizer, max(budgets), batch, evaluate)
     seconds = time.perf_counter() - start
     gaps = {n: 1.0 - hypervolume_2d(points[order[:n]]) / full for n in budgets}
     return {
         "device": device,
         "strategy": strategy,
+        "driving": driving,
         "seed": seed,
         "gaps": gaps,
         "evaluations": len(order),
@@ -330,6 +401,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=10, help="suggestions per ask (10)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument(
+        "--driving",
+        default="generational",
+        help="generational (ask --batch, tell all, repeat), async (--batch workers on a "
+        "virtual clock, each told and given a new suggestion as it finishes), or both: "
+        "async,generational",
+    )
+    parser.add_argument(
+        "--cv",
+        type=float,
+        default=0.3,
+        help="async: coefficient of variation of the lognormal evaluation times (0.3)",
+    )
+    parser.add_argument(
         "--encoding",
         choices=("cell", "family", "generic"),
         default="cell",
@@ -349,6 +433,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch < 1:
         parser.error(f"--batch: must be >= 1, got {args.batch}")
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    drivings = [d.strip() for d in args.driving.split(",") if d.strip()]
+    if not drivings or any(d not in ("async", "generational") for d in drivings):
+        parser.error(f"--driving: expected async, generational or both, got {args.driving!r}")
+    if args.cv < 0:
+        parser.error(f"--cv: must be >= 0, got {args.cv}")
     try:
         options = json.loads(args.options)
     except json.JSONDecodeError as exc:
@@ -377,16 +466,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if use_prior and not any(d != devices[0] for d in table.prior):
         parser.error("--prior-latency-csv: no device column other than the target")
 
-    tasks = [(d, s, seed) for seed in range(args.seeds) for s in strategies for d in devices]
+    tasks = [
+        (d, s, seed, driving)
+        for seed in range(args.seeds)
+        for s in strategies
+        for d in devices
+        for driving in drivings
+    ]
     results: list[dict[str, Any]] = []
     init = (args.accuracy_csv, args.latency_csv, args.prior_latency_csv)
     started = time.perf_counter()
     if args.jobs <= 1:
         _init_worker(*init)
-        for d, s, seed in tasks:
+        for d, s, seed, driving in tasks:
             results.append(
                 run_one(
-                    d, s, seed, budgets, args.batch, use_prior, options.get(s, {}), args.encoding
+                    d,
+                    s,
+                    seed,
+                    budgets,
+                    args.batch,
+                    use_prior,
+                    options.get(s, {}),
+                    args.encoding,
+                    driving,
+                    args.cv,
                 )
             )
     else:
@@ -402,36 +506,44 @@ def main(argv: Sequence[str] | None = None) -> int:
                     use_prior,
                     options.get(s, {}),
                     args.encoding,
+                    driving,
+                    args.cv,
                 )
-                for d, s, seed in tasks
+                for d, s, seed, driving in tasks
             ]
             results = [f.result() for f in futures]
     wall = time.perf_counter() - started
 
-    summary: dict[tuple[str, int], list[float]] = {}
-    for device in devices:
-        for strategy in strategies:
-            runs = [r for r in results if r["device"] == device and r["strategy"] == strategy]
-            for n in budgets:
-                gaps = [r["gaps"][n] for r in runs]
-                line = {
-                    "device": device,
-                    "strategy": strategy,
-                    "budget": n,
-                    "hv_gap_mean": round(float(np.mean(gaps)), 6),
-                    "hv_gap_std": round(float(np.std(gaps)), 6),
-                    "seeds": len(runs),
-                    "evaluations_min": min(min(r["evaluations"], n) for r in runs),
-                    "seconds_per_run": round(float(np.mean([r["seconds"] for r in runs])), 3),
-                    "prior": use_prior,
-                    "encoding": args.encoding,
-                }
-                print(json.dumps(line), flush=True)
-                summary.setdefault((strategy, n), []).append(line["hv_gap_mean"])
-    for (strategy, n), means in summary.items():
+    summary: dict[tuple[str, str, int], list[float]] = {}
+    cases = [(d, s, g) for d in devices for s in strategies for g in drivings]
+    for device, strategy, driving in cases:
+        runs = [
+            r
+            for r in results
+            if r["device"] == device and r["strategy"] == strategy and r["driving"] == driving
+        ]
+        for n in budgets:
+            gaps = [r["gaps"][n] for r in runs]
+            line = {
+                "device": device,
+                "strategy": strategy,
+                "driving": driving,
+                "budget": n,
+                "hv_gap_mean": round(float(np.mean(gaps)), 6),
+                "hv_gap_std": round(float(np.std(gaps)), 6),
+                "seeds": len(runs),
+                "evaluations_min": min(min(r["evaluations"], n) for r in runs),
+                "seconds_per_run": round(float(np.mean([r["seconds"] for r in runs])), 3),
+                "prior": use_prior,
+                "encoding": args.encoding,
+            }
+            print(json.dumps(line), flush=True)
+            summary.setdefault((strategy, driving, n), []).append(line["hv_gap_mean"])
+    for (strategy, driving, n), means in summary.items():
         line = {
             "device": "mean",
             "strategy": strategy,
+            "driving": driving,
             "budget": n,
             "hv_gap_mean": round(float(np.mean(means)), 6),
             "hv_gap_std": round(float(np.std(means)), 6),
@@ -441,6 +553,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "wall_s": round(wall, 1),
         }
         print(json.dumps(line), flush=True)
+    if len(drivings) > 1:  # columns per strategy and driving
+        for r in results:
+            r["strategy"] = f"{r['strategy']} {r['driving']}"
+        strategies = [f"{s} {g}" for s in strategies for g in drivings]
     _markdown(results, devices, strategies, budgets, wall)
     return 0
 
