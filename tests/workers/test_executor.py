@@ -73,6 +73,28 @@ def test_process_pool_runs_tasks_in_worker_processes() -> None:
     assert params[0] < params[1]
 
 
+def test_executors_stream_a_task_per_free_worker_and_return_what_is_ready() -> None:
+    local = InProcessExecutor()
+    for i in (1, 2, 3):
+        local.submit(_task(i, {"depth": 1, "width": 8}))
+    assert local.in_flight == 3
+    # one worker: the oldest task, one per wait
+    assert [[o.candidate_id for o in local.wait()] for _ in range(3)] == [[1], [2], [3]]
+    assert local.wait() == [] and local.in_flight == 0
+
+    with ProcessPoolExecutor(workers=2) as pool:
+        for i in (1, 2, 3):
+            pool.submit(_task(i, {"depth": 1, "width": 8 * i}))
+        seen: list[int] = []
+        while pool.in_flight:
+            ready = pool.wait(timeout=120)
+            assert ready, "nothing finished within two minutes"
+            seen += [o.candidate_id for o in ready]
+            assert all(o.ok for o in ready), [o.error for o in ready]
+        assert sorted(seen) == [1, 2, 3]
+        assert pool.wait() == []
+
+
 def test_unknown_executor_lists_valid_names() -> None:
     with pytest.raises(UnknownNameError, match="local, pool"):
         make_executor("gpu-farm")
