@@ -1,6 +1,6 @@
 """A spec is checked before torch, Ray, scikit-learn or the database are imported: the spec
-path of ``hwsearch run`` and ``hwsearch check`` (a bad spec is reported in well under a
-second, not after the 7–9 s those imports take on this machine), and ``load_spec``. Each
+path of ``hwsearch run`` and ``hwsearch check`` (a bad spec is reported in under a second
+on a quiet machine, not after the 7–9 s those imports took), and ``load_spec``. Each
 case runs in a fresh interpreter and reads ``sys.modules`` at the end."""
 
 from __future__ import annotations
