@@ -81,9 +81,8 @@ def resume(
     plugin: PluginOption = None,
 ) -> None:
     """Continue an interrupted job; candidates it finished are not evaluated again."""
-    from hwsearch.search.spec import parse_spec
-
     from hwsearch.records import JobState
+    from hwsearch.search.spec import parse_spec
 
     with user_errors():
         import_plugins(plugin)
