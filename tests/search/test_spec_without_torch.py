@@ -102,3 +102,19 @@ def test_building_a_model_still_imports_torch_on_demand(tmp_path: Path) -> None:
         tmp_path,
     )
     assert "torch" in heavy
+
+
+def test_check_accepts_a_sound_spec_without_torch(tmp_path: Path) -> None:
+    spec = str(ROOT / "examples" / "digits_cnn.yaml")
+    heavy, out = _imported_after(
+        f"""
+        from hwsearch.service.cli import app
+        try:
+            app(["check", {spec!r}])
+        except SystemExit as exc:
+            assert exc.code in (0, None), exc.code
+        """,
+        tmp_path,
+    )
+    assert "a valid spec (digits-cnn" in out.replace("\n", " ")
+    assert heavy == []
