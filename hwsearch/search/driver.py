@@ -1,5 +1,13 @@
 """The driver loop of one job: ask, evaluate, store, tell, take the front; repeat.
 
+Two drivings (``search.driving``, fixed for a job by its first driver event). *Async*
+(the default with more than one worker): a worker that finishes gets its next candidate at
+once; outcomes that arrived together are stored in one transaction
+(:meth:`Store.record_results`) and then told, each durable before it is told; every ask and
+tell is stored in order as a driver event, and a resume replays them (see
+:meth:`Driver._search_async`). *Generational*: a batch is asked, evaluated, stored and told
+in the order asked, as described below.
+
 The driver alone writes to the database. Each candidate's metrics are stored in one
 transaction the moment its evaluation finishes, committed before the driver waits for the
 next evaluation, so an interrupted job keeps every finished candidate. That transaction is
