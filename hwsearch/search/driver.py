@@ -92,10 +92,16 @@ ProgressCallback = Callable[[Progress], None]
 
 
 def measurement_context(spec: JobSpec) -> str:
-    """Digest of what a job's measurements depend on besides the config and the target."""
+    """Digest of what a job's measurements depend on besides the config and the target.
+
+    A spec's ``threads`` section counts (trained weights depend on the thread count) only
+    when it is given, so that specs without one keep the digest they had."""
     data = spec.to_dict()
     keys = ("target", "evaluation", "measurement", "seed")
-    return config_hash(spec.family, {key: data.get(key) for key in keys})
+    parts = {key: data.get(key) for key in keys}
+    if data.get("threads") is not None:
+        parts["threads"] = data["threads"]
+    return config_hash(spec.family, parts)
 
 
 def study_name(job_id: int) -> str:
@@ -155,6 +161,12 @@ class Driver:
         self._failed = 0
         self._reused = 0
         self._predicted = 0  # settled by prediction (active learning), not by measurement
+        # The wall-time budget: its deadline (time.monotonic), and what evaluations took so
+        # far (worker-seconds per evaluation), to start none expected to end past it.
+        self._deadline: float | None = None
+        self._slot_seconds = 0.0
+        self._timed = 0
+        self._task_threads: dict[str, Any] | None = None
         self.learner = (
             ActiveLearner(
                 spec.active_learning,
@@ -299,6 +311,7 @@ class Driver:
     def _search(self, job_id: int) -> None:
         budget = self.spec.budget
         deadline = time.monotonic() + budget.wall_time_s if budget.wall_time_s is not None else None
+        self._deadline = deadline
         generation = 0
         idle = 0
         while idle < MAX_IDLE_GENERATIONS:
@@ -314,6 +327,9 @@ class Driver:
             if self._stop_requested():
                 break
             size = self.batch_size if remaining is None else min(self.batch_size, remaining)
+            size = self._fitting(size)
+            if size <= 0:  # not even one more evaluation is expected to end in time
+                break
             measured_before = self._evaluations
             evaluated = self._generation(job_id, generation, self.optimizer.ask(size))
             if self.stopped:  # within the generation: its pending candidates stay pending
@@ -346,19 +362,42 @@ class Driver:
             to_evaluate = self._reuse(candidates)
             to_evaluate = self._predict_unpromising(generation, to_evaluate)
             by_id = {c.id: c for c in to_evaluate}
+            started, done = time.monotonic(), 0
             for outcome in self.executor.run([self._task(c) for c in to_evaluate]):
                 candidate = by_id[outcome.candidate_id]
                 self._told[candidate.config_hash] = self._store_outcome(outcome)
                 self._remember(candidate, outcome.metrics)
                 self._evaluations += 1
+                done += 1
                 self.on_progress(self._progress(job_id, generation))
                 if self._stop_requested():  # cancel takes effect within one evaluation
                     return settled
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    # the wall-time budget holds within one evaluation: start no more
+                    self._time_taken(time.monotonic() - started, done, len(to_evaluate))
+                    return settled
+            self._time_taken(time.monotonic() - started, done, len(to_evaluate))
         # Told in the order asked, so that a replay reaches the same optimizer state.
         for suggestion, digest in zip(suggestions, hashes, strict=True):
             values, violations = self._told[digest]
             self.optimizer.tell(suggestion.id, values, violations)
         return settled
+
+    def _time_taken(self, seconds: float, done: int, submitted: int) -> None:
+        """Count ``done`` evaluations that took ``seconds`` on up to ``submitted`` workers."""
+        if done:
+            self._slot_seconds += seconds * min(self.executor.max_workers, submitted)
+            self._timed += done
+
+    def _fitting(self, size: int) -> int:
+        """How many of ``size`` evaluations are expected to end before the deadline, from
+        the time evaluations took so far (all of them before any was timed)."""
+        if self._deadline is None or not self._timed:
+            return size
+        per_evaluation = self._slot_seconds / self._timed  # on one worker
+        left = self._deadline - time.monotonic()
+        rounds = int(left // per_evaluation) if per_evaluation > 0 else size
+        return min(size, max(0, rounds) * self.executor.max_workers)
 
     def _replay(self, digest: str) -> bool:
         """Settle ``digest`` from this job's stored result, if it has one."""
@@ -508,7 +547,20 @@ class Driver:
             measurement=dict(self.spec.measurement),
             kind=kind_of(self.spec.evaluation).type,
             plugins=loaded_plugins(),
+            threads=self._threads(),
         )
+
+    def _threads(self) -> dict[str, Any]:
+        """The spec's thread counts and what ``auto`` means with this executor (the same
+        dict for every task)."""
+        if self._task_threads is None:
+            given = self.spec.threads.model_dump() if self.spec.threads is not None else {}
+            self._task_threads = {
+                **given,
+                "workers": self.executor.max_workers,
+                "cores_per_worker": self.executor.cores_per_worker,
+            }
+        return self._task_threads
 
     def _store_outcome(self, outcome: EvalOutcome) -> Told:
         """Store one outcome; return the objective values and constraint violations to tell."""

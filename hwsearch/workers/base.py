@@ -16,6 +16,12 @@ class Executor(abc.ABC):
     def max_workers(self) -> int:
         """How many tasks run at once; the driver sizes batches from it."""
 
+    @property
+    def cores_per_worker(self) -> int | None:
+        """The cores one worker may use (a ``threads: auto`` count); ``None``: this
+        machine's usable cores shared among :attr:`max_workers`, worked out in the worker."""
+        return None
+
     @abc.abstractmethod
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
         """Evaluate ``tasks``, yielding each outcome as soon as it is ready."""

@@ -76,6 +76,7 @@ def evaluate_trained(task: EvalTask) -> EvalOutcome:
         measure_latency,
         parse_target,
     )
+    from hwsearch.hardware.threads import WorkerThreads
     from hwsearch.models import TrainSettings, build_candidate, get_family
 
     family = get_family(task.family)
@@ -85,7 +86,8 @@ def evaluate_trained(task: EvalTask) -> EvalOutcome:
     profile = target_profile(task)
     meter = _meter(profile, target)
 
-    built = build_candidate(family, task.config, train_settings, task.seed)
+    threads = WorkerThreads.from_task(task.threads)
+    built = build_candidate(family, task.config, train_settings, task.seed, threads=threads)
     example = family.example_input(measure_settings.batch_size)
     with meter.window() as window:  # energy in the same run as the latency
         latency = measure_latency(built.deploy_model, example, target, measure_settings)
@@ -97,6 +99,7 @@ def evaluate_trained(task: EvalTask) -> EvalOutcome:
         "dataset": dataset_description(family),
         "settings": asdict(train_settings),
         "seed": task.seed,
+        "threads": built.threads,
     }
     analytic = {"model": "analytic count over the materialised float model"}
 
@@ -200,12 +203,18 @@ def evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         }
         metrics.append(metric("accuracy", raw * scale, Provenance.MEASURED, details))
     else:
+        from hwsearch.hardware.threads import WorkerThreads
+
         fields = {k: v for k, v in task.evaluation.items() if k != "type"}
-        built = build_candidate(family, task.config, TrainSettings(**fields), task.seed)
+        threads = WorkerThreads.from_task(task.threads)
+        built = build_candidate(
+            family, task.config, TrainSettings(**fields), task.seed, threads=threads
+        )
         quality_details = {
             "dataset": dataset_description(family),
             "settings": dict(task.evaluation),
             "seed": task.seed,
+            "threads": built.threads,
         }
         metrics.append(metric("accuracy", built.accuracy, Provenance.MEASURED, quality_details))
 
@@ -402,7 +411,11 @@ def evaluate_lm(task: EvalTask, family: TransformerFamily) -> EvalOutcome:
     meter = _meter(profile, target)
     batch = timing.batch_size
 
-    built = build_lm(family, task.config, settings, task.seed)
+    from hwsearch.hardware.threads import WorkerThreads
+
+    built = build_lm(
+        family, task.config, settings, task.seed, threads=WorkerThreads.from_task(task.threads)
+    )
     model = built.model
     prompt = char_data().val[: settings.prompt_len].unsqueeze(0)
     prompts = prompt.repeat(batch, 1)
@@ -437,6 +450,7 @@ def evaluate_lm(task: EvalTask, family: TransformerFamily) -> EvalOutcome:
             "median_ms": latency.median_ms,
             "p90_ms": latency.p90_ms,
             "samples_ms": list(latency.samples_ms),
+            **load_details(latency),
         }
 
     request_s = (ttft.median_ms + settings.new_tokens * step.median_ms) / 1000
@@ -462,7 +476,12 @@ def evaluate_lm(task: EvalTask, family: TransformerFamily) -> EvalOutcome:
         kv_heads=shape.kv_heads,
         head_dim=shape.head_dim,
     )
-    quality = {"dataset": DATASET, "settings": settings_dict(settings), "seed": task.seed}
+    quality = {
+        "dataset": DATASET,
+        "settings": settings_dict(settings),
+        "seed": task.seed,
+        "threads": built.threads,
+    }
     measured, estimated = Provenance.MEASURED, Provenance.ESTIMATED
 
     def metric(
@@ -540,13 +559,23 @@ def evaluate_safely(task: EvalTask) -> EvalOutcome:
         return EvalOutcome(task.candidate_id, error=last)
 
 
+def load_details(latency: LatencyMeasurement) -> dict[str, Any]:
+    """The machine's load during a measurement and whether it is ``noisy`` (and why)."""
+    return {
+        "load": dict(latency.load),
+        "noisy": latency.noisy,
+        "noisy_reasons": list(latency.noisy_reasons),
+    }
+
+
 def timing_metrics(
     latency: LatencyMeasurement, settings: MeasureSettings, kernel_path: str, target: str
 ) -> list[MetricValue]:
     """The metrics of one latency measurement, each with how it was taken.
 
     Every timing metric carries the environment, the kernel path, batch size, threads,
-    repeats and dispersion; ``latency_ms`` also keeps every sample.
+    repeats and dispersion, the machine's load during the measurement and the ``noisy``
+    flag; ``latency_ms`` also keeps every sample.
     """
     setup: dict[str, Any] = {
         "environment": latency.environment,
@@ -563,6 +592,7 @@ def timing_metrics(
         "p90_ms": latency.p90_ms,
         "mean_ms": latency.mean_ms,
         "std_ms": latency.std_ms,
+        **load_details(latency),
     }
     measured = Provenance.MEASURED
     return [

@@ -53,8 +53,12 @@ class ProcessPoolExecutor(Executor):
 
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
         futures = [self._pool.submit(evaluate_safely, task) for task in tasks]
-        for future in cf.as_completed(futures):
-            yield future.result()
+        try:
+            for future in cf.as_completed(futures):
+                yield future.result()
+        finally:  # the caller stopped early (deadline, cancel): start no more of them
+            for future in futures:
+                future.cancel()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -31,6 +31,7 @@ def evaluate_user_model(task: EvalTask, code: UserModel) -> EvalOutcome:
     import torch
 
     from hwsearch.hardware import MeasureSettings, measure_latency, parse_target
+    from hwsearch.hardware.threads import WorkerThreads, torch_threads
     from hwsearch.models.custom.family import split_config
     from hwsearch.models.custom.pipeline import PipelineSettings, run_candidate
 
@@ -59,15 +60,16 @@ def evaluate_user_model(task: EvalTask, code: UserModel) -> EvalOutcome:
         keep_weights=task.evaluation.get("artifacts") is not None,
         timer=timer,
     )
-    previous = torch.get_num_threads()
-    torch.set_num_threads(measure.threads)
-    try:
+    # The user's build, training and evaluation run with the training count; the timing
+    # sets the measurement's itself (measure_latency).
+    threads = WorkerThreads.from_task(task.threads)
+    with torch_threads(threads.training) as seen:
         result = run_candidate(code, build, layers, settings, candidate_id=str(task.candidate_id))
-    finally:
-        torch.set_num_threads(previous)
     if result.failure is not None:
         return EvalOutcome(task.candidate_id, error=failure_text(result.failure.as_dict()))
-    return EvalOutcome(task.candidate_id, _metrics(task, result, measure, energy, profile))
+    return EvalOutcome(
+        task.candidate_id, _metrics(task, result, measure, energy, profile, {"training": seen})
+    )
 
 
 def _metrics(
@@ -76,6 +78,7 @@ def _metrics(
     measure: Any,
     energy: list[ev.InferenceEnergy],
     profile: Any,
+    threads: dict[str, int],
 ) -> list[MetricValue]:
     declared = task.evaluation["metrics"]
     quality = {
@@ -85,6 +88,7 @@ def _metrics(
         "timings_s": dict(result.timings),
         "user_seconds": result.user_seconds(),
         "own_seconds": result.own_seconds(),
+        "threads": threads,
     }
     root = task.evaluation.get("artifacts")
     if root is not None and result.weights is not None:

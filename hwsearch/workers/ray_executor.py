@@ -149,6 +149,11 @@ class RayExecutor(Executor):
         cpus = float(ray.cluster_resources().get("CPU", 0.0))
         return max(1, int(cpus // self._cpus))
 
+    @property
+    def cores_per_worker(self) -> int:
+        """The CPUs Ray reserves for each task (``threads: auto`` uses that many)."""
+        return max(1, int(self._cpus))
+
     def _gpu_actor_count(self) -> int:
         if self._gpu_actors is not None:
             return self._gpu_actors

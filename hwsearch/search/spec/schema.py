@@ -34,6 +34,7 @@ from hwsearch.search.spec.sections import (
     PriorSpec,
     TableMeasurement,
     TableTargetSpec,
+    ThreadsSpec,
     constraint_text,
 )
 from hwsearch.search.spec.user_model import fold
@@ -109,6 +110,8 @@ class JobSpec(SpecModel):
         | Annotated[TableMeasurement, Tag("table-measurement")],
         Discriminator(_measurement_kind),
     ] = Field(default_factory=MeasurementSettings)
+    # None (absent) means one thread each; kept absent so stored specs read as before
+    threads: ThreadsSpec | None = None
     active_learning: ActiveLearningSpec | None = None
     prior: PriorSpec | None = None
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's seed range
