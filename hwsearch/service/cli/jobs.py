@@ -116,6 +116,9 @@ def _drive(
             )
             bar.update(task, completed=p.evaluations, status=status)
 
+        crowded = _crowded_cores(spec, pool)
+        if crowded:
+            errors.print(f"warning: {crowded}", highlight=False)
         run = Job(spec, store, executor=pool, on_progress=show)  # stores its footprint
         driver = run.driver
         try:
@@ -143,6 +146,72 @@ def _drive(
         f"{out_dir / 'front.png'}"
     )
     console.print(run.footprint_line, highlight=False)
+    noisy = noisy_summary(store.list_candidates(job.id))
+    if noisy:
+        errors.print(f"warning: {noisy}", highlight=False)
+
+
+#: The metrics whose details say whether their measurement was noisy.
+TIMED = ("latency_ms", "ttft_ms", "decode_ms_per_token")
+
+
+def noisy_summary(candidates: Any) -> str | None:
+    """A warning when some of the candidates' measurements are flagged ``noisy`` (the
+    machine's load or the samples' dispersion), with the most frequent reason."""
+    flagged = total = 0
+    reasons: dict[str, int] = {}
+    for candidate in candidates:
+        for name in TIMED:
+            metric = candidate.metrics.get(name)
+            if metric is None or "noisy" not in metric.details:
+                continue
+            total += 1
+            if metric.details["noisy"]:
+                flagged += 1
+                for reason in metric.details.get("noisy_reasons") or []:
+                    kind = _reason_kind(str(reason))
+                    reasons[kind] = reasons.get(kind, 0) + 1
+    if not flagged:
+        return None
+    top = max(reasons, key=reasons.__getitem__) if reasons else "noisy"
+    return (
+        f"{flagged} of {total} measurement(s) are noisy (most often: {top}); their "
+        "timings are not clean figures: each one's details hold the load (load, "
+        "noisy_reasons); measure again on a quieter machine"
+    )
+
+
+def _reason_kind(reason: str) -> str:
+    """The kind of a noisy reason (:mod:`hwsearch.hardware.load`), without its numbers."""
+    for key, kind in (
+        ("other processes", "other processes on the cores"),
+        ("load average", "a high load average"),
+        ("dispersion", "dispersion above target_cv"),
+    ):
+        if key in reason:
+            return kind
+    return reason
+
+
+def _crowded_cores(spec: Any, executor: Any) -> str | None:
+    """Why the executor's workers and the spec's thread counts overfill this machine's
+    cores (local executors only; a Ray cluster's nodes are not this machine)."""
+    from hwsearch.hardware.threads import WorkerThreads, usable_cores
+
+    if executor.cores_per_worker is not None:  # Ray reserves the cores itself
+        return None
+    workers = executor.max_workers
+    given = spec.threads.model_dump() if spec.threads is not None else {}
+    threads = WorkerThreads.from_task({**given, "workers": workers})
+    measurement = getattr(spec.measurement, "threads", 1)
+    most = max(threads.training, threads.evaluation, measurement)
+    cores = usable_cores()
+    if workers * most <= cores:
+        return None
+    return (
+        f"{workers} worker(s) x {most} thread(s) need more than the {cores} usable core(s): "
+        "timings will be taken on shared cores"
+    )
 
 
 @app.command()
