@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
-import pytest
 import torch
 from torch import nn
 
@@ -34,21 +30,6 @@ LOAD_KEYS = {
     "loadavg_5m",
     "loadavg_15m",
 }
-
-
-@pytest.fixture
-def busy_cores() -> Iterator[int]:
-    """One busy-loop process per usable core (``while True: pass``), killed afterwards."""
-    cores = len(usable_cpus())
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
-    try:
-        time.sleep(0.5)  # let them start spinning
-        yield cores
-    finally:
-        for proc in procs:
-            proc.kill()
-        for proc in procs:
-            proc.wait()
 
 
 def test_every_measurement_records_the_load_of_its_window() -> None:
