@@ -17,7 +17,7 @@ from hwsearch.search.filters import parse_filter
 # Details of a metric worth showing beside its value: how settled a timing was, which
 # kernels ran, where a value measured elsewhere came from.
 SHOWN_DETAILS: tuple[str, ...] = (
-    *("converged", "cv", "repeats", "kernel_path", "source", "column", "reused"),
+    *("converged", "cv", "noisy", "repeats", "kernel_path", "source", "column", "reused"),
     # ... and for energy and carbon: the meter and the factors used.
     *("meter", "energy_provenance", "region", "grid_gco2e_per_kwh", "pue"),
 )
