@@ -505,6 +505,8 @@ class Driver:
                     error = outcome.error or f"verification returned no {', '.join(needed)}"
                     self.store.record_failure(candidate.id, error)
                     del self._pool[candidate.id]
+                    if _past(deadline):  # within one evaluation of the wall-time budget
+                        break
                     continue
                 told = self._values(measured)
                 feasible = all(v <= 0 for v in told[1])
@@ -513,6 +515,8 @@ class Driver:
                 )
                 self._told[candidate.config_hash] = told
                 self._remember(candidate, outcome.metrics)
+                if _past(deadline):
+                    break
             self._take_front(job_id, generation)
             generation += 1
 
@@ -624,6 +628,10 @@ class Driver:
             hypervolume=volume,
             front=points or [],
         )
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def run_job(
