@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,36 @@ class WorkerThreads:
             training=resolve(threads.get("training"), per_worker=per_worker),
             evaluation=resolve(threads.get("evaluation"), per_worker=per_worker),
         )
+
+
+_DEFAULT: ContextVar[WorkerThreads | None] = ContextVar("hwsearch_worker_threads", default=None)
+
+
+def default_threads() -> WorkerThreads:
+    """The counts a build uses when given none: those of :func:`using_threads`, else one."""
+    return _DEFAULT.get() or WorkerThreads()
+
+
+@contextmanager
+def using_threads(threads: WorkerThreads) -> Iterator[None]:
+    """Builds inside the block that are given no counts use ``threads`` (export rebuilds a
+    candidate with the counts it was trained with)."""
+    token = _DEFAULT.set(threads)
+    try:
+        yield
+    finally:
+        _DEFAULT.reset(token)
+
+
+def stored_threads(details: Mapping[str, Any]) -> WorkerThreads | None:
+    """The counts a quality metric's details say its candidate was built with."""
+    seen = details.get("threads")
+    if not isinstance(seen, Mapping) or not seen:
+        return None
+    return WorkerThreads(
+        training=int(seen.get("training") or DEFAULT_THREADS),
+        evaluation=int(seen.get("evaluation") or DEFAULT_THREADS),
+    )
 
 
 @contextmanager

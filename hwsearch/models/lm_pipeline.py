@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from hwsearch.hardware.kernels import BlockSparseLinear, QuantizedLinear, magnitude_block_mask
-from hwsearch.hardware.threads import WorkerThreads, torch_threads
+from hwsearch.hardware.threads import WorkerThreads, default_threads, torch_threads
 from hwsearch.models.compression import WeightMask, magnitude_mask, nm_mask, parse_nm
 from hwsearch.models.lm_data import batch, char_data, validation_windows
 from hwsearch.models.transformer import (
@@ -216,10 +216,11 @@ def build_lm(
     """Train ``config`` with ``seed``, compress, fine-tune, materialise, measure quality.
 
     Training and fine-tuning run with ``threads.training`` intra-op threads, the quality
-    pass with ``threads.evaluation`` (one each by default). Deterministic for a seed and
-    thread counts; the global torch RNG is left as it was.
+    pass with ``threads.evaluation`` (by default those of
+    :func:`~hwsearch.hardware.threads.using_threads`, else one each). Deterministic for a
+    seed and thread counts; the global torch RNG is left as it was.
     """
-    counts = threads or WorkerThreads()
+    counts = threads or default_threads()
     seen: dict[str, int] = {}
     with torch_threads(counts.training) as seen["training"]:
         model, names, pattern, exit_at, shape, cfg = _trained(family, config, settings, seed)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from hwsearch.errors import HwsearchError
-from hwsearch.hardware.threads import WorkerThreads, torch_threads
+from hwsearch.hardware.threads import WorkerThreads, default_threads, torch_threads
 from hwsearch.models.base import ModelFamily
 from hwsearch.models.compression import (
     CompressibleNet,
@@ -81,11 +81,12 @@ def build_candidate(
     measure its test accuracy and materialise it for the CPU.
 
     Training and fine-tuning run with ``threads.training`` intra-op threads, calibration,
-    the test-set pass and materialisation with ``threads.evaluation`` (one each by default;
-    the previous count is restored). Deterministic for a given seed and thread counts; the
-    global torch RNG is left as it was.
+    the test-set pass and materialisation with ``threads.evaluation`` (by default those of
+    :func:`~hwsearch.hardware.threads.using_threads`, else one each; the previous count is
+    restored). Deterministic for a given seed and thread counts; the global torch RNG is
+    left as it was.
     """
-    counts = threads or WorkerThreads()
+    counts = threads or default_threads()
     seen: dict[str, int] = {}
     if not family.trainable:
         raise HwsearchError(

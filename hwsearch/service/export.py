@@ -72,6 +72,7 @@ def _export_candidate(
 ) -> ExportResult:
     import torch
 
+    from hwsearch.hardware.threads import WorkerThreads, stored_threads, using_threads
     from hwsearch.models import get_family
     from hwsearch.workers.kinds import kind_of
 
@@ -93,10 +94,14 @@ def _export_candidate(
     files[1].write_text(yaml.safe_dump(description, sort_keys=True))
 
     # The job's evaluation kind rebuilds the model (trained where the kind trains).
+    # With the thread counts it was trained with: the weights depend on them.
     kind = kind_of(spec.evaluation)
-    rebuilt = kind.rebuild_stored(
-        family, candidate.config, dict(spec.evaluation), spec.seed, candidate.metrics
-    ) or kind.rebuild(family, candidate.config, dict(spec.evaluation), spec.seed)
+    quality = candidate.metrics.get("accuracy")
+    threads = stored_threads(quality.details) if quality is not None else None
+    with using_threads(threads or WorkerThreads()):
+        rebuilt = kind.rebuild_stored(
+            family, candidate.config, dict(spec.evaluation), spec.seed, candidate.metrics
+        ) or kind.rebuild(family, candidate.config, dict(spec.evaluation), spec.seed)
     weights, deployed, portable = rebuilt.weights, rebuilt.deployed, rebuilt.portable
     example, kernel_path, how_built = rebuilt.example, rebuilt.kernel_path, rebuilt.how_built
     reproduced = rebuilt.quality.get("accuracy")

@@ -148,3 +148,37 @@ def test_a_threads_section_enters_the_measurement_context(tiny_spec: dict[str, A
     one = measurement_context(parse_spec({**tiny_spec, "threads": {"training": 1}}))
     two = measurement_context(parse_spec({**tiny_spec, "threads": {"training": 2}}))
     assert plain != two and one != two  # weights trained on other counts are not reused
+
+
+def test_export_rebuilds_with_the_counts_the_candidate_was_trained_with(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    from hwsearch.service.export import export_candidate
+
+    # The demo's cnn: its trained weights differ between one and two training threads.
+    spec = {
+        "name": "threads-export",
+        "family": "cnn",
+        "target": "cpu",
+        "space": {
+            "stages": 2,
+            "blocks": 2,
+            "width": [16, 16, 16],
+            "kernel_size": 3,
+            "sparsity": {"type": "choice", "values": [0.25]},
+            "sparsity_pattern": "unstructured",
+            "weight_bits": [8, 8, 8],
+            "act_bits": 8,
+        },
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        "budget": {"evaluations": 1},
+        "optimizer": {"name": "random"},
+        "evaluation": {"epochs": 4, "finetune_epochs": 1},
+        "measurement": TIMING,
+        "threads": {"training": 2, "evaluation": 2},
+    }
+    job = run_job(parse_spec(spec), sqlite_store)
+    (candidate,) = sqlite_store.list_candidates(job.id)
+    assert _seen(candidate)[0] == {"training": 2, "evaluation": 2}
+    result = export_candidate(sqlite_store, job.id, candidate.id, tmp_path / "export")
+    assert result.reproduced_accuracy == result.stored_accuracy
