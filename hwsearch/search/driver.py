@@ -372,8 +372,7 @@ class Driver:
                 self.on_progress(self._progress(job_id, generation))
                 if self._stop_requested():  # cancel takes effect within one evaluation
                     return settled
-                if self._deadline is not None and time.monotonic() >= self._deadline:
-                    # the wall-time budget holds within one evaluation: start no more
+                if _past(self._deadline):  # within one evaluation of the wall-time budget
                     self._time_taken(time.monotonic() - started, done, len(to_evaluate))
                     return settled
             self._time_taken(time.monotonic() - started, done, len(to_evaluate))
@@ -631,6 +630,7 @@ class Driver:
 
 
 def _past(deadline: float | None) -> bool:
+    """Whether the wall-time deadline (``time.monotonic``; ``None``: none) has passed."""
     return deadline is not None and time.monotonic() >= deadline
 
 
