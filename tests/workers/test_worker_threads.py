@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from hwsearch.db import Store
+from hwsearch.errors import SpecErrors
 from hwsearch.hardware.threads import WorkerThreads, cores_per_worker, usable_cores
 from hwsearch.records import CandidateRecord
 from hwsearch.search.driver import measurement_context, run_job
@@ -141,6 +142,23 @@ def test_auto_resolves_from_the_executor_or_the_workers() -> None:
     assert cores_per_worker(8, cores=2) == 1  # never below one
     with pytest.raises(ValueError, match="integer >= 1 or 'auto'"):
         WorkerThreads.from_task({"training": 0})
+
+
+@pytest.mark.parametrize(
+    ("threads", "field"),
+    [
+        ({"training": 0}, "threads.training"),
+        ({"evaluation": "all"}, "threads.evaluation"),
+        ({"training": True}, "threads.training"),
+        ({"measurement": 2}, "threads.measurement"),  # the measurement's is measurement.threads
+    ],
+)
+def test_bad_thread_counts_name_their_field(
+    tiny_spec: dict[str, Any], threads: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(SpecErrors) as caught:
+        parse_spec({**tiny_spec, "threads": threads})
+    assert [e.field for e in caught.value.errors] == [field]
 
 
 def test_a_threads_section_enters_the_measurement_context(tiny_spec: dict[str, Any]) -> None:
