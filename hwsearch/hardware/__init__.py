@@ -14,6 +14,7 @@ from hwsearch.hardware.measure import (
     measure_latency,
     robust_cv,
 )
+from hwsearch.hardware.ort import OrtKind  # registers ort:cpu and ort:cuda
 from hwsearch.hardware.tables import (
     MetricTable,
     TableColumnError,
@@ -37,6 +38,7 @@ __all__ = [
     "LatencyMeasurement",
     "MeasureSettings",
     "MetricTable",
+    "OrtKind",
     "TableColumnError",
     "TableError",
     "TableKeyError",

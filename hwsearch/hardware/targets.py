@@ -1,7 +1,8 @@
 """Deployment targets: the devices a candidate can be measured on, by kind.
 
 A target is named like ``torch.device``: ``"cpu"`` or ``"cuda:N"`` (``"cuda"`` means
-``"cuda:0"``); plug-ins add kinds of their own (:func:`register_target_kind`). Each
+``"cuda:0"``); ``"ort:cpu"`` and ``"ort:cuda:N"`` run candidates in ONNX Runtime
+(:mod:`hwsearch.hardware.ort`); plug-ins add kinds of their own (:func:`register_target_kind`). Each
 :class:`TargetKind` parses its names, says what an executor must reserve to run a candidate
 on it (:meth:`TargetKind.resources`), which energy meter measures it, and whether the device
 exists *here* (:meth:`TargetKind.check_here`). That last check runs where the candidate is
@@ -55,6 +56,10 @@ class TargetKind(abc.ABC):
     syntax: ClassVar[str]
     #: The kind of profile of its devices (factors for energy and carbon).
     profile_kind: ClassVar[ProfileKind] = "cpu"
+    #: What runs candidates on it: ``"torch"`` (PyTorch, the default) or another runtime
+    #: (``"onnxruntime"``, :mod:`hwsearch.hardware.ort`); evaluation kinds say which they
+    #: can serve (:attr:`hwsearch.workers.kinds.EvaluationKind.runtimes`).
+    runtime: ClassVar[str] = "torch"
 
     @abc.abstractmethod
     def parse(self, text: str) -> Target | None:
@@ -63,6 +68,12 @@ class TargetKind(abc.ABC):
 
     def check_here(self, target: Target) -> None:  # noqa: B027 - a device always present
         """Raise :class:`SpecError` (field ``target``) if ``target`` is not on this machine."""
+
+    def value_problem(self, knob: str, value: Any) -> str | None:
+        """Why this kind's devices cannot run ``value`` of the space's knob ``knob`` (e.g.
+        a bit-width without a kernel), or None (the default). Checked when the spec is read,
+        naming the knob's field."""
+        return None
 
     def resources(self, target: Target) -> dict[str, float]:
         """What an executor reserves to evaluate a candidate on ``target`` (Ray resource
