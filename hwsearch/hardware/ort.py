@@ -39,14 +39,14 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from hwsearch.errors import HwsearchError, SpecError
-from hwsearch.hardware.targets import Target, TargetKind, register_target_kind
+from hwsearch.hardware.targets import ProfileKind, Target, TargetKind, register_target_kind
 
 if TYPE_CHECKING:
     from hwsearch.hardware.measure import LatencyMeasurement
@@ -85,7 +85,7 @@ class OrtKind(TargetKind):
 
     name = "ort"
     syntax = "'ort:cpu'"
-    profile_kind = "cpu"
+    profile_kind: ClassVar[ProfileKind] = "cpu"
     runtime = RUNTIME
     provider: ClassVar[str] = CPU_PROVIDER
 
@@ -283,7 +283,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
         torch.onnx.export(
             model.eval(),
             (example,),
-            buffer,
+            cast(Any, buffer),  # a file-like object works; the stubs say a path
             input_names=[INPUT],
             output_names=[OUTPUT],
             dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
@@ -367,7 +367,7 @@ def quantize(
             if not calibration:
                 raise ValueError("static int8 quantization needs at least one calibration batch")
             every = all(p == STATIC for p in paths.values())  # quantize the whole graph
-            reader: CalibrationDataReader = _Batches(calibration)  # type: ignore[assignment]
+            reader: CalibrationDataReader = _Batches(calibration)
             out = Path(tmp) / "static.onnx"
             quantize_static(
                 current,

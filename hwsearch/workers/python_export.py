@@ -26,9 +26,9 @@ def reload(
     import torch
 
     from hwsearch.artifacts import ArtifactStore
+    from hwsearch.models.custom.compress import bake
     from hwsearch.models.custom.context import Context
     from hwsearch.models.custom.family import split_config
-    from hwsearch.models.custom.compress import bake
     from hwsearch.models.custom.pipeline import (
         calibration_batches,
         checked_metrics,

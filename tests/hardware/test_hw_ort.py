@@ -88,8 +88,12 @@ def test_deployed_session_computes_what_the_model_computes(
     bits: dict[str, tuple[int, int]], paths: dict[str, str]
 ) -> None:
     model = _net()
-    calibration = [torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(4)]
-    deployed = deploy(model, calibration[0][:1], bits, calibration, target=parse_target("ort:cpu"), threads=1)
+    calibration = [
+        torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(4)
+    ]
+    deployed = deploy(
+        model, calibration[0][:1], bits, calibration, target=parse_target("ort:cpu"), threads=1
+    )
     assert deployed.paths == paths
     assert deployed.quantized == any(p != FP32 for p in paths.values())
     ops = {n.op_type for n in __import__("onnx").load_from_string(deployed.onnx_model).graph.node}

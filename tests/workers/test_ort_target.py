@@ -147,7 +147,7 @@ def test_activation_bits_ort_cannot_run_are_a_spec_error_naming_the_knob() -> No
     assert "space.act_bits.values[1]" in fields
     assert "act_bits 4" in fields["space.act_bits.values[1]"]
     spec["space"]["act_bits"] = 2  # a constant too
-    with pytest.raises(SpecErrors, match="space.act_bits"):
+    with pytest.raises(SpecErrors, match=r"space\.act_bits"):
         parse_spec(spec)
     spec["target"] = "cpu"  # PyTorch simulates them
     parse_spec(spec)
