@@ -135,6 +135,7 @@ class TableEvaluationKind(EvaluationKind):
 
     type = "table"
     doc = "'table' (quality looked up in a table)"
+    runtimes = frozenset({"torch", "onnxruntime"})  # the untrained network, timed in fp32
 
     @property
     def settings_model(self) -> SettingsModel:

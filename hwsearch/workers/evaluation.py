@@ -233,12 +233,19 @@ def evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         latency = table.value(key, timing["column"])
         metrics.append(metric("latency_ms", latency, Provenance.MEASURED, details))
     else:
+        from hwsearch.hardware.ort import deploy, with_runtime
+        from hwsearch.workers.ort_eval import runs_on_ort
+
         target = parse_target(task.target)
         settings = MeasureSettings(**timing_settings(task.measurement))
         model = built.deploy_model if built is not None else family.build(task.config)
         example = _example_input(family, task.config, settings.batch_size)
-        measured = measure_latency(model, example, target, settings)
         kernel_path = built.kernel_path if built is not None else "fp32"
+        timed = model
+        if built is None and runs_on_ort(target):  # the untrained float network on ORT
+            on_ort = deploy(model, example[:1], {}, [], target=target, threads=settings.threads)
+            timed, kernel_path = on_ort.model, on_ort.kernel_path
+        measured = with_runtime(measure_latency(timed, example, target, settings), timed)
         metrics += timing_metrics(measured, settings, kernel_path, task.target)
 
     counts = family.counts(task.config) if built is None else None

@@ -116,14 +116,16 @@ class EvaluationKind(abc.ABC):
     ) -> Rebuilt:
         """The candidate's model for export; by default the family's untrained network."""
         model = family.build(config).eval()
+        example = family.example_input_for(config, 1)
         return Rebuilt(
             weights=model,
             deployed=model,
             portable=model,
-            example=family.example_input_for(config, 1),
+            example=example,
             kernel_path="fp32",
             how_built=f"not trained here (evaluation {self.type!r}): the network is exported "
             "with freshly initialised weights",
+            runtime_source=RuntimeSource(model, {}, [], example, lambda _: {}),
         )
 
     def for_store(self, settings: BaseModel, db_url: str) -> BaseModel:
