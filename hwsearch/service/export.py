@@ -154,8 +154,10 @@ def _ort_readme(kernel_path: str, quantized: bool, accuracy: float | None) -> st
 ## ONNX Runtime
 
 `{ORT_MODEL}`: the model that ran on the ONNX Runtime target, {how} (kernel path
-`{kernel_path}`). It takes the same input as the model measured during the search (input
-`input`, output `output`, dynamic batch); load it with
+`{kernel_path}`). It takes the inputs the search measured and evaluated it on (input
+`input`, output `output`, dynamic batch): for the built-in families the data source's
+preprocessed inputs (digits: standardised per pixel, flattened for the mlp), not the raw
+pixels `model_torchscript.pt` takes. Load it with
 `onnxruntime.InferenceSession("{ORT_MODEL}")`.{quality}
 """
 
