@@ -1,4 +1,4 @@
-"""ONNX Runtime targets: ``ort:cpu`` and ``ort:cuda[:N]``, and the runtime that runs on them.
+"""The runtime of the ONNX Runtime targets ``ort:cpu`` and ``ort:cuda[:N]``.
 
 A candidate on an ORT target is not run by PyTorch: its float model (compression baked into
 the weights) is exported to ONNX, quantized with ORT's own tools where its bit-widths ask
@@ -18,8 +18,9 @@ its ``(weight_bits, act_bits)``:
 
 Weight widths below 8 run on the int8 kernels (their values re-quantized to the int8 grid;
 no narrower ORT CPU kernel is used). Activations below 8 bits have no ORT kernel at all:
-:meth:`OrtKind.value_problem` makes them a spec error naming the knob, and :func:`deploy`
-refuses them too.
+the target kinds (:class:`~hwsearch.hardware.targets.OrtKind`, torch-free, in
+:mod:`hwsearch.hardware.targets`) make them a spec error naming the knob, and
+:func:`deploy` refuses them too.
 
 The session (:class:`OrtModule`, an ``nn.Module`` over it so that the project's measurement
 protocol, :func:`hwsearch.hardware.measure_latency`, times it unchanged) runs with
@@ -39,19 +40,29 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from hwsearch.errors import HwsearchError, SpecError
-from hwsearch.hardware.targets import ProfileKind, Target, TargetKind, register_target_kind
+from hwsearch.hardware.targets import (
+    CPU_PROVIDER,
+    CUDA_PROVIDER,
+    ORT_CPU,
+    ORT_RUNTIME,
+    OrtCudaKind,
+    OrtKind,
+    Target,
+    act_bits_problem,
+    available_providers,
+)
 
 if TYPE_CHECKING:
     from hwsearch.hardware.measure import LatencyMeasurement
 
-RUNTIME = "onnxruntime"
+RUNTIME = ORT_RUNTIME
 STATIC = "ort-int8-static-qdq"
 DYNAMIC = "ort-int8-dynamic"
 FP32 = "ort-fp32"
@@ -60,90 +71,7 @@ GRAPH_OPTIMIZATION_LEVEL = "ORT_ENABLE_ALL"
 INTER_OP_THREADS = 1
 OPSET = 17
 INPUT, OUTPUT = "input", "output"
-CPU_PROVIDER = "CPUExecutionProvider"
-CUDA_PROVIDER = "CUDAExecutionProvider"
 _WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
-
-
-def act_bits_problem(value: Any) -> str | None:
-    """Why ONNX Runtime cannot run activations of ``value`` bits, or None."""
-    if isinstance(value, int) and not isinstance(value, bool) and value < 8:
-        return (
-            f"act_bits {value} cannot run on ONNX Runtime: it quantizes activations to 8 bits "
-            "(static int8, QDQ) or keeps them float; use 8, 16 or 32"
-        )
-    return None
-
-
-def _knob(key: str) -> str:
-    """The compression knob a space key names (``act_bits``, ``layers[x].act_bits``)."""
-    return key.rsplit(".", 1)[-1]
-
-
-class OrtKind(TargetKind):
-    """``ort:cpu``: ONNX Runtime's CPU execution provider on this machine's CPU."""
-
-    name = "ort"
-    syntax = "'ort:cpu'"
-    profile_kind: ClassVar[ProfileKind] = "cpu"
-    runtime = RUNTIME
-    provider: ClassVar[str] = CPU_PROVIDER
-
-    def parse(self, text: str) -> Target | None:
-        return ORT_CPU if text == "ort:cpu" else None
-
-    def check_here(self, target: Target) -> None:
-        providers = available_providers()
-        if self.provider not in providers:
-            raise SpecError(
-                "target",
-                f"{target.name!r} needs ONNX Runtime's {self.provider}; available here: "
-                f"{', '.join(providers) or 'none (onnxruntime is not installed)'}",
-            )
-
-    def value_problem(self, knob: str, value: Any) -> str | None:
-        return act_bits_problem(value) if _knob(knob) == "act_bits" else None
-
-
-class OrtCudaKind(OrtKind):
-    """``ort:cuda[:N]``: ORT's CUDA execution provider on GPU N (one candidate at a time)."""
-
-    name = "ort-cuda"
-    syntax = "'ort:cuda:N'"
-    profile_kind = "cuda"
-    provider = CUDA_PROVIDER
-
-    def parse(self, text: str) -> Target | None:
-        if text == "ort:cuda":
-            text = "ort:cuda:0"
-        head, _, index = text.rpartition(":")
-        if head != "ort:cuda" or not index.isdigit():
-            return None
-        return Target(name=text, kind=self.name, device_index=int(index), torch_device="cpu")
-
-    def check_here(self, target: Target) -> None:
-        super().check_here(target)
-        if torch.cuda.is_available() and (target.device_index or 0) >= torch.cuda.device_count():
-            raise SpecError(
-                "target",
-                f"{target.name!r}: device index {target.device_index} out of range; this "
-                f"machine has {torch.cuda.device_count()} CUDA device(s)",
-            )
-
-    def resources(self, target: Target) -> dict[str, float]:
-        return {"num_gpus": 1.0}
-
-
-ORT_CPU = Target(name="ort:cpu", kind="ort", device_index=None, torch_device="cpu")
-
-
-def available_providers() -> list[str]:
-    """ONNX Runtime's execution providers in this process ([] without onnxruntime)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return []
-    return list(ort.get_available_providers())
 
 
 def provider_of(target: Target) -> str:
@@ -450,9 +378,6 @@ def deploy(
     quantized = any(p != FP32 for p in paths.values())
     return OrtDeployed(session, onnx_model, paths, quantized, notes)
 
-
-register_target_kind(OrtKind())
-register_target_kind(OrtCudaKind())
 
 __all__ = [
     "DYNAMIC",
