@@ -3,6 +3,9 @@ session against the PyTorch model it came from (real export, real ORT quantizati
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import onnxruntime as ort
 import pytest
 import torch
@@ -125,3 +128,40 @@ def test_measurement_records_ort_version_provider_level_and_threads() -> None:
     assert (env["intra_op_num_threads"], env["inter_op_num_threads"]) == (1, 1)
     assert latency.peak_memory_bytes >= deployed.model.weight_bytes > 8 * 64 * 32 * 4
     assert isinstance(deployed.model, OrtModule) and latency.median_ms > 0
+
+
+def test_an_ort_spec_is_checked_without_torch_or_onnxruntime(tmp_path: Path) -> None:
+    """Naming an ORT target, and refusing its bit-widths, imports neither torch nor ORT."""
+    import subprocess
+    import sys
+    import textwrap
+
+    root = Path(__file__).resolve().parents[2]
+    code = textwrap.dedent(
+        """
+        import sys
+        from hwsearch.errors import SpecErrors
+        from hwsearch.search.spec import parse_spec
+        spec = {
+            "name": "n", "family": "mlp", "target": "ort:cpu", "budget": {"evaluations": 2},
+            "space": {"act_bits": {"type": "choice", "values": [4, 8]}},
+            "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        }
+        try:
+            parse_spec(spec)
+        except SpecErrors as exc:
+            print([e.field for e in exc.errors])
+        print(sorted(m for m in ("torch", "onnxruntime") if m in sys.modules))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["['space.act_bits.values[0]']", "[]"]
