@@ -1,10 +1,11 @@
 """The driver loop of one job: ask, evaluate, store, tell, take the front; repeat.
 
-The driver alone writes to the database. A candidate's metrics are stored the moment its
-evaluation finishes, committed before the driver waits for the next evaluation, so an
-interrupted job keeps every finished candidate; evaluations that finish within 50 ms of
-each other are stored together, in one transaction (:mod:`hwsearch.db.group_commit`), and
-every outcome is stored before it is told to the optimizer and before a stop hook is asked.
+The driver alone writes to the database. A candidate's metrics are stored when its
+evaluation finishes: at once, committed before the driver waits for the next evaluation,
+when it took longer than 50 ms to arrive; together with the others, in one transaction,
+when evaluations finish within 50 ms of each other (:mod:`hwsearch.db.group_commit`).
+Every outcome is stored before it is told to the optimizer, before a stop hook is asked,
+and when the driver is interrupted, so an interrupted job keeps every finished candidate.
 That write is the whole per-candidate cost in the database (:meth:`Store.record_results`: a
 fixed number of Core statements per group); everything else is once per batch.
 
