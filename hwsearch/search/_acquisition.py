@@ -73,7 +73,7 @@ class ViolationTransform:
     @classmethod
     def candidates(cls, v: FloatArray) -> list[ViolationTransform]:
         """The signed log, then (for finite violations that differ) shifts in both
-        directions that keep every ``s + d v`` positive."""
+        directions that keep every ``s + d v`` positive, the bound's (``s``) included."""
         v = np.asarray(v, dtype=float)
         finite = v[np.isfinite(v)]
         scale = float(np.median(np.abs(finite))) if len(finite) else 1.0
@@ -85,7 +85,8 @@ class ViolationTransform:
         if spread <= 0:
             return out
         for direction in (1.0, -1.0):
-            edge = float(-(direction * v).min())  # s must exceed this
+            # s + d v > 0 for every v seen, and at the bound (v = 0): s > 0
+            edge = max(float(-(direction * v).min()), 0.0)
             for r in VIOLATION_SHIFTS:
                 out.append(cls("shift", edge + r * spread, direction))
         return out

@@ -386,6 +386,10 @@ def test_violation_transforms_keep_the_bound_and_order() -> None:
         assert np.all(np.diff(t) > 0), transform.kind
         assert float(transform.forward(np.array([0.0]))[0]) == pytest.approx(transform.threshold)
         assert np.isfinite(transform.log_jacobian(v))
+    # nothing feasible yet (every violation positive): the bound stays inside every shift
+    for transform in ViolationTransform.candidates(np.array([0.5, 2.0, 7.0])):
+        assert transform.kind == "signed" or transform.shift > 0
+        assert np.isfinite(transform.threshold)
     # an infinite violation (a metric that came out NaN) leaves only the signed log, finite
     inf = np.array([-1.0, 2.0, math.inf])
     (only,) = ViolationTransform.candidates(inf)
