@@ -15,15 +15,17 @@ from hwsearch.service.cli.common import (
     AddressOption,
     DbOption,
     Executor,
-    ExecutorOption,
+    ExecutorSettingOption,
     OutOption,
     PluginOption,
+    RunExecutorOption,
     ServerOption,
     TokenOption,
     WorkersOption,
     app,
     console,
     errors,
+    executor_settings,
     import_plugins,
     open_store,
     server_client,
@@ -37,9 +39,10 @@ def run(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec, YAML or JSON.")],
     db: DbOption = None,
     out: OutOption = None,
-    executor: ExecutorOption = Executor.local,
+    executor: RunExecutorOption = None,
     workers: WorkersOption = None,
     address: AddressOption = None,
+    executor_setting: ExecutorSettingOption = None,
     plugin: PluginOption = None,
 ) -> None:
     """Run a search job to the end of its budget and print its Pareto front."""
@@ -49,7 +52,8 @@ def run(
         import_plugins(plugin)
         spec = load_spec(spec_path)  # a bad spec stops here, before the database is touched
         store = open_store(db, create=True)
-        _drive(store, spec, executor, workers, out, lambda job: job.run(), address)
+        where = _placement(spec, executor, workers, address, executor_setting)
+        _drive(store, spec, where, out, lambda job: job.run())
 
 
 @app.command()
@@ -57,9 +61,10 @@ def resume(
     job_id: Annotated[int, typer.Argument(metavar="JOB")],
     db: DbOption = None,
     out: OutOption = None,
-    executor: ExecutorOption = Executor.local,
+    executor: RunExecutorOption = None,
     workers: WorkersOption = None,
     address: AddressOption = None,
+    executor_setting: ExecutorSettingOption = None,
     plugin: PluginOption = None,
 ) -> None:
     """Continue an interrupted job; candidates it finished are not evaluated again."""
@@ -69,24 +74,44 @@ def resume(
         import_plugins(plugin)
         store = open_store(db)
         spec = parse_spec(store.get_job(job_id).spec)
-        _drive(store, spec, executor, workers, out, lambda job: job.resume(job_id), address)
+        where = _placement(spec, executor, workers, address, executor_setting)
+        _drive(store, spec, where, out, lambda job: job.resume(job_id))
+
+
+def _placement(
+    spec: Any,
+    executor: Executor | None,
+    workers: int | None,
+    address: str | None,
+    pairs: list[str] | None,
+) -> Any:
+    """The spec's ``executor`` section with the command's options over it, checked
+    (an :class:`~hwsearch.workers.ExecutorSettings`)."""
+    from hwsearch.workers import ExecutorSettings
+
+    settings = spec.executor or ExecutorSettings()
+    given = executor_settings(pairs)
+    if given:
+        settings = ExecutorSettings.parse({**settings.model_dump(exclude_unset=True), **given})
+    chosen = settings.merged(
+        type=executor.value if executor is not None else None, workers=workers, address=address
+    )
+    return chosen
 
 
 def _drive(
     store: Any,
     spec: Any,
-    executor: Executor,
-    workers: int | None,
+    where: Any,
     out: Path | None,
     start: Callable[[Any], Any],
-    address: str | None = None,
 ) -> None:
     """Run a driver with a progress bar, then print the front and write its CSV and plot."""
     from hwsearch.search.driver import Progress as JobProgress
     from hwsearch.search.jobs import Job
     from hwsearch.service.fronts import load_front, to_csv
     from hwsearch.service.plot import plot_front
-    from hwsearch.workers import make_executor
+    from hwsearch.workers import executor_for
 
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -96,11 +121,7 @@ def _drive(
         TimeElapsedColumn(),
     )
     with (
-        make_executor(
-            executor.value,
-            workers=workers if workers is not None or executor is Executor.ray else 2,
-            address=address,
-        ) as pool,
+        executor_for(where, default_workers=2) as pool,
         Progress(*columns, console=console, transient=False) as bar,
     ):
         task = bar.add_task(spec.name, total=spec.budget.evaluations, status="starting")
