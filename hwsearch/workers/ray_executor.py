@@ -109,9 +109,6 @@ class MeasurementActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def node_id(self) -> str:
-        return str(ray.get_runtime_context().get_node_id())
-
     def evaluate(self, task: EvalTask) -> EvalOutcome:
         return evaluate_here(self._evaluate, task)
 
