@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hwsearch.errors import SpecError, SpecErrors
 from hwsearch.search.spec import parse_spec
@@ -120,3 +122,22 @@ def test_ray_placement_with_another_executor_is_refused() -> None:
     with pytest.raises(SpecError) as caught:
         executor_for(placement)  # no type: local, which reads no resources
     assert caught.value.field == "executor.resources"
+
+
+def test_run_refuses_a_bad_executor_setting_before_writing_anything(
+    tiny_spec: dict[str, Any], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from hwsearch.service.cli import app
+
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({**tiny_spec, "executor": {"type": "ray"}}))
+    db = tmp_path / "hwsearch.db"
+    result = CliRunner().invoke(
+        app,
+        ["run", str(spec_path), "--db", f"sqlite:///{db}", "--executor-setting", "num_gpus=-1"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "executor.num_gpus" in result.output
+    assert not db.exists()

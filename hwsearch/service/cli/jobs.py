@@ -51,8 +51,8 @@ def run(
     with user_errors():
         import_plugins(plugin)
         spec = load_spec(spec_path)  # a bad spec stops here, before the database is touched
+        where = _placement(spec, executor, workers, address, executor_setting)  # and here
         store = open_store(db, create=True)
-        where = _placement(spec, executor, workers, address, executor_setting)
         _drive(store, spec, where, out, lambda job: job.run())
 
 
