@@ -201,6 +201,12 @@ def _latency_story(latency: MetricValue | None, kernel_path: str) -> str:
             f"`{details.get('column', '?')}` ({details.get('measured', 'published results')})."
         )
     env = "\n".join(f"- {k}: {v}" for k, v in sorted(details.get("environment", {}).items()))
+    worker = details.get("worker")
+    if isinstance(worker, dict):  # measured on a Ray worker
+        env += (
+            f"\n- worker: host {worker.get('host', '?')}, Ray node {worker.get('node_id', '?')}, "
+            f"pid {worker.get('pid', '?')}, {float(worker.get('cpu_seconds', 0.0)):.1f} CPU s"
+        )
     return f"""Median of {details.get("repeats", "?")} timed runs after warm-up, batch size
 {details.get("batch_size", "?")}, {details.get("threads", "?")} thread(s), coefficient of
 variation {details.get("cv", float("nan")):.3g} (converged: {details.get("converged", "?")}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,18 @@ def test_run_refuses_a_bad_executor_setting_before_writing_anything(
     assert result.exit_code == 2, result.output
     assert "executor.num_gpus" in result.output
     assert not db.exists()
+
+
+def test_the_export_readme_says_which_worker_measured_the_latency() -> None:
+    from hwsearch.records import MetricValue, Provenance
+    from hwsearch.service.export import _latency_story
+
+    worker = {"host": "node-7", "node_id": "ab12", "pid": 4242, "cpu_seconds": 3.0}
+    latency = MetricValue(
+        "latency_ms", 1.0, Provenance.MEASURED, "cpu", {"repeats": 5, "worker": worker}
+    )
+    assert "worker: host node-7, Ray node ab12, pid 4242, 3.0 CPU s" in _latency_story(
+        latency, "dense"
+    )
+    elsewhere = replace(latency, details={"repeats": 5})  # measured in process
+    assert "worker:" not in _latency_story(elsewhere, "dense")
