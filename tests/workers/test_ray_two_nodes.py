@@ -208,13 +208,20 @@ def cluster() -> Iterator[Cluster]:
 
 
 def _done(db: str) -> list[Any]:
-    with contextlib.suppress(Exception), Store.open(db) as store:
-        jobs = store.list_jobs()
-        if jobs:
-            return [
-                c for c in store.list_candidates(jobs[0].id) if c.status == CandidateStatus.DONE
-            ]
-    return []
+    """The job's candidates stored as done so far, read without writing (the driver is
+    writing the same SQLite file: a read that meets its lock is tried again)."""
+    for _ in range(50):
+        try:
+            with Store.open(db, migrate=False) as store:
+                jobs = store.list_jobs()
+                if not jobs:
+                    return []
+                candidates = store.list_candidates(jobs[0].id)
+        except Exception:
+            time.sleep(0.2)
+            continue
+        return [c for c in candidates if c.status == CandidateStatus.DONE]
+    raise AssertionError(f"could not read {db}")
 
 
 def _worker_of(candidate: Any) -> dict[str, Any]:
@@ -271,12 +278,13 @@ def test_candidates_run_on_the_worker_node_and_survive_its_loss(
     # Kill the worker node once some candidates are stored and the job is still going.
     # Generous for a loaded machine; unloaded, the whole test takes well under that.
     deadline = time.monotonic() + 300
-    while len(_done(db)) < 2 and time.monotonic() < deadline:
-        assert not client.get_job_status(submission).is_terminal(), client.get_job_logs(submission)[
-            -3000:
-        ]
+    done = _done(db)
+    while len(done) < 2 and time.monotonic() < deadline:
+        if client.get_job_status(submission).is_terminal():
+            pytest.fail(f"the job ended early: {client.get_job_logs(submission)[-3000:]}")
         time.sleep(0.3)
-    before = {c.id: (c.metrics["accuracy"].value, _worker_of(c)) for c in _done(db)}
+        done = _done(db)
+    before = {c.id: (c.metrics["accuracy"].value, _worker_of(c)) for c in done}
     assert 2 <= len(before) < 4
     phase(f"{len(before)} done; killing the worker node")
     _kill_group(cluster.workers[0])
