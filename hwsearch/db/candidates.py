@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Boolean, bindparam, insert, select, update
+from sqlalchemy import Boolean, bindparam, distinct, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -31,6 +31,7 @@ from hwsearch.records import (
     CandidateStatus,
     MetricValue,
     NewCandidate,
+    Provenance,
 )
 
 __all__ = ["CandidateRepository"]
@@ -275,6 +276,22 @@ class CandidateRepository(Repository):
         with self._reading() as session:
             require_job(session, job_id)
             return candidate_count(session, job_id, checked)
+
+    def count_predicted(self, job_id: int) -> int:
+        """Done candidates of the job with a predicted value (active learning settled them,
+        or some of their metrics, by prediction instead of measurement)."""
+        query = (
+            select(func.count(distinct(Measurement.candidate_id)))
+            .join(Candidate, Candidate.id == Measurement.candidate_id)
+            .where(
+                Candidate.job_id == job_id,
+                Candidate.status == CandidateStatus.DONE,
+                Measurement.provenance == Provenance.PREDICTED,
+            )
+        )
+        with self._reading() as session:
+            require_job(session, job_id)
+            return int(session.scalar(query) or 0)
 
 
 _install_retries(CandidateRepository)

@@ -112,6 +112,9 @@ class JobSpec(SpecModel):
     active_learning: ActiveLearningSpec | None = None
     prior: PriorSpec | None = None
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's seed range
+    # Copy values other jobs measured of the same config, target and settings instead of
+    # measuring again (``--no-reuse`` on run and submit sets it false).
+    reuse: bool = True
 
     @model_validator(mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from hwsearch.service.cli.common import (
     PluginOption,
     ServerOption,
     TokenOption,
+    WideOption,
     app,
     console,
     errors,
@@ -45,6 +46,7 @@ def front(
     ] = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Show the latest Pareto front of a job."""
     from hwsearch.service.fronts import load_front, to_csv, to_json
@@ -60,7 +62,7 @@ def front(
         elif format is Format.csv:
             sys.stdout.write(to_csv(view))
         else:
-            console.print(front_table(view))
+            console.print(front_table(view, wide=wide))
 
 
 @app.command()
