@@ -51,6 +51,8 @@ class Rebuilt:
     kernel_path: str
     how_built: str
     quality: dict[str, float] = field(default_factory=dict)
+    #: What the exported model takes, for its README (one or two sentences).
+    inputs: str = ""
 
 
 class EvaluationKind(abc.ABC):
@@ -105,6 +107,9 @@ class EvaluationKind(abc.ABC):
             kernel_path="fp32",
             how_built=f"not trained here (evaluation {self.type!r}): the network is exported "
             "with freshly initialised weights",
+            inputs="Its weights are freshly initialised (the job read its quality from "
+            "tables, not from training here), and no preprocessing is inside: feed it "
+            "inputs prepared as the architecture's own data set expects.",
         )
 
     def for_store(self, settings: BaseModel, db_url: str) -> BaseModel:
