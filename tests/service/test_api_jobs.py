@@ -323,4 +323,6 @@ def test_a_conflict_names_its_field_and_the_client_raises_it(api: Any) -> None:
     assert "is finished; only queued, running or interrupted" in body["errors"][0]["reason"]
     with ServiceClient(server.url, server.token) as remote, pytest.raises(ConflictError) as info:
         remote.cancel(job_id)
-    assert info.value.field == "state" and "only queued, running or interrupted" in info.value.reason
+    assert (
+        info.value.field == "state" and "only queued, running or interrupted" in info.value.reason
+    )

@@ -339,3 +339,70 @@ def test_storage_errors_are_one_clear_line_and_an_exit_code(
         raise error
     assert info.value.exit_code == code
     assert capsys.readouterr().err.strip() == f"error: {error}"
+
+
+def test_sigterm_leaves_the_job_interrupted_and_resume_finishes_it(
+    tmp_path: Path, tiny_spec: dict[str, Any]
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hwsearch.records import CandidateStatus
+
+    tiny_spec["budget"] = {"evaluations": 6}
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(tiny_spec))
+    url = f"sqlite:///{tmp_path / 'term.db'}"
+    Store.open(url).close()
+    command = [sys.executable, "-c", "from hwsearch.service.cli import app; app()"]
+    driver = subprocess.Popen(
+        [*command, "run", str(spec_path), "--db", url, "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    with Store.open(url) as store:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and driver.poll() is None:
+            jobs = store.list_jobs()
+            if jobs and store.count_candidates(jobs[0].id, status=CandidateStatus.DONE) >= 2:
+                break
+            time.sleep(0.05)
+        driver.send_signal(signal.SIGTERM)
+        _, stderr = driver.communicate(timeout=120)
+        assert driver.returncode == 143, stderr
+        (job,) = store.list_jobs()
+        assert job.state is JobState.INTERRUPTED and job.error == "interrupted (SIGTERM)"
+        assert 2 <= job.evaluations < 6
+        assert f"continue it with: hwsearch resume {job.id}" in " ".join(stderr.split())
+    listed = runner.invoke(app, ["jobs", "--db", url], env={"COLUMNS": "200"})
+    assert f"interrupted (hwsearch resume {job.id})" in listed.output
+    resumed = runner.invoke(app, ["resume", str(job.id), "--db", url, "--out", str(tmp_path)])
+    assert resumed.exit_code == 0, resumed.output
+    with Store.open(url) as store:
+        assert store.get_job(job.id).state is JobState.FINISHED
+
+
+def test_a_rerun_says_what_it_reused_and_no_reuse_measures_again(
+    finished_job: tuple[str, int, Path], tiny_spec_module: dict[str, Any]
+) -> None:
+    url, first, folder = finished_job
+    spec_path = folder / "again.yaml"
+    spec_path.write_text(yaml.safe_dump({**tiny_spec_module, "budget": {"evaluations": 2}}))
+    out = ["--db", url, "--out", str(folder / "again")]
+    again = runner.invoke(app, ["run", str(spec_path), *out], env={"COLUMNS": "200"})
+    assert again.exit_code == 0, again.output
+    words = " ".join(again.stdout.split())
+    assert f"reused 2 from job {first} (measured " in words and "--no-reuse" in words
+    fresh = runner.invoke(app, ["run", str(spec_path), *out, "--no-reuse"])
+    assert fresh.exit_code == 0, fresh.output
+    assert "from job" not in fresh.stdout and "reused 0" in fresh.stdout
+    with Store.open(url) as store:
+        newest = store.list_jobs()[0]
+        assert newest.spec["reuse"] is False
+        assert all(
+            "reused" not in c.metrics["accuracy"].details for c in store.list_candidates(newest.id)
+        )
