@@ -117,7 +117,7 @@ def test_submit_no_reuse_measures_again(
     api: Any, tmp_path: Path, tiny_spec_session: dict[str, Any]
 ) -> None:
     """The session's job measured this spec already: --no-reuse measures it again."""
-    server, first = api
+    server, _ = api
     spec = {**tiny_spec_session, "name": "again", "budget": {"evaluations": 2}}
     path = tmp_path / "again.yaml"
     path.write_text(yaml.safe_dump(spec))
