@@ -237,7 +237,15 @@ function scale(values, lo, hi) {
   max = round(Math.ceil(max / step) * step);
   const ticks = [];
   for (let v = min; v <= max + step / 1e6; v += step) ticks.push(round(v));
-  return { f: (v) => lo + ((v - min) / (max - min)) * (hi - lo), min, max, ticks };
+  return { f: (v) => lo + ((v - min) / (max - min)) * (hi - lo), min, max, ticks, step };
+}
+
+// A tick's label with as many decimals as its step needs (so no two ticks read alike).
+function tickLabel(v, step) {
+  if (Math.abs(v) >= 1e5) return v.toExponential(Math.max(0, Math.ceil(Math.log10(Math.abs(v) / step)) - 1));
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9)
+    + (Number((step / 10 ** Math.floor(Math.log10(step))).toPrecision(3)) === 2.5 ? 1 : 0));
+  return String(Number(v.toFixed(Math.min(decimals, 12))));
 }
 
 function axes(svg, x, y, width, height, left, bottom, xLabel, yLabel) {
@@ -246,11 +254,11 @@ function axes(svg, x, y, width, height, left, bottom, xLabel, yLabel) {
   svg.append(svgEl("line", { class: "axis", x1: left, y1: 18, x2: left, y2: height - bottom }));
   for (const xv of x.ticks) {
     svg.append(svgEl("text", { class: "x-tick", x: x.f(xv), y: height - bottom + 14,
-      "text-anchor": "middle" }, fmt(xv)));
+      "text-anchor": "middle" }, tickLabel(xv, x.step)));
   }
   for (const yv of y.ticks) {
     svg.append(svgEl("text", { class: "y-tick", x: left - 4, y: y.f(yv) + 4, "text-anchor": "end" },
-      fmt(yv)));
+      tickLabel(yv, y.step)));
   }
   svg.append(svgEl("text", { class: "x-label", x: (left + width) / 2, y: height - 4,
     "text-anchor": "middle" }, xLabel));
