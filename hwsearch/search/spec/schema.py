@@ -211,4 +211,6 @@ class JobSpec(SpecModel):
             data.pop("measurement", None)
         if isinstance(data.get("measurement"), dict):  # derived from the target, likewise
             data["measurement"].pop("target_profile", None)
+        if data.get("reuse") is True:  # the default: a stored spec reads as it did before
+            data.pop("reuse")
         return fold(data)
