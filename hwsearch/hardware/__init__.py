@@ -1,37 +1,83 @@
 """Targets, the measurement protocol, the environment record, analytic counts and tables of
-metrics measured elsewhere."""
+metrics measured elsewhere.
 
-from hwsearch.hardware.counts import (
-    count_macs,
-    count_nonzero_params,
-    count_params,
-    model_size_bytes,
-)
-from hwsearch.hardware.environment import environment
-from hwsearch.hardware.measure import (
-    LatencyMeasurement,
-    MeasureSettings,
-    measure_latency,
-    robust_cv,
-)
-from hwsearch.hardware.tables import (
-    MetricTable,
-    TableColumnError,
-    TableError,
-    TableKeyed,
-    TableKeyError,
-    clear_table_cache,
-    load_table,
-)
-from hwsearch.hardware.targets import (
-    Target,
-    TargetKind,
-    available_targets,
-    parse_target,
-    parse_target_name,
-    register_target_kind,
-    target_kind,
-)
+Importing the package imports none of them (some bring torch or pandas): each name below
+loads its module on first use, so that checking a spec's target imports neither.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hwsearch.hardware.counts import (
+        count_macs,
+        count_nonzero_params,
+        count_params,
+        model_size_bytes,
+    )
+    from hwsearch.hardware.environment import environment
+    from hwsearch.hardware.measure import (
+        LatencyMeasurement,
+        MeasureSettings,
+        measure_latency,
+        robust_cv,
+    )
+    from hwsearch.hardware.tables import (
+        MetricTable,
+        TableColumnError,
+        TableError,
+        TableKeyed,
+        TableKeyError,
+        clear_table_cache,
+        load_table,
+    )
+    from hwsearch.hardware.targets import (
+        Target,
+        TargetKind,
+        available_targets,
+        parse_target,
+        parse_target_name,
+        register_target_kind,
+        target_kind,
+    )
+
+_LAZY = {
+    "count_macs": "hwsearch.hardware.counts",
+    "count_nonzero_params": "hwsearch.hardware.counts",
+    "count_params": "hwsearch.hardware.counts",
+    "model_size_bytes": "hwsearch.hardware.counts",
+    "environment": "hwsearch.hardware.environment",
+    "LatencyMeasurement": "hwsearch.hardware.measure",
+    "MeasureSettings": "hwsearch.hardware.measure",
+    "measure_latency": "hwsearch.hardware.measure",
+    "robust_cv": "hwsearch.hardware.measure",
+    "MetricTable": "hwsearch.hardware.tables",
+    "TableColumnError": "hwsearch.hardware.tables",
+    "TableError": "hwsearch.hardware.tables",
+    "TableKeyed": "hwsearch.hardware.tables",
+    "TableKeyError": "hwsearch.hardware.tables",
+    "clear_table_cache": "hwsearch.hardware.tables",
+    "load_table": "hwsearch.hardware.tables",
+    "Target": "hwsearch.hardware.targets",
+    "TargetKind": "hwsearch.hardware.targets",
+    "available_targets": "hwsearch.hardware.targets",
+    "parse_target": "hwsearch.hardware.targets",
+    "parse_target_name": "hwsearch.hardware.targets",
+    "register_target_kind": "hwsearch.hardware.targets",
+    "target_kind": "hwsearch.hardware.targets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "LatencyMeasurement",

@@ -14,9 +14,10 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a device is looked at, not to parse a name
+    import torch
 
 from hwsearch.errors import SpecError
 
@@ -43,6 +44,8 @@ class Target:
     @property
     def device(self) -> torch.device:
         """The ``torch.device`` to put models and inputs on."""
+        import torch
+
         return torch.device(self.torch_device or self.name)
 
 
@@ -101,6 +104,8 @@ class CudaKind(TargetKind):
         return Target(name=f"cuda:{index}", kind="cuda", device_index=index)
 
     def check_here(self, target: Target) -> None:
+        import torch
+
         if not torch.cuda.is_available():
             built = "built without CUDA" if torch.version.cuda is None else "no CUDA device visible"
             raise SpecError(
@@ -185,6 +190,8 @@ def parse_target(name: str) -> Target:
 
 def available_targets() -> list[Target]:
     """The CPU, then every visible CUDA device in index order."""
+    import torch
+
     targets = [CPU]
     if torch.cuda.is_available():
         targets.extend(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import torch
-from torch import nn
+if TYPE_CHECKING:  # the interface names torch's types; importing it waits for a model
+    import numpy as np
+    import torch
+    from torch import nn
 
 KnobKind = Literal["int", "float", "choice"]
 

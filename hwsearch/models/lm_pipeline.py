@@ -23,13 +23,8 @@ from torch.nn.utils import parametrize
 from hwsearch.hardware.kernels import BlockSparseLinear, QuantizedLinear, magnitude_block_mask
 from hwsearch.models.compression import WeightMask, magnitude_mask, nm_mask, parse_nm
 from hwsearch.models.lm_data import batch, char_data, validation_windows
-from hwsearch.models.transformer import (
-    BLOCK_TILE,
-    INT4_GROUP,
-    LMShape,
-    TinyLM,
-    TransformerFamily,
-)
+from hwsearch.models.transformer import BLOCK_TILE, INT4_GROUP, LMShape, TransformerFamily
+from hwsearch.models.transformer_net import TinyLM
 
 DATASET = "bundled character-level corpus (hwsearch/models/data/tiny_corpus.txt), 90/10 split"
 

@@ -21,25 +21,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-from torch import nn
 
 from hwsearch.errors import SpecError
 from hwsearch.models.base import Knob, ModelFamily, register_family
+from hwsearch.models.shapes import EDGES, NUM_EDGES, OPERATIONS
 
-OPERATIONS: tuple[str, ...] = (
-    "none",
-    "skip_connect",
-    "nor_conv_1x1",
-    "nor_conv_3x3",
-    "avg_pool_3x3",
-)
-NUM_EDGES = 6
-#: (to node, from node) of each edge, in the order of the architecture string.
-EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+if TYPE_CHECKING:
+    import torch
+
+    from hwsearch.models.nb201_net import NB201Network
+
+__all__ = [
+    "EDGES",
+    "NB201",
+    "NUM_EDGES",
+    "OPERATIONS",
+    "NB201Family",
+    "arch_string",
+    "canonical_nb201",
+    "cell_structure",
+    "config_from_arch",
+    "nb201_counts",
+]
 #: The knob values the benchmark's tables were produced with.
 BENCHMARK_SETTINGS: Mapping[str, int] = {"channels": 16, "cells": 5}
 
@@ -189,105 +195,6 @@ def nb201_counts(config: Mapping[str, Any]) -> Counts:
     return Counts(params=params, macs=macs)
 
 
-# --------------------------------------------------------------------------------------------
-# The network
-
-
-class ReLUConvBN(nn.Sequential):
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int
-    ) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False),
-            nn.BatchNorm2d(out_channels),
-        )
-
-
-class Zero(nn.Module):
-    """The ``none`` operation: zeros of the input's shape (no parameters)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mul(0.0)
-
-
-def make_operation(op: str, channels: int) -> nn.Module:
-    """One edge operation of a cell with ``channels`` channels (stride 1)."""
-    if op == "none":
-        return Zero()
-    if op == "skip_connect":
-        return nn.Identity()
-    if op == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1, 1, 0)
-    if op == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3, 1, 1)
-    if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    raise ValueError(f"unknown operation {op!r}; one of {list(OPERATIONS)}")
-
-
-class Cell(nn.Module):
-    """Node ``j`` = sum over ``i < j`` of ``edge_ij(node i)``; the output is node 3."""
-
-    def __init__(self, ops: Sequence[str], channels: int) -> None:
-        super().__init__()
-        if len(ops) != NUM_EDGES:
-            raise ValueError(f"a cell needs {NUM_EDGES} operations, got {len(ops)}")
-        self.edges = nn.ModuleList(make_operation(op, channels) for op in ops)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = [x]
-        edges = iter(zip(self.edges, EDGES, strict=True))
-        for j in (1, 2, 3):
-            total: torch.Tensor | None = None
-            for _ in range(j):  # node j has j incoming edges, next in EDGES order
-                edge, (_, source) = next(edges)
-                out = edge(nodes[source])
-                total = out if total is None else total + out
-            assert total is not None
-            nodes.append(total)
-        return nodes[3]
-
-
-class ReductionBlock(nn.Module):
-    """The residual block between stages: halves H and W, doubles the channels."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.conv_a = ReLUConvBN(in_channels, out_channels, 3, 2, 1)
-        self.conv_b = ReLUConvBN(out_channels, out_channels, 3, 1, 1)
-        self.downsample = nn.Sequential(
-            nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
-            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.downsample(x) + self.conv_b(self.conv_a(x))
-
-
-class NB201Network(nn.Module):
-    def __init__(self, ops: Sequence[str], channels: int, cells: int, num_classes: int) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        layers: list[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ReductionBlock(width, width * 2))
-                width *= 2
-            layers.extend(Cell(ops, width) for _ in range(cells))
-        self.cells = nn.Sequential(*layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False))
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(width, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.lastact(self.cells(self.stem(x)))
-        return self.classifier(self.pool(out).flatten(1))
-
-
 # the cell's paths from its input (node 0) to its output (node 3), as edge indices; edges
 # in key order: 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2
 CELL_PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
@@ -342,6 +249,8 @@ class NB201Family(ModelFamily):
         return canonical_nb201(config)
 
     def build(self, config: Mapping[str, Any]) -> NB201Network:
+        from hwsearch.models.nb201_net import NB201Network
+
         cfg = canonical_nb201(config)
         return NB201Network(cfg["ops"], cfg["channels"], cfg["cells"], cfg["num_classes"])
 
@@ -353,6 +262,8 @@ class NB201Family(ModelFamily):
         """A batch of 3 x input_size x input_size images for ``config``."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+        import torch
+
         size = canonical_nb201(config)["input_size"]
         generator = torch.Generator().manual_seed(0)
         return torch.randn(batch_size, 3, size, size, generator=generator)

@@ -35,10 +35,8 @@ from numpy.typing import NDArray
 from hwsearch.models.cnn import CNN, IMAGE_SHAPE
 from hwsearch.models.compression import BIT_CHOICES, parse_nm
 from hwsearch.models.lm_pipeline import LMSettings
-from hwsearch.models.mlp import ACTIVATIONS, IN_FEATURES, MLP, NUM_CLASSES
-from hwsearch.models.transformer import (
-    ACTIVATIONS as LM_ACTIVATIONS,
-)
+from hwsearch.models.mlp import IN_FEATURES, MLP, NUM_CLASSES
+from hwsearch.models.shapes import ACTIVATION_NAMES
 from hwsearch.models.transformer import (
     BLOCK_TILE,
     INT4_GROUP,
@@ -249,7 +247,7 @@ def mlp_columns(canon: Sequence[Mapping[str, Any]]) -> Columns:
         columns[f"layer{i}.width"] = width[:, i]
         columns[f"layer{i}.weight_bits"] = wbits[:, i]
         columns[f"layer{i}.act_bits"] = abits[:, i]
-    columns |= _onehot([c["activation"] for c in canon], tuple(ACTIVATIONS), "activation")
+    columns |= _onehot([c["activation"] for c in canon], ACTIVATION_NAMES, "activation")
     columns |= _sparsity_columns(classes, nm_m, PATTERNS)
     columns["count=linear"] = depth + 1.0
     columns["count=activation"] = depth.astype(float)
@@ -388,7 +386,7 @@ def cnn_columns(canon: Sequence[Mapping[str, Any]]) -> Columns:
         columns[f"stage{i}.kernel"] = kernel[:, i]
         columns[f"stage{i}.weight_bits"] = wbits[:, i]
         columns[f"stage{i}.act_bits"] = abits[:, i]
-    columns |= _onehot([c["activation"] for c in canon], tuple(ACTIVATIONS), "activation")
+    columns |= _onehot([c["activation"] for c in canon], ACTIVATION_NAMES, "activation")
     columns |= _sparsity_columns(classes, nm_m, PATTERNS)
     for k in CNN_KERNELS:
         block_convs = 2 * ((kernel == k) * stage_on).sum(axis=1) * blocks
@@ -538,7 +536,7 @@ def transformer_columns(
         "mlp_ratio": ratio_mlp,
         "mlp_hidden": hidden,
         **_onehot(list(attention), ("mha", "gqa", "mqa"), "attention"),
-        **_onehot([c["activation"] for c in canon], tuple(LM_ACTIVATIONS), "activation"),
+        **_onehot([c["activation"] for c in canon], ACTIVATION_NAMES, "activation"),
         "weight_bits": bits,
         **_onehot(list(bits.astype(int)), LM_BITS, "weight_bits"),
         "sparsity": 1.0 - kept.sum(axis=1) / layer_weights,

@@ -40,20 +40,18 @@ import abc
 import contextlib
 import time
 import warnings
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
-
-from hwsearch.db.engine import SQLITE_BUSY_TIMEOUT_S, normalize_url
-from hwsearch.db.retry import call_with_retries
 from hwsearch.errors import SpecError
 from hwsearch.search.optimizer import Optimizer, Suggestion, int_option, probability_option
 from hwsearch.search.space import ChoiceVar, FloatVar, IntVar
 
 if TYPE_CHECKING:
     import optuna
+    from sqlalchemy.engine import URL
+
+T = TypeVar("T")
 
 _CREATE_ATTEMPTS = 5
 
@@ -66,6 +64,16 @@ def _import_optuna() -> Any:
     return optuna
 
 
+def call_with_retries(
+    call: Callable[[], T], dialect: str, what: str, *, on_retry: Callable[[], None] | None = None
+) -> T:
+    """:func:`hwsearch.db.retry.call_with_retries`, imported when a study is used (checking
+    a spec's options imports no storage)."""
+    from hwsearch.db.retry import call_with_retries as retried
+
+    return retried(call, dialect, what, on_retry=on_retry)
+
+
 def _rdb_storage(lib: Any, url: URL) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage on ``url``: SQLite connections wait for a lock as hwsearch's do,
     PostgreSQL ones are checked before use (a server restart between trials is survived).
@@ -74,6 +82,10 @@ def _rdb_storage(lib: Any, url: URL) -> optuna.storages.RDBStorage:
     and the losers fail on a duplicate key; each step Optuna takes is one it skips once
     done, so the creation is simply tried again.
     """
+    from sqlalchemy.exc import DBAPIError
+
+    from hwsearch.db.engine import SQLITE_BUSY_TIMEOUT_S
+
     if url.get_backend_name() == "sqlite":
         kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     else:
@@ -161,6 +173,8 @@ class OptunaOptimizer(Optimizer):
         """
         if self._trials or self._study.trials:
             raise RuntimeError("attach_storage must come before the first ask")
+        from hwsearch.db.engine import normalize_url
+
         parsed = normalize_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             return

@@ -393,7 +393,8 @@ def evaluate_lm(task: EvalTask, family: TransformerFamily) -> EvalOutcome:
     from hwsearch.hardware.kernels import kernel_paths
     from hwsearch.models.lm_data import char_data
     from hwsearch.models.lm_pipeline import DATASET, LM_SIZE_MODEL, LMSettings, build_lm
-    from hwsearch.models.transformer import DecodeStep, Prefill, kv_cache_bytes
+    from hwsearch.models.transformer import kv_cache_bytes
+    from hwsearch.models.transformer_net import DecodeStep, Prefill
 
     target = parse_target(task.target)
     settings = LMSettings.from_dict(task.evaluation)

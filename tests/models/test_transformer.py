@@ -13,13 +13,8 @@ from hwsearch.hardware.kernels import QuantizedLinear
 from hwsearch.models import get_family
 from hwsearch.models.lm_data import CORPUS_PATH, char_data, generate_corpus
 from hwsearch.models.lm_pipeline import LMSettings, build_lm
-from hwsearch.models.transformer import (
-    DecodeStep,
-    Prefill,
-    TinyLM,
-    TransformerFamily,
-    kv_cache_bytes,
-)
+from hwsearch.models.transformer import TransformerFamily, kv_cache_bytes
+from hwsearch.models.transformer_net import DecodeStep, Prefill, TinyLM
 
 FAMILY = get_family("transformer")
 assert isinstance(FAMILY, TransformerFamily)

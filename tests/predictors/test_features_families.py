@@ -27,7 +27,8 @@ from hwsearch.models.compression import (
 )
 from hwsearch.models.lm_data import char_data
 from hwsearch.models.lm_pipeline import LMSettings, build_lm
-from hwsearch.models.transformer import DecodeStep, Prefill, TransformerFamily, kv_cache_bytes
+from hwsearch.models.transformer import TransformerFamily, kv_cache_bytes
+from hwsearch.models.transformer_net import DecodeStep, Prefill
 from hwsearch.predictors import featurize
 from hwsearch.predictors.registry import fit_stored, load_stored
 from hwsearch.search.driver import run_job

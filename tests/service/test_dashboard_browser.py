@@ -4,8 +4,9 @@ Opens the dashboard of the session's finished job, checks the front plot draws o
 per front point, clicks a candidate, downloads its export, and saves a screenshot of the
 job page (``HWSEARCH_SCREENSHOT=path`` writes it there, as for ``docs/dashboard.png``).
 
-Chromium comes from apt (``.ci/run`` installs it); Playwright's own browser downloads are
-never used. Without chromium the test is skipped, except under ``CI`` where it fails.
+Chromium comes from apt (``make browser``, which ``.ci/run`` calls); Playwright's own
+browser downloads are never used. Without chromium the test is skipped with the reason,
+except under ``CI=true`` where it fails.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ CHROMIUM = os.environ.get("HWSEARCH_CHROMIUM", "/usr/bin/chromium")
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        reason = f"chromium not found at {CHROMIUM} (apt-get install -y chromium)"
-        if os.environ.get("CI"):
+        reason = f"chromium not found at {CHROMIUM} (install it with `make browser`)"
+        if os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}:
             pytest.fail(reason)
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright

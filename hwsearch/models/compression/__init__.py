@@ -22,16 +22,9 @@ and all of them applied, baked and weighed (:mod:`.applied`).
 
 from __future__ import annotations
 
-from hwsearch.models.compression.applied import (
-    CompressionReport,
-    apply_compression,
-    bake,
-    kept_weights,
-    layer_weight_bits,
-    measured_sparsity,
-    model_size_bytes,
-    weight_count,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from hwsearch.models.compression.knobs import (
     BIT_CHOICES,
     FLOAT_DIGITS,
@@ -43,23 +36,79 @@ from hwsearch.models.compression.knobs import (
     parse_nm,
     pattern_problem,
 )
-from hwsearch.models.compression.transforms import (
-    ActFakeQuant,
-    CompressibleNet,
-    PruneGroup,
-    WeightFakeQuant,
-    WeightMask,
-    apply_sparsity,
-    calibrate_activations,
-    fake_quantize_weight,
-    find_parametrization,
-    kept_count,
-    magnitude_mask,
-    nm_mask,
-    prune_channels,
-    quantize_activations,
-    quantize_weights,
-)
+
+if TYPE_CHECKING:
+    from hwsearch.models.compression.applied import (
+        CompressionReport,
+        apply_compression,
+        bake,
+        kept_weights,
+        layer_weight_bits,
+        measured_sparsity,
+        model_size_bytes,
+        weight_count,
+    )
+    from hwsearch.models.compression.transforms import (
+        ActFakeQuant,
+        CompressibleNet,
+        PruneGroup,
+        WeightFakeQuant,
+        WeightMask,
+        apply_sparsity,
+        calibrate_activations,
+        fake_quantize_weight,
+        find_parametrization,
+        kept_count,
+        magnitude_mask,
+        nm_mask,
+        prune_channels,
+        quantize_activations,
+        quantize_weights,
+    )
+
+#: names of the modules that import torch, loaded on first use (the knobs need no torch)
+_LAZY = {
+    name: "applied"
+    for name in (
+        "CompressionReport",
+        "apply_compression",
+        "bake",
+        "kept_weights",
+        "layer_weight_bits",
+        "measured_sparsity",
+        "model_size_bytes",
+        "weight_count",
+    )
+} | {
+    name: "transforms"
+    for name in (
+        "ActFakeQuant",
+        "CompressibleNet",
+        "PruneGroup",
+        "WeightFakeQuant",
+        "WeightMask",
+        "apply_sparsity",
+        "calibrate_activations",
+        "fake_quantize_weight",
+        "find_parametrization",
+        "kept_count",
+        "magnitude_mask",
+        "nm_mask",
+        "prune_channels",
+        "quantize_activations",
+        "quantize_weights",
+    )
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BIT_CHOICES",

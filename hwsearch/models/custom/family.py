@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
 
 from hwsearch.errors import HwsearchError
 from hwsearch.models.base import Knob, ModelFamily, register_family
@@ -62,6 +63,8 @@ def bind(code: Any, keys: Iterable[str]) -> None:
 def config_features(code: Any, config: Mapping[str, Any]) -> list[float]:
     """Per-layer analytic counts of the compressed model of ``config`` as one feature row
     (:func:`~.counts.feature_vector`; no training, no evaluation)."""
+    import torch
+
     from hwsearch.models.custom.compress import compress
     from hwsearch.models.custom.counts import feature_vector, features_of, layer_counts
     from hwsearch.models.custom.rules import resolve_rules
@@ -116,6 +119,8 @@ class UserFamily(ModelFamily):
         """Per-layer counts of each config's compressed model (MACs, parameters, bytes at
         the bit-widths, counts per layer type) for active learning and the transfer
         predictors; None where no spec of this process bound the user's code."""
+        import numpy as np
+
         from hwsearch.models.custom.counts import feature_names
 
         if not configs:

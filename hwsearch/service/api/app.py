@@ -16,6 +16,7 @@ from hwsearch.db import Store
 from hwsearch.search.limits import configure_limits
 from hwsearch.service.api.auth import TokenCache
 from hwsearch.service.api.controls import refuse_control_characters
+from hwsearch.service.api.docs import install_docs
 from hwsearch.service.api.errors import install_error_handlers
 from hwsearch.service.api.fronts import FrontCache, send_replay
 from hwsearch.service.api.routers import catalog, fronts, jobs, predictions
@@ -83,6 +84,8 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
         description=DESCRIPTION,
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
+        docs_url=None,  # served by install_docs from local files, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -90,6 +93,7 @@ def create_app(settings: ServiceSettings | None = None, *, store: Store | None =
     app.include_router(jobs.router)
     app.include_router(fronts.router)
     app.include_router(predictions.router)
+    install_docs(app)
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
 
     @app.get("/", include_in_schema=False)

@@ -62,6 +62,24 @@ def run(
 
 
 @app.command()
+def check(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec, YAML or JSON.")],
+    plugin: PluginOption = None,
+) -> None:
+    """Check a job spec without running it: every problem named by its field (exit 2)."""
+    from hwsearch.search.spec import load_spec
+
+    with user_errors():
+        import_plugins(plugin)
+        spec = load_spec(spec_path)
+    console.print(
+        f"{spec_path}: a valid spec ({spec.name}, family {spec.family}, "
+        f"{len(spec.objectives)} objective(s))",
+        highlight=False,
+    )
+
+
+@app.command()
 def resume(
     job_id: Annotated[int, typer.Argument(metavar="JOB")],
     db: DbOption = None,
@@ -74,12 +92,21 @@ def resume(
 ) -> None:
     """Continue an interrupted (or failed, cancelled, killed) job; candidates it finished
     are not evaluated again."""
+    from hwsearch.records import JobState
     from hwsearch.search.spec import parse_spec
 
     with user_errors():
         import_plugins(plugin)
         store = open_store(db)
-        spec = parse_spec(store.get_job(job_id).spec)
+        stored = store.get_job(job_id)
+        if stored.state is JobState.FINISHED:  # nothing left to do: not an error
+            console.print(
+                f"job {job_id} is already finished ({stored.evaluations} evaluated); nothing "
+                f"to resume. Its front: hwsearch front {job_id}",
+                highlight=False,
+            )
+            return
+        spec = parse_spec(stored.spec)
         _drive(store, spec, executor, workers, out, lambda job: job.resume(job_id), address, wide)
 
 
