@@ -246,6 +246,13 @@ class CandidateResult(NamedTuple):
     feasible: bool
 
 
+class CandidateFailure(NamedTuple):
+    """A candidate whose evaluation failed, with the reason (``Store.record_results``)."""
+
+    candidate_id: int
+    error: str
+
+
 class MeasuredConfig(NamedTuple):
     """A config with one stored value of a metric (``Store.measured_values``)."""
 

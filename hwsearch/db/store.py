@@ -40,6 +40,7 @@ from hwsearch.db.targets import TargetRepository
 from hwsearch.db.tokens import TokenRepository
 from hwsearch.errors import HwsearchError, SpecError
 from hwsearch.records import (
+    CandidateFailure,
     CandidateRecord,
     CandidateResult,
     CandidateStatus,
@@ -183,9 +184,13 @@ class Store:
         self.candidates.record_result(candidate_id, metrics, feasible=feasible, context=context)
 
     def record_results(
-        self, results: Sequence[CandidateResult], *, context: str | None = None
+        self,
+        results: Sequence[CandidateResult],
+        *,
+        context: str | None = None,
+        failures: Sequence[CandidateFailure] = (),
     ) -> None:
-        self.candidates.record_results(results, context=context)
+        self.candidates.record_results(results, context=context, failures=failures)
 
     def record_failure(self, candidate_id: int, error: str) -> None:
         self.candidates.record_failure(candidate_id, error)

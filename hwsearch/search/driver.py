@@ -1,10 +1,13 @@
 """The driver loop of one job: ask, evaluate, store, tell, take the front; repeat.
 
-The driver alone writes to the database. Each candidate's metrics are stored in one
-transaction the moment its evaluation finishes, committed before the driver waits for the
-next evaluation, so an interrupted job keeps every finished candidate. That transaction is
-the whole per-candidate cost in the database (one ``UPDATE ... RETURNING`` and one
-multi-row ``INSERT``, :meth:`Store.record_result`); everything else is once per batch.
+The driver alone writes to the database. A candidate's metrics are stored when its
+evaluation finishes: at once, committed before the driver waits for the next evaluation,
+when it took longer than 50 ms to arrive; together with the others, in one transaction,
+when evaluations finish within 50 ms of each other (:mod:`hwsearch.db.group_commit`).
+Every outcome is stored before it is told to the optimizer, before a stop hook is asked,
+and when the driver is interrupted, so an interrupted job keeps every finished candidate.
+That write is the whole per-candidate cost in the database (:meth:`Store.record_results`: a
+fixed number of Core statements per group); everything else is once per batch.
 
 Resuming replays. The optimizer is rebuilt with the job's seed and asked for the same
 batches as before; configs the job already evaluated are told their stored values instead
@@ -33,6 +36,7 @@ import numpy as np
 from sqlalchemy.exc import DBAPIError
 
 from hwsearch.db import Store
+from hwsearch.db.group_commit import GroupCommit
 from hwsearch.db.leases import LeaseKeeper, LeaseLost, LeaseOwner, Leases, LeaseSettings
 from hwsearch.db.retry import transient_cause
 from hwsearch.errors import HwsearchError, JobInterrupted
@@ -148,6 +152,8 @@ class Driver:
         self.on_progress = on_progress or (lambda progress: None)
         # Asked after each evaluation; True ends the job as cancelled, keeping what finished.
         self.should_stop = should_stop or (lambda: False)
+        # A hook may read the store (the server's cancel flag): it sees every outcome.
+        self._flush_before_stop = should_stop is not None
         self.stopped = False
         # The job is driven under a lease (hwsearch.db.leases): one driver at a time.
         self.lease_owner = lease_owner or LeaseOwner()
@@ -159,6 +165,7 @@ class Driver:
         self.constraints = spec.get_constraints()
         self.target = target_name(spec)
         self.context = measurement_context(spec)
+        self._writes = GroupCommit(store, context=self.context, before_write=self._check_lease)
         # Made when the job starts: its prior knowledge is what the database held then.
         self._optimizer: Optimizer | None = None
         options = check_optimizer_options(spec.optimizer.name, spec.optimizer.options)
@@ -314,10 +321,16 @@ class Driver:
             log.warning("job %s: storing its failure failed (%s); left to the next lease "
                         "holder", job_id, error)  # fmt: skip
 
-    def _stop_requested(self) -> bool:
-        """Whether to stop now: cancel or shutdown asked, or the lease lost (raised)."""
+    def _check_lease(self) -> None:
+        """Raise :class:`LeaseLost` once another driver holds the job."""
         if self._keeper is not None:
             self._keeper.check()
+
+    def _stop_requested(self) -> bool:
+        """Whether to stop now: cancel or shutdown asked, or the lease lost (raised)."""
+        self._check_lease()
+        if self._flush_before_stop:
+            self._writes.flush()
         if self.should_stop():
             self.stopped = True
         return self.stopped
@@ -372,19 +385,36 @@ class Driver:
             to_evaluate = self._reuse(candidates)
             to_evaluate = self._predict_unpromising(generation, to_evaluate)
             by_id = {c.id: c for c in to_evaluate}
-            for outcome in self.executor.run([self._task(c) for c in to_evaluate]):
-                candidate = by_id[outcome.candidate_id]
-                self._told[candidate.config_hash] = self._store_outcome(outcome)
-                self._remember(candidate, outcome.metrics)
-                self._evaluations += 1
-                self.on_progress(self._progress(job_id, generation))
-                if self._stop_requested():  # cancel takes effect within one evaluation
-                    return settled
+            self._writes.start()
+            try:
+                for outcome in self.executor.run([self._task(c) for c in to_evaluate]):
+                    candidate = by_id[outcome.candidate_id]
+                    self._told[candidate.config_hash] = self._store_outcome(outcome)
+                    self._remember(candidate, outcome.metrics)
+                    self._evaluations += 1
+                    self.on_progress(self._progress(job_id, generation))
+                    if self._stop_requested():  # cancel takes effect within one evaluation
+                        self._writes.flush()
+                        return settled
+            except BaseException as exc:
+                self._flush_after(exc)
+                raise
+            self._writes.flush()  # every outcome stored before it is told
         # Told in the order asked, so that a replay reaches the same optimizer state.
         for suggestion, digest in zip(suggestions, hashes, strict=True):
             values, violations = self._told[digest]
             self.optimizer.tell(suggestion.id, values, violations)
         return settled
+
+    def _flush_after(self, exc: BaseException) -> None:
+        """Store the held outcomes of a generation that broke off (interrupted, say),
+        unless another driver holds the job now."""
+        if isinstance(exc, LeaseLost):
+            return
+        try:
+            self._writes.flush()
+        except Exception as error:  # the original error matters more; resume redoes them
+            log.warning("storing the last outcomes of job %s failed: %s", self.job_id, error)
 
     def _replay(self, digest: str) -> bool:
         """Settle ``digest`` from this job's stored result, if it has one."""
@@ -451,14 +481,18 @@ class Driver:
             [record for f in forecasts for record in self.learner.prediction_records(f)]
         )
         to_measure = []
+        settled: list[tuple[CandidateRecord, list[MetricValue], Told]] = []
         for candidate, forecast, measure in zip(candidates, forecasts, worth, strict=True):
             if measure:
                 to_measure.append(candidate)
                 continue
             metrics = self.learner.predicted_metrics(forecast)
-            told = self._values({m.name: m for m in metrics})
-            feasible = all(v <= 0 for v in told[1])
-            self.store.record_result(candidate.id, metrics, feasible=feasible)
+            settled.append((candidate, metrics, self._values({m.name: m for m in metrics})))
+        if settled:  # one transaction for the batch's predicted candidates
+            self.store.record_results(
+                [CandidateResult(c.id, m, all(v <= 0 for v in t[1])) for c, m, t in settled]
+            )
+        for candidate, metrics, told in settled:
             self._told[candidate.config_hash] = told
             self._remember(candidate, metrics)
             self._predicted += 1
@@ -542,23 +576,22 @@ class Driver:
         )
 
     def _store_outcome(self, outcome: EvalOutcome) -> Told:
-        """Store one outcome; return the objective values and constraint violations to tell."""
+        """Store one outcome (now or with its group); return the objective values and
+        constraint violations to tell."""
         if not outcome.ok:
             self._failed += 1
-            self.store.record_failure(outcome.candidate_id, outcome.error or "failed")
+            self._writes.add_failure(outcome.candidate_id, outcome.error or "failed")
             return None, []
         measured = {m.name: m for m in outcome.metrics}
         missing = sorted(self._needed() - set(measured))
         if missing:
             self._failed += 1
             error = f"evaluation returned no value for {', '.join(missing)}"
-            self.store.record_failure(outcome.candidate_id, error)
+            self._writes.add_failure(outcome.candidate_id, error)
             return None, []
         told = self._values(measured)
         feasible = all(v <= 0 for v in told[1])
-        self.store.record_result(
-            outcome.candidate_id, outcome.metrics, feasible=feasible, context=self.context
-        )
+        self._writes.add_result(outcome.candidate_id, outcome.metrics, feasible=feasible)
         return told
 
     def _take_front(self, job_id: int, generation: int) -> None:

@@ -111,6 +111,14 @@ def _export_candidate(
     files += [state_path, script_path]
     if onnx:
         files.append(_write_onnx(portable, example, out_dir / "model.onnx"))
+    ort_note = ""
+    if _runs_on_ort(job.target):  # the model ONNX Runtime ran, quantized by it
+        from hwsearch.workers.ort_eval import write_ort_model
+
+        ort = write_ort_model(rebuilt, out_dir / ORT_MODEL)
+        files.append(ort.path)
+        reproduced = ort.quality.get("accuracy", reproduced)
+        ort_note = _ort_readme(ort.kernel_path, ort.quantized, ort.quality.get("accuracy"))
 
     front = store.latest_front(job_id)
     stored = candidate.metrics.get("accuracy")
@@ -126,9 +134,40 @@ def _export_candidate(
             tuple(example.shape),
             rebuilt.inputs,
         )
+        + ort_note
     )
     files.append(readme)
     return ExportResult(out_dir, files, stored.value if stored else None, reproduced)
+
+
+#: The ONNX Runtime model an export of an ORT target's candidate writes.
+ORT_MODEL = "model_ort.onnx"
+
+
+def _runs_on_ort(target: str) -> bool:
+    from hwsearch.hardware.ort import is_ort
+    from hwsearch.hardware.targets import is_device_name, parse_target_name
+
+    return is_device_name(target) and is_ort(parse_target_name(target))
+
+
+def _ort_readme(kernel_path: str, quantized: bool, accuracy: float | None) -> str:
+    how = (
+        "exported to ONNX and quantized by ONNX Runtime's tools as during the search"
+        if quantized
+        else "exported to ONNX in float (no bit-width asked ORT to quantize)"
+    )
+    quality = f" Accuracy of this ORT model: {accuracy:.4f}." if accuracy is not None else ""
+    return f"""
+## ONNX Runtime
+
+`{ORT_MODEL}`: the model that ran on the ONNX Runtime target, {how} (kernel path
+`{kernel_path}`). It takes the inputs the search measured and evaluated it on (input
+`input`, output `output`, dynamic batch): for the built-in families the data source's
+preprocessed inputs (digits: standardised per pixel, flattened for the mlp), not the raw
+pixels `model_torchscript.pt` takes. Load it with
+`onnxruntime.InferenceSession("{ORT_MODEL}")`.{quality}
+"""
 
 
 def _write_onnx(model: Any, example: Any, path: Path) -> Path:

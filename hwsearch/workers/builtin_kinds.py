@@ -87,6 +87,7 @@ class TrainEvaluation(EvaluationKind):
 
     type = "train"
     doc = "'train' (train each candidate here; the default of most families)"
+    runtimes = frozenset({"torch", "onnxruntime"})
 
     @property
     def settings_model(self) -> SettingsModel:
@@ -109,6 +110,7 @@ class TrainEvaluation(EvaluationKind):
         self, family: ModelFamily, config: Mapping[str, Any], settings: Mapping[str, Any], seed: int
     ) -> Rebuilt:
         from hwsearch.models import TrainSettings, build_candidate, get_source
+        from hwsearch.workers.ort_eval import trained_source
 
         train = TrainSettings(**{k: v for k, v in settings.items() if k != "type"})
         built = build_candidate(family, config, train, seed)
@@ -124,6 +126,7 @@ class TrainEvaluation(EvaluationKind):
             f"rebuilt model: {built.accuracy:.4f}",
             quality={"accuracy": built.accuracy},
             inputs=source.inputs,
+            runtime_source=trained_source(family, config, built, train, seed),
         )
 
 
@@ -133,6 +136,7 @@ class TableEvaluationKind(EvaluationKind):
 
     type = "table"
     doc = "'table' (quality looked up in a table)"
+    runtimes = frozenset({"torch", "onnxruntime"})  # the untrained network, timed in fp32
 
     @property
     def settings_model(self) -> SettingsModel:

@@ -85,11 +85,22 @@ def evaluate_trained(task: EvalTask) -> EvalOutcome:
     profile = target_profile(task)
     meter = _meter(profile, target)
 
+    from hwsearch.hardware.ort import with_runtime
+    from hwsearch.workers.ort_eval import deploy_trained, runs_on_ort
+
     built = build_candidate(family, task.config, train_settings, task.seed)
+    model, kernel_path, accuracy = built.deploy_model, built.kernel_path, built.accuracy
+    on_runtime: dict[str, Any] = {}
+    if runs_on_ort(target):  # exported and quantized by ONNX Runtime instead
+        ort = deploy_trained(
+            family, task.config, built, train_settings, task.seed, target, measure_settings.threads
+        )
+        model, kernel_path, accuracy = ort.deployed.model, ort.deployed.kernel_path, ort.accuracy
+        on_runtime = ort.quality
     example = family.example_input(measure_settings.batch_size)
     with meter.window() as window:  # energy in the same run as the latency
-        latency = measure_latency(built.deploy_model, example, target, measure_settings)
-        padded = _pad(window, built.deploy_model, example, target, measure_settings.threads)
+        latency = with_runtime(measure_latency(model, example, target, measure_settings), model)
+        padded = _pad(window, model, example, target, measure_settings.threads)
     energy = _per_inference(window, latency.median_ms / 1000, measure_settings.batch_size, padded)
     macs = count_macs(built.float_model, family.example_input(1))
 
@@ -97,6 +108,7 @@ def evaluate_trained(task: EvalTask) -> EvalOutcome:
         "dataset": dataset_description(family),
         "settings": asdict(train_settings),
         "seed": task.seed,
+        **on_runtime,
     }
     analytic = {"model": "analytic count over the materialised float model"}
 
@@ -108,8 +120,8 @@ def evaluate_trained(task: EvalTask) -> EvalOutcome:
     return EvalOutcome(
         task.candidate_id,
         [
-            metric("accuracy", built.accuracy, Provenance.MEASURED, quality),
-            *timing_metrics(latency, measure_settings, built.kernel_path, task.target),
+            metric("accuracy", accuracy, Provenance.MEASURED, quality),
+            *timing_metrics(latency, measure_settings, kernel_path, task.target),
             metric("size_bytes", built.size_bytes, Provenance.ESTIMATED, {"model": SIZE_MODEL}),
             metric("params", count_params(built.float_model), Provenance.ESTIMATED, analytic),
             metric(
@@ -221,12 +233,19 @@ def evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         latency = table.value(key, timing["column"])
         metrics.append(metric("latency_ms", latency, Provenance.MEASURED, details))
     else:
+        from hwsearch.hardware.ort import deploy, with_runtime
+        from hwsearch.workers.ort_eval import runs_on_ort
+
         target = parse_target(task.target)
         settings = MeasureSettings(**timing_settings(task.measurement))
         model = built.deploy_model if built is not None else family.build(task.config)
         example = _example_input(family, task.config, settings.batch_size)
-        measured = measure_latency(model, example, target, settings)
         kernel_path = built.kernel_path if built is not None else "fp32"
+        timed = model
+        if built is None and runs_on_ort(target):  # the untrained float network on ORT
+            on_ort = deploy(model, example[:1], {}, [], target=target, threads=settings.threads)
+            timed, kernel_path = on_ort.model, on_ort.kernel_path
+        measured = with_runtime(measure_latency(timed, example, target, settings), timed)
         metrics += timing_metrics(measured, settings, kernel_path, task.target)
 
     counts = family.counts(task.config) if built is None else None

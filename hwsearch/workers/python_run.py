@@ -40,10 +40,13 @@ def evaluate_user_model(task: EvalTask, code: UserModel) -> EvalOutcome:
     meter = ev._meter(profile, target)
     energy: list[ev.InferenceEnergy] = []
 
+    from hwsearch.hardware.ort import with_runtime
+    from hwsearch.workers.ort_eval import runs_on_ort, user_deployer
+
     def timer(model: nn.Module, example: torch.Tensor) -> LatencyMeasurement:
         batch = code.example(measure.batch_size).to(target.device)
         with meter.window() as window:
-            latency = measure_latency(model, batch, target, measure)
+            latency = with_runtime(measure_latency(model, batch, target, measure), model)
             padded = ev._pad(window, model, batch, target, measure.threads)
         energy.append(
             ev._per_inference(window, latency.median_ms / 1000, measure.batch_size, padded)
@@ -58,6 +61,7 @@ def evaluate_user_model(task: EvalTask, code: UserModel) -> EvalOutcome:
         calibration_batches=int(task.evaluation.get("calibration_batches", 8)),
         keep_weights=task.evaluation.get("artifacts") is not None,
         timer=timer,
+        deploy=user_deployer(target, measure.threads) if runs_on_ort(target) else None,
     )
     previous = torch.get_num_threads()
     torch.set_num_threads(measure.threads)
@@ -86,6 +90,13 @@ def _metrics(
         "user_seconds": result.user_seconds(),
         "own_seconds": result.own_seconds(),
     }
+    from hwsearch.workers.ort_eval import ORT_QUANTIZED, SIMULATED
+
+    if result.simulated_metrics is not None:  # evaluated again on what the runtime runs
+        quality["quality_model"] = ORT_QUANTIZED
+        quality["simulated"] = {k: result.simulated_metrics.get(k) for k in declared}
+    elif result.latency is not None and "runtime" in result.latency.environment:
+        quality["quality_model"] = SIMULATED
     root = task.evaluation.get("artifacts")
     if root is not None and result.weights is not None:
         from hwsearch.artifacts import ArtifactStore
