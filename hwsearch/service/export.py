@@ -125,7 +125,15 @@ def _export_candidate(
     readme = out_dir / "README.md"
     on_front = front is not None and any(p.candidate_id == candidate.id for p in front.points)
     readme.write_text(
-        _readme(description, candidate, kernel_path, on_front, how_built, tuple(example.shape))
+        _readme(
+            description,
+            candidate,
+            kernel_path,
+            on_front,
+            how_built,
+            tuple(example.shape),
+            rebuilt.inputs,
+        )
         + ort_note
     )
     files.append(readme)
@@ -192,6 +200,7 @@ def _readme(
     on_front: bool,
     how_built: str,
     example_shape: tuple[int, ...],
+    inputs: str = "",
 ) -> str:
     rows = "\n".join(
         f"| {name} | {m.value:.6g} | {m.provenance.value} |"
@@ -200,6 +209,9 @@ def _readme(
     stored = candidate.metrics.get("accuracy")
     place = "On" if on_front else "Not on"
     input_shape = "(N, " + ", ".join(str(d) for d in example_shape[1:]) + ")"
+    takes = (inputs or "It takes the inputs its own code was written for.") + _int8_note(
+        kernel_path
+    )
     return f"""# Candidate {candidate.id} of job {description["job_id"]} ({description["job_name"]})
 
 Family `{description["family"]}`, target `{description["target"]}`, config hash
@@ -210,8 +222,7 @@ Family `{description["family"]}`, target `{description["target"]}`, config hash
 - `config.json`, `config.yaml`: the configuration and every stored metric.
 - `model_torchscript.pt`: the model as it runs on the target (kernel path `{kernel_path}`);
   load it with `torch.jit.load` and call it on a float batch shaped
-  `{input_shape}`. Models trained here take raw pixel values (digits: 0..16) and
-  standardise them inside, with the training split's per-pixel mean and deviation.
+  `{input_shape}`. {takes}
 - `model_state_dict.pt`: the compressed float model's tensors (pruned layers already
   smaller, sparsity masks applied, fake-quantised weights).
 
@@ -228,6 +239,19 @@ model was {how_built}.
 
 {_latency_story(candidate.metrics.get("latency_ms"), kernel_path)}
 """
+
+
+def _int8_note(kernel_path: str) -> str:
+    """What to expect loading a model that runs torch.ao's quantized kernels."""
+    if "int8" not in kernel_path and "int4" not in kernel_path:
+        return ""
+    return """
+  Its quantized layers are `torch.ao` modules: loading it prints PyTorch's warning that
+  quantized tensor creation functions are deprecated. The file loads and runs on this
+  PyTorch as measured; wrap `torch.jit.load` in `warnings.catch_warnings()` to silence it.
+  For a maintained path, load `model_state_dict.pt` into the float model and quantize it
+  with torchao, e.g. `torchao.quantization.quantize_(model, Int8WeightOnlyConfig())`
+  (not the kernels measured here, so measure it again)."""
 
 
 def _latency_story(latency: MetricValue | None, kernel_path: str) -> str:

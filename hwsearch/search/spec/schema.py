@@ -115,6 +115,9 @@ class JobSpec(SpecModel):
     #: where candidates run (the CLI's --executor, --workers, --address override it)
     executor: ExecutorSettings | None = None
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's seed range
+    # Copy values other jobs measured of the same config, target and settings instead of
+    # measuring again (``--no-reuse`` on run and submit sets it false).
+    reuse: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -213,4 +216,6 @@ class JobSpec(SpecModel):
             data.pop("measurement", None)
         if isinstance(data.get("measurement"), dict):  # derived from the target, likewise
             data["measurement"].pop("target_profile", None)
+        if data.get("reuse") is True:  # the default: a stored spec reads as it did before
+            data.pop("reuse")
         return fold(data)

@@ -179,3 +179,15 @@ AddressOption = Annotated[
         "default: RAY_ADDRESS, else a new local Ray).",
     ),
 ]
+NoReuseOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-reuse",
+        help="Measure every candidate, even one another job measured under the same "
+        "settings (as 'reuse: false' in the spec).",
+    ),
+]
+WideOption = Annotated[
+    bool,
+    typer.Option("--wide", help="Show each point's whole config, not a short summary."),
+]
