@@ -14,6 +14,8 @@ from sqlalchemy import (
     Integer,
     Text,
     bindparam,
+    distinct,
+    func,
     insert,
     select,
     text,
@@ -45,6 +47,7 @@ from hwsearch.records import (
     CandidateStatus,
     MetricValue,
     NewCandidate,
+    Provenance,
 )
 
 __all__ = ["CandidateRepository"]
@@ -329,6 +332,22 @@ class CandidateRepository(Repository):
         with self._reading() as session:
             require_job(session, job_id)
             return candidate_count(session, job_id, checked)
+
+    def count_predicted(self, job_id: int) -> int:
+        """Done candidates of the job with a predicted value (active learning settled them,
+        or some of their metrics, by prediction instead of measurement)."""
+        query = (
+            select(func.count(distinct(Measurement.candidate_id)))
+            .join(Candidate, Candidate.id == Measurement.candidate_id)
+            .where(
+                Candidate.job_id == job_id,
+                Candidate.status == CandidateStatus.DONE,
+                Measurement.provenance == Provenance.PREDICTED,
+            )
+        )
+        with self._reading() as session:
+            require_job(session, job_id)
+            return int(session.scalar(query) or 0)
 
 
 _install_retries(CandidateRepository)

@@ -206,6 +206,9 @@ class Store:
     def count_candidates(self, job_id: int, *, status: CandidateStatus | None = None) -> int:
         return self.candidates.count_candidates(job_id, status=status)
 
+    def count_predicted(self, job_id: int) -> int:
+        return self.candidates.count_predicted(job_id)
+
     # -- measurements for reuse and fitting (MeasurementRepository) --------------------------
 
     def find_measurements(
@@ -214,9 +217,16 @@ class Store:
         return self.measurements.find_measurements(config_hash, target, context=context)
 
     def find_measurements_many(
-        self, config_hashes: Collection[str], target: str, *, context: str | None = None
+        self,
+        config_hashes: Collection[str],
+        target: str,
+        *,
+        context: str | None = None,
+        with_origin: bool = False,
     ) -> dict[str, list[MetricValue]]:
-        return self.measurements.find_measurements_many(config_hashes, target, context=context)
+        return self.measurements.find_measurements_many(
+            config_hashes, target, context=context, with_origin=with_origin
+        )
 
     def measured_values(self, family: str, target: str, metric: str) -> list[MeasuredConfig]:
         return self.measurements.measured_values(family, target, metric)

@@ -39,7 +39,7 @@ from hwsearch.db import Store
 from hwsearch.db.group_commit import GroupCommit
 from hwsearch.db.leases import LeaseKeeper, LeaseLost, LeaseOwner, Leases, LeaseSettings
 from hwsearch.db.retry import transient_cause
-from hwsearch.errors import HwsearchError
+from hwsearch.errors import HwsearchError, JobInterrupted
 from hwsearch.models import get_family
 from hwsearch.plugins import loaded_plugins
 from hwsearch.records import (
@@ -108,6 +108,26 @@ def measurement_context(spec: JobSpec) -> str:
     return config_hash(spec.family, parts)
 
 
+def reuse_summary(origins: Sequence[dict[str, Any]]) -> str:
+    """``reused 14 from job 3 (measured 2026-12-02 00:10 to 00:12)``: what a run copied
+    instead of measuring, by source job; empty when nothing was reused."""
+    if not origins:
+        return ""
+    by_job: dict[int, list[str]] = {}
+    for origin in origins:
+        by_job.setdefault(int(origin["job_id"]), []).append(str(origin["measured_at"]))
+    parts = []
+    for job_id, times in sorted(by_job.items()):
+        first, last = min(times)[:16].replace("T", " "), max(times)[:16].replace("T", " ")
+        when = (
+            first
+            if first == last
+            else f"{first} to {last[11:] if first[:10] == last[:10] else last}"
+        )
+        parts.append(f"{len(times)} from job {job_id} (measured {when} UTC)")
+    return "reused " + ", ".join(parts)
+
+
 def study_name(job_id: int) -> str:
     """The name of job ``job_id``'s optimizer state in its database (an Optuna study)."""
     return f"hwsearch-job-{job_id}"
@@ -174,6 +194,9 @@ class Driver:
         self._slot_seconds = 0.0
         self._timed = 0
         self._task_threads: dict[str, Any] | None = None
+        #: where each candidate reused in this run was measured: job_id, candidate_id,
+        #: measured_at (see :func:`reuse_summary`)
+        self.reused_from: list[dict[str, Any]] = []
         self.learner = (
             ActiveLearner(
                 spec.active_learning,
@@ -217,7 +240,8 @@ class Driver:
         return self._drive(job.id)
 
     def resume(self, job_id: int) -> JobRecord:
-        """Continue job ``job_id`` (interrupted, failed or killed) from what it stored."""
+        """Continue job ``job_id`` (interrupted, failed, cancelled or killed) from what it
+        stored."""
         job = self.store.get_job(job_id)
         if job.state == JobState.FINISHED:
             raise HwsearchError(f"job {job_id} is already finished; nothing to resume")
@@ -295,14 +319,16 @@ class Driver:
         if isinstance(exc, LeaseLost) or transient_cause(exc, dialect) is not None:
             log.warning("job %s left for the next lease holder: %s", job_id, exc)
             return
-        if isinstance(exc, KeyboardInterrupt):
-            reason = "interrupted"
+        state = JobState.FAILED
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, SIGTERM, a server stopping
+            state = JobState.INTERRUPTED
+            reason = str(exc) if isinstance(exc, JobInterrupted) else "interrupted (Ctrl-C)"
         elif isinstance(exc, DBAPIError):  # the database's reason, not the statement
             reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc) else ""
         else:
             reason = str(exc)
         try:  # retried while the database comes back (hwsearch.db.retry)
-            self.store.set_job_state(job_id, JobState.FAILED, error=reason or type(exc).__name__)
+            self.store.set_job_state(job_id, state, error=reason or type(exc).__name__)
         except Exception as error:  # still away: its lease expires, the next holder settles
             log.warning("job %s: storing its failure failed (%s); left to the next lease "
                         "holder", job_id, error)  # fmt: skip
@@ -448,9 +474,13 @@ class Driver:
 
     def _reuse(self, candidates: Sequence[CandidateRecord]) -> list[CandidateRecord]:
         """Settle the candidates that other jobs measured (every needed metric, one query for
-        the batch, stored in one transaction); return the others, to evaluate."""
+        the batch, stored in one transaction); return the others, to evaluate. Each copied
+        value says where it came from (``details.reused_from``: job, candidate, when); a
+        spec with ``reuse: false`` measures everything."""
+        if not self.spec.reuse:
+            return list(candidates)
         found = self.store.find_measurements_many(
-            [c.config_hash for c in candidates], self.target, context=self.context
+            [c.config_hash for c in candidates], self.target, context=self.context, with_origin=True
         )
         needed = self._needed()
         reused: list[tuple[CandidateRecord, list[MetricValue], Told]] = []
@@ -470,6 +500,7 @@ class Driver:
             self._remember(candidate, metrics)
             self._evaluations += 1
             self._reused += 1
+            self.reused_from.append(metrics[0].details["reused_from"])
         return rest
 
     # -- active learning (hwsearch.search.active) ------------------------------------------

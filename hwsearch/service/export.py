@@ -130,7 +130,15 @@ def _export_candidate(
     readme = out_dir / "README.md"
     on_front = front is not None and any(p.candidate_id == candidate.id for p in front.points)
     readme.write_text(
-        _readme(description, candidate, kernel_path, on_front, how_built, tuple(example.shape))
+        _readme(
+            description,
+            candidate,
+            kernel_path,
+            on_front,
+            how_built,
+            tuple(example.shape),
+            rebuilt.inputs,
+        )
         + ort_note
     )
     files.append(readme)
@@ -197,6 +205,7 @@ def _readme(
     on_front: bool,
     how_built: str,
     example_shape: tuple[int, ...],
+    inputs: str = "",
 ) -> str:
     rows = "\n".join(
         f"| {name} | {m.value:.6g} | {m.provenance.value} |"
@@ -205,6 +214,9 @@ def _readme(
     stored = candidate.metrics.get("accuracy")
     place = "On" if on_front else "Not on"
     input_shape = "(N, " + ", ".join(str(d) for d in example_shape[1:]) + ")"
+    takes = (inputs or "It takes the inputs its own code was written for.") + _int8_note(
+        kernel_path
+    )
     return f"""# Candidate {candidate.id} of job {description["job_id"]} ({description["job_name"]})
 
 Family `{description["family"]}`, target `{description["target"]}`, config hash
@@ -215,8 +227,7 @@ Family `{description["family"]}`, target `{description["target"]}`, config hash
 - `config.json`, `config.yaml`: the configuration and every stored metric.
 - `model_torchscript.pt`: the model as it runs on the target (kernel path `{kernel_path}`);
   load it with `torch.jit.load` and call it on a float batch shaped
-  `{input_shape}`. Models trained here take raw pixel values (digits: 0..16) and
-  standardise them inside, with the training split's per-pixel mean and deviation.
+  `{input_shape}`. {takes}
 - `model_state_dict.pt`: the compressed float model's tensors (pruned layers already
   smaller, sparsity masks applied, fake-quantised weights).
 
@@ -235,6 +246,19 @@ model was {how_built}.
 """
 
 
+def _int8_note(kernel_path: str) -> str:
+    """What to expect loading a model that runs torch.ao's quantized kernels."""
+    if "int8" not in kernel_path and "int4" not in kernel_path:
+        return ""
+    return """
+  Its quantized layers are `torch.ao` modules: loading it prints PyTorch's warning that
+  quantized tensor creation functions are deprecated. The file loads and runs on this
+  PyTorch as measured; wrap `torch.jit.load` in `warnings.catch_warnings()` to silence it.
+  For a maintained path, load `model_state_dict.pt` into the float model and quantize it
+  with torchao, e.g. `torchao.quantization.quantize_(model, Int8WeightOnlyConfig())`
+  (not the kernels measured here, so measure it again)."""
+
+
 def _latency_story(latency: MetricValue | None, kernel_path: str) -> str:
     if latency is None:
         return "Latency was not measured for this candidate."
@@ -245,6 +269,12 @@ def _latency_story(latency: MetricValue | None, kernel_path: str) -> str:
             f"`{details.get('column', '?')}` ({details.get('measured', 'published results')})."
         )
     env = "\n".join(f"- {k}: {v}" for k, v in sorted(details.get("environment", {}).items()))
+    worker = details.get("worker")
+    if isinstance(worker, dict):  # measured on a Ray worker
+        env += (
+            f"\n- worker: host {worker.get('host', '?')}, Ray node {worker.get('node_id', '?')}, "
+            f"pid {worker.get('pid', '?')}, {float(worker.get('cpu_seconds', 0.0)):.1f} CPU s"
+        )
     return f"""Median of {details.get("repeats", "?")} timed runs after warm-up, batch size
 {details.get("batch_size", "?")}, {details.get("threads", "?")} thread(s), coefficient of
 variation {details.get("cv", float("nan")):.3g} (converged: {details.get("converged", "?")}),

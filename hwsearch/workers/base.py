@@ -26,6 +26,12 @@ class Executor(abc.ABC):
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
         """Evaluate ``tasks``, yielding each outcome as soon as it is ready."""
 
+    def worker_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds the evaluations spent in processes that are neither this one nor its
+        children (Ray workers), summed by host from what each task reported; the job's
+        footprint adds them. In-process and pool work is counted by the process itself."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 - a concrete no-op hook, overridden where needed
         """Release workers; the executor cannot be used afterwards."""
 

@@ -125,6 +125,7 @@ class TrainEvaluation(EvaluationKind):
             how_built=f"trained with {asdict(train)} and seed {seed}; test accuracy of this "
             f"rebuilt model: {built.accuracy:.4f}",
             quality={"accuracy": built.accuracy},
+            inputs=source.inputs,
             runtime_source=trained_source(family, config, built, train, seed),
         )
 
@@ -213,6 +214,8 @@ class LMEvaluationKind(EvaluationKind):
             how_built=f"trained with {asdict(lm)} and seed {seed} on the bundled corpus; "
             f"validation perplexity of this rebuilt model: {built.perplexity:.4f}",
             quality={"perplexity": built.perplexity, "accuracy": built.accuracy},
+            inputs="It takes token ids of the bundled character corpus (integers, one "
+            "per character) and returns next-token logits.",
         )
 
 

@@ -53,6 +53,8 @@ class Rebuilt:
     kernel_path: str
     how_built: str
     quality: dict[str, float] = field(default_factory=dict)
+    #: What the exported model takes, for its README (one or two sentences).
+    inputs: str = ""
     runtime_source: RuntimeSource | None = None
 
 
@@ -125,6 +127,9 @@ class EvaluationKind(abc.ABC):
             kernel_path="fp32",
             how_built=f"not trained here (evaluation {self.type!r}): the network is exported "
             "with freshly initialised weights",
+            inputs="Its weights are freshly initialised (the job read its quality from "
+            "tables, not from training here), and no preprocessing is inside: feed it "
+            "inputs prepared as the architecture's own data set expects.",
             runtime_source=RuntimeSource(model, {}, [], example, lambda _: {}),
         )
 

@@ -36,6 +36,9 @@ class EvalOutcome:
     candidate_id: int
     metrics: list[MetricValue] = field(default_factory=list)
     error: str | None = None
+    # where the evaluation ran and what it cost there, from executors that run it outside
+    # the driver's process (Ray): host, node_id, pid, cpu_seconds
+    worker: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,20 +13,24 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hwsearch.errors import SpecError
+from hwsearch.errors import JobInterrupted, SpecError
 from hwsearch.service.cli.common import (
     AddressOption,
     DbOption,
     Executor,
-    ExecutorOption,
+    ExecutorSettingOption,
+    NoReuseOption,
     OutOption,
     PluginOption,
+    RunExecutorOption,
     ServerOption,
     TokenOption,
+    WideOption,
     WorkersOption,
     app,
     console,
     errors,
+    executor_settings,
     import_plugins,
     open_store,
     server_client,
@@ -37,10 +44,13 @@ def run(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec, YAML or JSON.")],
     db: DbOption = None,
     out: OutOption = None,
-    executor: ExecutorOption = Executor.local,
+    executor: RunExecutorOption = None,
     workers: WorkersOption = None,
     address: AddressOption = None,
+    executor_setting: ExecutorSettingOption = None,
     plugin: PluginOption = None,
+    no_reuse: NoReuseOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Run a search job to the end of its budget and print its Pareto front."""
     from hwsearch.search.spec import load_spec
@@ -48,8 +58,11 @@ def run(
     with user_errors():
         import_plugins(plugin)
         spec = load_spec(spec_path)  # a bad spec stops here, before the database is touched
+        where = _placement(spec, executor, workers, address, executor_setting)  # and here
+        if no_reuse:
+            spec = spec.model_copy(update={"reuse": False})
         store = open_store(db, create=True)
-        _drive(store, spec, executor, workers, out, lambda job: job.run(), address)
+        _drive(store, spec, where, out, lambda job: job.run(), wide)
 
 
 @app.command()
@@ -75,12 +88,15 @@ def resume(
     job_id: Annotated[int, typer.Argument(metavar="JOB")],
     db: DbOption = None,
     out: OutOption = None,
-    executor: ExecutorOption = Executor.local,
+    executor: RunExecutorOption = None,
     workers: WorkersOption = None,
     address: AddressOption = None,
+    executor_setting: ExecutorSettingOption = None,
     plugin: PluginOption = None,
+    wide: WideOption = False,
 ) -> None:
-    """Continue an interrupted job; candidates it finished are not evaluated again."""
+    """Continue an interrupted (or failed, cancelled, killed) job; candidates it finished
+    are not evaluated again."""
     from hwsearch.records import JobState
     from hwsearch.search.spec import parse_spec
 
@@ -96,24 +112,47 @@ def resume(
             )
             return
         spec = parse_spec(stored.spec)
-        _drive(store, spec, executor, workers, out, lambda job: job.resume(job_id), address)
+        where = _placement(spec, executor, workers, address, executor_setting)
+        _drive(store, spec, where, out, lambda job: job.resume(job_id), wide)
+
+
+def _placement(
+    spec: Any,
+    executor: Executor | None,
+    workers: int | None,
+    address: str | None,
+    pairs: list[str] | None,
+) -> Any:
+    """The spec's ``executor`` section with the command's options over it, checked
+    (an :class:`~hwsearch.workers.ExecutorSettings`)."""
+    from hwsearch.workers import ExecutorSettings
+
+    settings = spec.executor or ExecutorSettings()
+    given = executor_settings(pairs)
+    if given:
+        settings = ExecutorSettings.parse({**settings.model_dump(exclude_unset=True), **given})
+    chosen = settings.merged(
+        type=executor.value if executor is not None else None, workers=workers, address=address
+    )
+    return chosen
 
 
 def _drive(
     store: Any,
     spec: Any,
-    executor: Executor,
-    workers: int | None,
+    where: Any,
     out: Path | None,
     start: Callable[[Any], Any],
-    address: str | None = None,
+    wide: bool = False,
 ) -> None:
-    """Run a driver with a progress bar, then print the front and write its CSV and plot."""
+    """Run a driver with a progress bar, then print the front and write its CSV and plot.
+    Ctrl-C and SIGTERM leave the job ``interrupted``, for ``hwsearch resume``."""
     from hwsearch.search.driver import Progress as JobProgress
+    from hwsearch.search.driver import reuse_summary
     from hwsearch.search.jobs import Job
     from hwsearch.service.fronts import load_front, to_csv
     from hwsearch.service.plot import plot_front
-    from hwsearch.workers import make_executor
+    from hwsearch.workers import executor_for
 
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -123,11 +162,7 @@ def _drive(
         TimeElapsedColumn(),
     )
     with (
-        make_executor(
-            executor.value,
-            workers=workers if workers is not None or executor is Executor.ray else 2,
-            address=address,
-        ) as pool,
+        executor_for(where, default_workers=2) as pool,
         Progress(*columns, console=console, transient=False) as bar,
     ):
         task = bar.add_task(spec.name, total=spec.budget.evaluations, status="starting")
@@ -149,19 +184,28 @@ def _drive(
         run = Job(spec, store, executor=pool, on_progress=show)  # stores its footprint
         driver = run.driver
         try:
-            job = start(run)
-        except KeyboardInterrupt:
+            with _sigterm_interrupts():
+                job = start(run)
+        except KeyboardInterrupt as exc:
             bar.stop()
+            code = 143 if isinstance(exc, JobInterrupted) else 130
             if driver.job_id is None:
-                raise typer.Exit(130) from None
+                raise typer.Exit(code) from None
             done = store.get_job(driver.job_id).evaluations
             errors.print(
                 f"job {driver.job_id} interrupted with {done} candidate(s) evaluated and "
                 f"stored; continue it with: hwsearch resume {driver.job_id}"
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(code) from None
+    reused = reuse_summary(driver.reused_from)
+    if reused:
+        console.print(
+            f"{reused}; not measured again (--no-reuse, or reuse: false in the spec, "
+            "measures them)",
+            highlight=False,
+        )
     view = load_front(store, job.id)
-    console.print(front_table(view))
+    console.print(front_table(view, wide=wide))
     out_dir = out or Path("runs") / f"job-{job.id}"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "front.csv").write_text(to_csv(view))
@@ -241,6 +285,24 @@ def _crowded_cores(spec: Any, executor: Any) -> str | None:
     )
 
 
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does (the job is left ``interrupted``, not killed
+    mid-write); the previous handler comes back afterwards. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise JobInterrupted("interrupted (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @app.command()
 def jobs(
     db: DbOption = None,
@@ -261,7 +323,7 @@ def jobs(
                 records = client.list_jobs(state=wanted, limit=limit)
         else:
             records = open_store(db).list_jobs(state=wanted, limit=limit)
-        # who drives a running job (or that none does: stale), when any is running
+        # who drives a running job (or that none does: interrupted), when any is running
         drivers = any(job.state is JobState.RUNNING for job in records)
         columns = ["id", "name", "family", "target", "state", "evaluated", "created"]
         table = Table(*columns, *(["driver"] if drivers else []))
@@ -271,12 +333,21 @@ def jobs(
                 job.name,
                 job.family,
                 job.target,
-                job.state.value + (" (stale)" if job.stale() else ""),
+                _state_cell(job),
                 str(job.evaluations),
                 job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 *([_driver_cell(job)] if drivers else []),
             )
         console.print(table)
+
+
+def _state_cell(job: Any) -> str:
+    """The state shown: a running job whose driver is gone is interrupted (resumable)."""
+    if job.stale():
+        return f"{job.shown_state().value} (driver gone; hwsearch resume {job.id})"
+    if job.state.value == "interrupted":
+        return f"interrupted (hwsearch resume {job.id})"
+    return str(job.state.value)
 
 
 def _driver_cell(job: Any) -> str:
