@@ -73,3 +73,9 @@ class NotFoundError(HwsearchError, LookupError):
 
 class MeasurementError(HwsearchError, RuntimeError):
     """A measurement could not be taken on the target."""
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """A job stopped from outside as Ctrl-C stops it (SIGTERM, a server shutting down):
+    the driver marks it ``interrupted``, with what finished kept, and ``hwsearch resume``
+    continues it. A ``KeyboardInterrupt``, so that no ``except Exception`` swallows it."""

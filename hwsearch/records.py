@@ -27,6 +27,9 @@ class JobState(enum.StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Stopped by Ctrl-C, SIGTERM or a server shutdown, with every finished candidate kept:
+    # ``hwsearch resume`` continues it.
+    INTERRUPTED = "interrupted"
 
 
 class TokenScope(enum.StrEnum):
@@ -78,6 +81,11 @@ class JobRecord:
         if self.state is not JobState.RUNNING:
             return False
         return self.lease is None or self.lease.expired(now)
+
+    def shown_state(self, now: datetime | None = None) -> JobState:
+        """The state to show a user: a stale running job (its driver killed, its lease
+        expired) is ``interrupted``, which it is, whatever the row still says."""
+        return JobState.INTERRUPTED if self.stale(now) else self.state
 
 
 @dataclass(frozen=True)
@@ -248,6 +256,13 @@ class DriverEvent(NamedTuple):
 
     kind: str
     value: int
+
+
+class CandidateFailure(NamedTuple):
+    """A candidate whose evaluation failed, with the reason (``Store.record_results``)."""
+
+    candidate_id: int
+    error: str
 
 
 class MeasuredConfig(NamedTuple):

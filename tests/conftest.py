@@ -278,3 +278,25 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture
+def busy_cores() -> Iterator[int]:
+    """One busy-loop process (``while True: pass``) per core this process may use, killed
+    afterwards; yields how many."""
+    import subprocess
+    import sys
+    import time
+
+    from hwsearch.hardware.load import usable_cpus
+
+    cores = len(usable_cpus())
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        time.sleep(0.5)  # let them start spinning
+        yield cores
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()

@@ -19,8 +19,8 @@ class CancelRepository(Repository):
     """The cancel flag of the jobs table."""
 
     def request_cancel(self, job_id: int) -> JobRecord:
-        """Cancel a job: a queued one at once; a running one is flagged, and its driver stops
-        after the generation in flight (see :meth:`cancel_requested`).
+        """Cancel a job: a queued or interrupted one at once; a running one is flagged, and
+        its driver stops after the generation in flight (see :meth:`cancel_requested`).
 
         A finished, failed or cancelled job cannot be cancelled (``ConflictError`` on ``state``).
         """
@@ -30,7 +30,7 @@ class CancelRepository(Repository):
             ).one_or_none()
             if job is None:
                 raise NotFoundError(f"job {job_id} not found")
-            if job.state is JobState.QUEUED:
+            if job.state in (JobState.QUEUED, JobState.INTERRUPTED):
                 job.state = JobState.CANCELLED
                 job.finished_at = utcnow()
             elif job.state is JobState.RUNNING:
@@ -38,8 +38,8 @@ class CancelRepository(Repository):
             else:
                 raise ConflictError(
                     "state",
-                    f"job {job_id} is {job.state.value}; only queued or running jobs "
-                    "can be cancelled",
+                    f"job {job_id} is {job.state.value}; only queued, running or interrupted "
+                    "jobs can be cancelled",
                 )
             session.flush()
             return job_record(

@@ -100,3 +100,8 @@ def check_metrics(metrics: Sequence[MetricValue], field: str = "metrics") -> lis
 def check_bool(field: str, value: object) -> None:
     if not isinstance(value, bool):
         raise StorageError(field, f"must be true or false, got {value!r}")
+
+
+def check_id(field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StorageError(field, f"must be an integer id, got {value!r}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Select, func, insert, select
+from sqlalchemy import Boolean, Connection, Integer, Select, bindparam, func, insert, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -73,18 +74,7 @@ class FrontRepository(Repository):
                     .returning(Front.id)
                 ).scalar_one()
                 if points:
-                    connection.execute(
-                        insert(FrontPointRow),
-                        [
-                            {
-                                "front_id": front_id,
-                                "candidate_id": p.candidate_id,
-                                "position": i,
-                                "measured": bool(p.measured),
-                            }
-                            for i, p in enumerate(points)
-                        ],
-                    )
+                    _insert_points(connection, front_id, points)
         except IntegrityError as exc:
             if self._has_front(job_id, generation):
                 raise ConflictError(
@@ -167,6 +157,47 @@ class FrontRepository(Repository):
 
 
 _install_retries(FrontRepository)
+
+
+# On PostgreSQL the points go as arrays through ``unnest``: a statement of fixed text that
+# psycopg converts once, where a VALUES list of four parameters a point is parsed anew.
+_PG_INSERT_POINTS = text(
+    "INSERT INTO front_points (front_id, candidate_id, position, measured) "
+    "SELECT :front_id, u.candidate_id, u.position, u.measured "
+    "FROM unnest(CAST(:candidate_id AS INTEGER[]), CAST(:position AS INTEGER[]), "
+    "CAST(:measured AS BOOLEAN[])) AS u(candidate_id, position, measured)"
+).bindparams(
+    bindparam("front_id", type_=Integer()),
+    bindparam("candidate_id", type_=postgresql.ARRAY(Integer())),
+    bindparam("position", type_=postgresql.ARRAY(Integer())),
+    bindparam("measured", type_=postgresql.ARRAY(Boolean())),
+)
+
+
+def _insert_points(connection: Connection, front_id: int, points: Sequence[FrontPoint]) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            _PG_INSERT_POINTS,
+            {
+                "front_id": front_id,
+                "candidate_id": [p.candidate_id for p in points],
+                "position": list(range(len(points))),
+                "measured": [bool(p.measured) for p in points],
+            },
+        )
+        return
+    connection.execute(
+        insert(FrontPointRow),
+        [
+            {
+                "front_id": front_id,
+                "candidate_id": p.candidate_id,
+                "position": i,
+                "measured": bool(p.measured),
+            }
+            for i, p in enumerate(points)
+        ],
+    )
 
 
 def _distinct_candidates(points: Sequence[FrontPoint]) -> set[int]:

@@ -17,18 +17,30 @@ from hwsearch.records import CandidateStatus, JobRecord, JobState
 
 __all__ = ["JOB_TRANSITIONS", "JobRepository"]
 
-#: The states a job may move to from each state. A finished job is final; a failed or
-#: cancelled one may be queued again to resume it.
+#: The states a job may move to from each state. A finished job is final; a failed,
+#: cancelled or interrupted one may be queued again to resume it.
 JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
+    JobState.QUEUED: frozenset(
+        {JobState.RUNNING, JobState.CANCELLED, JobState.FAILED, JobState.INTERRUPTED}
+    ),
     JobState.RUNNING: frozenset(
-        {JobState.FINISHED, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED}
+        {
+            JobState.FINISHED,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.QUEUED,
+            JobState.INTERRUPTED,
+        }
     ),
     JobState.FINISHED: frozenset(),
     JobState.FAILED: frozenset({JobState.QUEUED}),
     JobState.CANCELLED: frozenset({JobState.QUEUED}),
+    JobState.INTERRUPTED: frozenset({JobState.QUEUED, JobState.CANCELLED}),
 }
-_TERMINAL = frozenset({JobState.FINISHED, JobState.FAILED, JobState.CANCELLED})
+#: States that stamp ``finished_at``: the job's driver has stopped.
+_TERMINAL = frozenset(
+    {JobState.FINISHED, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED}
+)
 
 
 class JobRepository(Repository):

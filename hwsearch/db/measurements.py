@@ -4,7 +4,7 @@ measured values a predictor is fitted on."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -34,14 +34,25 @@ class MeasurementRepository(Repository):
         return found.get(config_hash, [])
 
     def find_measurements_many(
-        self, config_hashes: Collection[str], target: str, *, context: str | None = None
+        self,
+        config_hashes: Collection[str],
+        target: str,
+        *,
+        context: str | None = None,
+        with_origin: bool = False,
     ) -> dict[str, list[MetricValue]]:
         """:meth:`find_measurements` of several configs in one query: hash -> values, for
-        the hashes that have any."""
-        return self._find_measurements(list(config_hashes), target, context)
+        the hashes that have any. With ``with_origin``, each value's details gain
+        ``reused_from``: the job and candidate that measured it and when (kept as it was
+        when the stored value was itself reused, so it names the first measurement)."""
+        return self._find_measurements(list(config_hashes), target, context, with_origin)
 
     def _find_measurements(
-        self, config_hashes: list[str], target: str, context: str | None
+        self,
+        config_hashes: list[str],
+        target: str,
+        context: str | None,
+        with_origin: bool = False,
     ) -> dict[str, list[MetricValue]]:
         columns = (
             Measurement.config_hash,
@@ -50,6 +61,9 @@ class MeasurementRepository(Repository):
             Measurement.provenance,
             Measurement.target,
             Measurement.details,
+            Candidate.job_id,
+            Measurement.candidate_id,
+            Measurement.created_at,
         )
         newest: dict[str, dict[str, MetricValue]] = {}
         with self._engine.connect() as connection:
@@ -67,9 +81,19 @@ class MeasurementRepository(Repository):
                 )
                 if context is not None:
                     query = query.where(Measurement.context == context)
-                for digest, name, value, provenance, on, details in connection.execute(query):
-                    newest.setdefault(digest, {}).setdefault(
-                        name, MetricValue(name, value, provenance, on, details)
+                for row in connection.execute(query):
+                    digest, name, value, provenance, on, details, job_id, candidate_id, at = row
+                    if name in newest.get(digest, {}):
+                        continue
+                    if with_origin and "reused_from" not in details:
+                        origin = {
+                            "job_id": job_id,
+                            "candidate_id": candidate_id,
+                            "measured_at": _utc(at).isoformat(timespec="seconds"),
+                        }
+                        details = {**details, "reused_from": origin}
+                    newest.setdefault(digest, {})[name] = MetricValue(
+                        name, value, provenance, on, details
                     )
         return {
             digest: [metrics[name] for name in sorted(metrics)]
@@ -146,6 +170,11 @@ class MeasurementRepository(Repository):
         return {
             target: [rows[key] for key in sorted(rows)] for target, rows in sorted(newest.items())
         }
+
+
+def _utc(moment: datetime) -> datetime:
+    """A timestamp read by a Core query: SQLite's come back naive, in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 _install_retries(MeasurementRepository)

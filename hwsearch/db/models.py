@@ -172,7 +172,7 @@ class Candidate(Base):
 class DriverEventRow(Base):
     """One step of a job's driver (an ask of the optimizer, a result told to it), numbered
     by ``seq`` in the order it happened: what an asynchronous job's resume replays
-    (hwsearch.search.driver); migration 0008."""
+    (hwsearch.search.driver); migration 0009."""
 
     __tablename__ = "driver_events"
     __table_args__ = (UniqueConstraint("job_id", "seq"),)

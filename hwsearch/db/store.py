@@ -41,6 +41,7 @@ from hwsearch.db.targets import TargetRepository
 from hwsearch.db.tokens import TokenRepository
 from hwsearch.errors import HwsearchError, SpecError
 from hwsearch.records import (
+    CandidateFailure,
     CandidateRecord,
     CandidateResult,
     CandidateStatus,
@@ -186,9 +187,13 @@ class Store:
         self.candidates.record_result(candidate_id, metrics, feasible=feasible, context=context)
 
     def record_results(
-        self, results: Sequence[CandidateResult], *, context: str | None = None
+        self,
+        results: Sequence[CandidateResult],
+        *,
+        context: str | None = None,
+        failures: Sequence[CandidateFailure] = (),
     ) -> None:
-        self.candidates.record_results(results, context=context)
+        self.candidates.record_results(results, context=context, failures=failures)
 
     def record_failure(self, candidate_id: int, error: str) -> None:
         self.candidates.record_failure(candidate_id, error)
@@ -214,6 +219,9 @@ class Store:
     def count_candidates(self, job_id: int, *, status: CandidateStatus | None = None) -> int:
         return self.candidates.count_candidates(job_id, status=status)
 
+    def count_predicted(self, job_id: int) -> int:
+        return self.candidates.count_predicted(job_id)
+
     # -- measurements for reuse and fitting (MeasurementRepository) --------------------------
 
     def find_measurements(
@@ -222,9 +230,16 @@ class Store:
         return self.measurements.find_measurements(config_hash, target, context=context)
 
     def find_measurements_many(
-        self, config_hashes: Collection[str], target: str, *, context: str | None = None
+        self,
+        config_hashes: Collection[str],
+        target: str,
+        *,
+        context: str | None = None,
+        with_origin: bool = False,
     ) -> dict[str, list[MetricValue]]:
-        return self.measurements.find_measurements_many(config_hashes, target, context=context)
+        return self.measurements.find_measurements_many(
+            config_hashes, target, context=context, with_origin=with_origin
+        )
 
     def measured_values(self, family: str, target: str, metric: str) -> list[MeasuredConfig]:
         return self.measurements.measured_values(family, target, metric)

@@ -9,11 +9,20 @@ energy, embodied from the busy time (the CPU's busy core-seconds, the GPU's wall
 
 The CPU part uses the default ``cpu`` profile with the job target's region, grid intensity
 and PUE, because the host CPU runs the search wherever the candidates are measured.
+
+Workers that are not this process's children (Ray's) are invisible to its counters: each
+of their tasks reports its process CPU seconds, the executor sums them by host, and
+:meth:`FootprintTracker.stop` adds them as a ``workers`` part, its energy estimated from the
+``cpu`` profile's power per core. Where the host's energy comes from RAPL, which reads the
+whole package, the workers on the driver's own host are in it already: their CPU seconds are
+counted, their energy is not counted twice.
 """
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -133,7 +142,9 @@ class FootprintTracker:
         self._cpu0 = process_cpu_seconds(children=True)
         self._started = [meter.start() for _, meter in self._meters]
 
-    def stop(self) -> Footprint:
+    def stop(self, workers: Mapping[str, float] | None = None) -> Footprint:
+        """End the job's windows; ``workers``: CPU seconds spent by workers outside this
+        process tree during the job, by host (:meth:`Executor.worker_cpu_seconds`)."""
         readings = [
             meter.stop(started)
             for (_, meter), started in zip(self._meters, self._started, strict=True)
@@ -162,6 +173,14 @@ class FootprintTracker:
                     "details": reading.details,
                 }
             )
+        remote = {host: float(s) for host, s in (workers or {}).items() if s > 0}
+        if remote:
+            part = self._workers_part(remote, wall)
+            parts.append(part)
+            cpu_seconds += part["cpu_seconds"]
+            operational += part["operational_g"]
+            embodied += part["embodied_g"]
+            energy += part["energy_j"]
         intensity, source = profile_intensity(self.target)
         measured = all(p["provenance"] == "measured" for p in parts)
         self.footprint = Footprint(
@@ -178,6 +197,38 @@ class FootprintTracker:
             parts=parts,
         )
         return self.footprint
+
+    def _workers_part(self, by_host: Mapping[str, float], wall: float) -> dict[str, Any]:
+        """The footprint of remote workers' CPU seconds: energy per core-second of the
+        ``cpu`` profile (less what RAPL on this host already read), embodied carbon over
+        their busy core-seconds."""
+        profile = self.host
+        here = socket.gethostname()
+        host_meter = self._meters[0][1]
+        counted_here = isinstance(host_meter, RaplMeter)
+        cpu_seconds = sum(by_host.values())
+        billed = sum(s for h, s in by_host.items() if not (counted_here and h == here))
+        joules = profile.tdp_w / profile.cores * billed
+        share = 1.0 / profile.cores  # one core for each of the busy seconds
+        return {
+            "device": "workers",
+            "meter": "estimate",
+            "provenance": "estimated",
+            "energy_j": joules,
+            "operational_g": operational_g(joules, profile),
+            "embodied_g": embodied_g(cpu_seconds, profile, share),
+            "busy_seconds": cpu_seconds,
+            "device_share": share,
+            "cpu_seconds": cpu_seconds,
+            "details": {
+                "model": "reported CPU seconds of each task x the cpu profile's TDP per core",
+                "cpu_seconds_by_host": dict(by_host),
+                "tdp_w": profile.tdp_w,
+                "cores": profile.cores,
+                "energy_in_host_rapl": counted_here and here in by_host,
+                "wall_seconds": wall,
+            },
+        }
 
     @staticmethod
     def _busy(

@@ -12,6 +12,13 @@ One protocol for every target, so numbers are comparable:
    phase has lasted ``max_seconds``;
 4. one more, untimed inference to measure peak memory.
 
+The machine's load is read over steps 2–4 (:mod:`hwsearch.hardware.load`): CPU time other
+processes took on this process's cores, CPU time stolen by the hypervisor, and the load
+average. ``/proc/stat`` counts in ticks of 10 ms, so a window shorter than
+``LOAD_MIN_WINDOW_S`` is lengthened with untimed inferences (the same work, so the reading
+still describes the conditions of the measurement). The measurement is ``noisy`` when that
+load or the samples' dispersion says the figure is not clean; the reasons are kept.
+
 ``cv`` is a *robust* coefficient of variation: ``1.4826 × MAD / median``, where MAD is the
 median absolute deviation from the median. For normally distributed samples it equals
 ``std / mean``; unlike it, a few outliers (a descheduled thread, a page fault) do not keep
@@ -28,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,10 +46,13 @@ from torch.profiler import ProfilerActivity, profile
 from hwsearch.errors import MeasurementError, SpecError
 from hwsearch.hardware.counts import model_size_bytes
 from hwsearch.hardware.environment import environment
+from hwsearch.hardware.load import LoadWindow, noisy_reasons
 from hwsearch.hardware.targets import Target
 
 # Scales the MAD to the standard deviation for normally distributed samples.
 _MAD_TO_STD = 1.4826
+#: The shortest window the load is read over (see the module docstring).
+LOAD_MIN_WINDOW_S = 0.25
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +120,11 @@ class LatencyMeasurement:
     samples_ms: tuple[float, ...]
     peak_memory_bytes: int
     environment: dict[str, Any]
+    #: :meth:`hwsearch.hardware.load.LoadReading.to_dict` of the measurement's window
+    load: dict[str, Any] = field(default_factory=dict)
+    #: whether the load or the dispersion says the figure is not clean, and why
+    noisy: bool = False
+    noisy_reasons: tuple[str, ...] = ()
 
 
 def robust_cv(samples: list[float] | tuple[float, ...]) -> float:
@@ -153,23 +168,28 @@ def measure_latency(
     device = target.device
     was_training = model.training
     previous_threads = torch.get_num_threads()
+    load = LoadWindow()
     try:
         torch.set_num_threads(settings.threads)
+        torch_threads = torch.get_num_threads()  # what the runs below use, as torch says
         model.to(device)
         model.eval()
         batch = batch.to(device)
         with torch.inference_mode():
             if device.type == "cuda":  # timed with CUDA events, whatever the target kind
-                with torch.cuda.device(device):
+                with torch.cuda.device(device), load:
                     for _ in range(settings.warmup):
                         model(batch)
                     samples = _timed_runs(settings, _cuda_timer(model, batch))
                     peak = _cuda_peak_memory(model, batch, device)
+                    _lengthen(load, lambda: model(batch), torch.cuda.synchronize)
             else:
-                for _ in range(settings.warmup):
-                    model(batch)
-                samples = _timed_runs(settings, _cpu_timer(model, batch))
-                peak = _cpu_peak_memory(model, batch)
+                with load:
+                    for _ in range(settings.warmup):
+                        model(batch)
+                    samples = _timed_runs(settings, _cpu_timer(model, batch))
+                    peak = _cpu_peak_memory(model, batch)
+                    _lengthen(load, lambda: model(batch))
     except MeasurementError:
         raise
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
@@ -183,6 +203,11 @@ def measure_latency(
 
     array = np.asarray(samples, dtype=np.float64)
     cv = robust_cv(samples)
+    reasons = noisy_reasons(
+        load.reading, threads=settings.threads, cv=cv, target_cv=settings.target_cv
+    )
+    record = environment(target, settings.threads)
+    record["torch_threads"] = torch_threads
     return LatencyMeasurement(
         median_ms=float(np.median(array)),
         p90_ms=float(np.percentile(array, 90)),
@@ -193,8 +218,22 @@ def measure_latency(
         converged=cv <= settings.target_cv,
         samples_ms=tuple(samples),
         peak_memory_bytes=peak,
-        environment=environment(target, settings.threads),
+        environment=record,
+        load=load.reading.to_dict() if load.reading is not None else {},
+        noisy=bool(reasons),
+        noisy_reasons=tuple(reasons),
     )
+
+
+def _lengthen(
+    window: LoadWindow, run_once: Callable[[], object], sync: Callable[[], None] | None = None
+) -> None:
+    """Untimed inferences until ``window`` has lasted ``LOAD_MIN_WINDOW_S``."""
+    started = window.started
+    while started is not None and time.monotonic() - started < LOAD_MIN_WINDOW_S:
+        run_once()
+        if sync is not None:
+            sync()
 
 
 def _batch(example_input: torch.Tensor, batch_size: int) -> torch.Tensor:

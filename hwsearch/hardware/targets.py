@@ -1,7 +1,9 @@
 """Deployment targets: the devices a candidate can be measured on, by kind.
 
 A target is named like ``torch.device``: ``"cpu"`` or ``"cuda:N"`` (``"cuda"`` means
-``"cuda:0"``); plug-ins add kinds of their own (:func:`register_target_kind`). Each
+``"cuda:0"``); ``"ort:cpu"`` and ``"ort:cuda:N"`` run candidates in ONNX Runtime (the
+runtime: :mod:`hwsearch.hardware.ort`); plug-ins add kinds of their own
+(:func:`register_target_kind`). Each
 :class:`TargetKind` parses its names, says what an executor must reserve to run a candidate
 on it (:meth:`TargetKind.resources`), which energy meter measures it, and whether the device
 exists *here* (:meth:`TargetKind.check_here`). That last check runs where the candidate is
@@ -58,6 +60,10 @@ class TargetKind(abc.ABC):
     syntax: ClassVar[str]
     #: The kind of profile of its devices (factors for energy and carbon).
     profile_kind: ClassVar[ProfileKind] = "cpu"
+    #: What runs candidates on it: ``"torch"`` (PyTorch, the default) or another runtime
+    #: (``"onnxruntime"``, :mod:`hwsearch.hardware.ort`); evaluation kinds say which they
+    #: can serve (:attr:`hwsearch.workers.kinds.EvaluationKind.runtimes`).
+    runtime: ClassVar[str] = "torch"
 
     @abc.abstractmethod
     def parse(self, text: str) -> Target | None:
@@ -66,6 +72,12 @@ class TargetKind(abc.ABC):
 
     def check_here(self, target: Target) -> None:  # noqa: B027 - a device always present
         """Raise :class:`SpecError` (field ``target``) if ``target`` is not on this machine."""
+
+    def value_problem(self, knob: str, value: Any) -> str | None:
+        """Why this kind's devices cannot run ``value`` of the space's knob ``knob`` (e.g.
+        a bit-width without a kernel), or None (the default). Checked when the spec is read,
+        naming the knob's field."""
+        return None
 
     def resources(self, target: Target) -> dict[str, float]:
         """What an executor reserves to evaluate a candidate on ``target`` (Ray resource
@@ -201,5 +213,94 @@ def available_targets() -> list[Target]:
     return targets
 
 
+# --------------------------------------------------------------------------------------------
+# ONNX Runtime (the runtime itself: :mod:`hwsearch.hardware.ort`)
+
+ORT_RUNTIME = "onnxruntime"
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def act_bits_problem(value: Any) -> str | None:
+    """Why ONNX Runtime cannot run activations of ``value`` bits, or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < 8:
+        return (
+            f"act_bits {value} cannot run on ONNX Runtime: it quantizes activations to 8 bits "
+            "(static int8, QDQ) or keeps them float; use 8, 16 or 32"
+        )
+    return None
+
+
+def available_providers() -> list[str]:
+    """ONNX Runtime's execution providers in this process ([] without onnxruntime)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+class OrtKind(TargetKind):
+    """``ort:cpu``: ONNX Runtime's CPU execution provider on this machine's CPU."""
+
+    name = "ort"
+    syntax = "'ort:cpu'"
+    profile_kind: ClassVar[ProfileKind] = "cpu"
+    runtime = ORT_RUNTIME
+    #: the execution provider its sessions run on
+    provider: ClassVar[str] = CPU_PROVIDER
+
+    def parse(self, text: str) -> Target | None:
+        return ORT_CPU if text == "ort:cpu" else None
+
+    def check_here(self, target: Target) -> None:
+        providers = available_providers()
+        if self.provider not in providers:
+            raise SpecError(
+                "target",
+                f"{target.name!r} needs ONNX Runtime's {self.provider}; available here: "
+                f"{', '.join(providers) or 'none (onnxruntime is not installed)'}",
+            )
+
+    def value_problem(self, knob: str, value: Any) -> str | None:
+        # a built-in family's knob ``act_bits``, or a layer's ``layers[<glob>].act_bits``
+        return act_bits_problem(value) if knob.rsplit(".", 1)[-1] == "act_bits" else None
+
+
+class OrtCudaKind(OrtKind):
+    """``ort:cuda[:N]``: ORT's CUDA execution provider on GPU N (one candidate at a time)."""
+
+    name = "ort-cuda"
+    syntax = "'ort:cuda:N'"
+    profile_kind = "cuda"
+    provider = CUDA_PROVIDER
+
+    def parse(self, text: str) -> Target | None:
+        if text == "ort:cuda":
+            text = "ort:cuda:0"
+        head, _, index = text.rpartition(":")
+        if head != "ort:cuda" or not index.isdigit():
+            return None
+        return Target(name=text, kind=self.name, device_index=int(index), torch_device="cpu")
+
+    def check_here(self, target: Target) -> None:
+        super().check_here(target)
+        import torch
+
+        if torch.cuda.is_available() and (target.device_index or 0) >= torch.cuda.device_count():
+            raise SpecError(
+                "target",
+                f"{target.name!r}: device index {target.device_index} out of range; this "
+                f"machine has {torch.cuda.device_count()} CUDA device(s)",
+            )
+
+    def resources(self, target: Target) -> dict[str, float]:
+        return {"num_gpus": 1.0}
+
+
+ORT_CPU = Target(name="ort:cpu", kind="ort", device_index=None, torch_device="cpu")
+
 register_target_kind(CpuKind())
 register_target_kind(CudaKind())
+register_target_kind(OrtKind())
+register_target_kind(OrtCudaKind())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from hwsearch.hardware.kernels import BlockSparseLinear, QuantizedLinear, magnitude_block_mask
+from hwsearch.hardware.threads import WorkerThreads, default_threads, torch_threads
 from hwsearch.models.compression import WeightMask, magnitude_mask, nm_mask, parse_nm
 from hwsearch.models.lm_data import batch, char_data, validation_windows
 from hwsearch.models.transformer import BLOCK_TILE, INT4_GROUP, LMShape, TransformerFamily
@@ -96,6 +97,8 @@ class BuiltLM:
     sparsity: float  # share of zero weights in the block linears
     layer_kinds: dict[str, str]  # per block linear: how it was materialised
     settings: LMSettings
+    # intra-op threads torch reported in each phase: {"training": n, "evaluation": n}
+    threads: dict[str, int] = field(default_factory=dict)
 
 
 def _loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -198,12 +201,31 @@ LM_SIZE_MODEL = (
 
 
 def build_lm(
-    family: TransformerFamily, config: Mapping[str, Any], settings: LMSettings, seed: int
+    family: TransformerFamily,
+    config: Mapping[str, Any],
+    settings: LMSettings,
+    seed: int,
+    *,
+    threads: WorkerThreads | None = None,
 ) -> BuiltLM:
     """Train ``config`` with ``seed``, compress, fine-tune, materialise, measure quality.
 
-    Deterministic for a seed and thread count; the global torch RNG is left as it was.
+    Training and fine-tuning run with ``threads.training`` intra-op threads, the quality
+    pass with ``threads.evaluation`` (by default those of
+    :func:`~hwsearch.hardware.threads.using_threads`, else one each). Deterministic for a
+    seed and thread counts; the global torch RNG is left as it was.
     """
+    counts = threads or default_threads()
+    seen: dict[str, int] = {}
+    with torch_threads(counts.training) as seen["training"]:
+        model, names, pattern, exit_at, shape, cfg = _trained(family, config, settings, seed)
+    with torch_threads(counts.evaluation) as seen["evaluation"]:
+        return _finished(model, names, pattern, exit_at, shape, cfg, settings, seen)
+
+
+def _trained(
+    family: TransformerFamily, config: Mapping[str, Any], settings: LMSettings, seed: int
+) -> tuple[TinyLM, list[str], str, int | None, LMShape, dict[str, Any]]:
     cfg = family.canonical(config)
     data = char_data()
     shape = family.shape(cfg, vocab=data.vocab_size)
@@ -239,6 +261,19 @@ def build_lm(
                 )
             for name in names:
                 parametrize.remove_parametrizations(_linear(model, name), "weight")
+    return model, names, pattern, exit_at, shape, cfg
+
+
+def _finished(
+    model: TinyLM,
+    names: list[str],
+    pattern: str,
+    exit_at: int | None,
+    shape: LMShape,
+    cfg: Mapping[str, Any],
+    settings: LMSettings,
+    threads: dict[str, int],
+) -> BuiltLM:
     if exit_at is not None:  # the deployed model stops at the exit
         model.blocks = model.blocks[:exit_at]
         names = model.block_linears()
@@ -259,6 +294,7 @@ def build_lm(
         sparsity=zeros / weights if weights else 0.0,
         layer_kinds=kinds,
         settings=settings,
+        threads=threads,
     )
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import nn
 
 from hwsearch.errors import HwsearchError
+from hwsearch.hardware.threads import WorkerThreads, default_threads, torch_threads
 from hwsearch.models.base import ModelFamily
 from hwsearch.models.compression import (
     CompressibleNet,
@@ -63,17 +64,30 @@ class BuiltCandidate:
     deploy_model: nn.Module  # what runs on the CPU target (see deploy.materialize), eval mode
     kernel_path: str  # e.g. "x86-int8-static", "int8-dynamic-linear+fp32", "fp32"
     float_model: nn.Module  # compression baked into plain float layers (MACs, params, export)
+    # intra-op threads torch reported in each phase: {"training": n, "evaluation": n}
+    threads: dict[str, int] = field(default_factory=dict)
 
 
 def build_candidate(
-    family: ModelFamily, config: Mapping[str, Any], settings: TrainSettings, seed: int
+    family: ModelFamily,
+    config: Mapping[str, Any],
+    settings: TrainSettings,
+    seed: int,
+    *,
+    threads: WorkerThreads | None = None,
 ) -> BuiltCandidate:
     """Train ``config`` on its family's data source (:mod:`hwsearch.models.sources`; digits
     for ``mlp`` and ``cnn``) split with ``seed``, compress it, fine-tune it,
     measure its test accuracy and materialise it for the CPU.
 
-    Deterministic for a given seed and thread count; the global torch RNG is left as it was.
+    Training and fine-tuning run with ``threads.training`` intra-op threads, calibration,
+    the test-set pass and materialisation with ``threads.evaluation`` (by default those of
+    :func:`~hwsearch.hardware.threads.using_threads`, else one each; the previous count is
+    restored). Deterministic for a given seed and thread counts; the global torch RNG is
+    left as it was.
     """
+    counts = threads or default_threads()
+    seen: dict[str, int] = {}
     if not family.trainable:
         raise HwsearchError(
             f"family {family.name!r} is not trained here; take its quality from a table "
@@ -90,36 +104,42 @@ def build_candidate(
         if not isinstance(model, CompressibleNet):
             raise TypeError(f"family {family.name!r} does not build a CompressibleNet")
         dense_weights = weight_count(model)
-        train(
-            model,
-            data.x_train,
-            data.y_train,
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate,
-            seed=seed,
-        )
+        with torch_threads(counts.training) as seen["training"]:
+            train(
+                model,
+                data.x_train,
+                data.y_train,
+                epochs=settings.epochs,
+                batch_size=settings.batch_size,
+                learning_rate=settings.learning_rate,
+                seed=seed,
+            )
         model, _ = apply_compression(model, spec)
         calibration = calibration_batches(data.x_train, settings.batch_size)
-        calibrate_activations(model, calibration)
-        train(
-            model,
-            data.x_train,
-            data.y_train,
-            epochs=settings.finetune_epochs,
-            batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate * FINETUNE_LR_FACTOR,
-            seed=seed + 1,
-        )
-    model.eval()
-    float_model = bake(model).eval()
-    deploy_model, kernel_path = materialize(float_model, spec, calibration)
+        with torch_threads(counts.evaluation):
+            calibrate_activations(model, calibration)
+        with torch_threads(counts.training):
+            train(
+                model,
+                data.x_train,
+                data.y_train,
+                epochs=settings.finetune_epochs,
+                batch_size=settings.batch_size,
+                learning_rate=settings.learning_rate * FINETUNE_LR_FACTOR,
+                seed=seed + 1,
+            )
+    with torch_threads(counts.evaluation) as seen["evaluation"]:
+        model.eval()
+        float_model = bake(model).eval()
+        deploy_model, kernel_path = materialize(float_model, spec, calibration)
+        test_accuracy = accuracy(model, data.x_test, data.y_test)
     return BuiltCandidate(
         model=model,
-        accuracy=accuracy(model, data.x_test, data.y_test),
+        accuracy=test_accuracy,
         size_bytes=model_size_bytes(model),
         sparsity=measured_sparsity(model, dense_weights),
         deploy_model=deploy_model,
         kernel_path=kernel_path,
         float_model=float_model,
+        threads=seen,
     )

@@ -33,6 +33,8 @@ class DataSource(abc.ABC):
     name: str
     #: How the split is made, stored with every quality metric it produced.
     description: str
+    #: What an exported model of this source takes (the sentence its README writes).
+    inputs: str = "It takes inputs as the source gives them; no preprocessing is inside."
 
     @abc.abstractmethod
     def split(self, seed: int) -> Split:
@@ -49,6 +51,10 @@ class DigitsSource(DataSource):
 
     name = "digits"
     description = "sklearn digits, stratified 75/25 split"
+    inputs = (
+        "It takes raw pixel values of scikit-learn's digits (0..16) and standardises them "
+        "inside, with the training split's per-pixel mean and deviation."
+    )
 
     def split(self, seed: int) -> Split:
         from hwsearch.models.data import load_digits_split

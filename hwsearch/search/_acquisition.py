@@ -1,9 +1,11 @@
 """The arithmetic under the default strategy's choices: the per-objective value transform
-its models are fitted on, and the acquisition (hypervolume improvement times the
-probability of feasibility, or how far a point is from improving the front)."""
+its models are fitted on, the transforms of constraint violations, and the acquisition
+(hypervolume improvement times the probability of feasibility, or how far a point is from
+improving the front)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,69 @@ class ValueTransform:
             return np.exp(np.minimum(t, 700.0))
         assert self.lam is not None
         return self.shift + self.scale * yeojohnson_inverse(np.asarray(t, dtype=float), self.lam)
+
+
+#: shifts tried for a violation ``metric - bound``, as multiples of the observed spread
+VIOLATION_SHIFTS: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class ViolationTransform:
+    """A monotone map ``t`` of one constraint's violations to the scale its model is fitted
+    on, and the value ``threshold`` = ``t(0)`` at the bound.
+
+    ``signed``: ``sign(v) log1p(|v| / m)`` (``m`` the median ``|v|``) keeps the bound at 0
+    and tames far-off violations. ``shift``: ``d log(s + d v)`` with ``d`` = +1 or -1. The
+    violation of ``metric <= bound`` is ``metric - bound``, so with ``s`` = bound and
+    ``d`` = +1 this is the log of the metric itself (``d`` = -1: ``metric >= bound``), the
+    scale on which a latency relates linearly to other devices' log-latencies. The bound is
+    not told to the strategy: :meth:`candidates` gives the signed log and a grid of shifts,
+    and the strategy keeps the one under which its model's marginal likelihood of the
+    violations themselves (``log_jacobian`` included) is highest.
+    """
+
+    def __init__(self, kind: str, shift: float, direction: float = 1.0, cap: float = 1e300) -> None:
+        if kind not in ("signed", "shift"):
+            raise ValueError(f"kind must be 'signed' or 'shift', got {kind!r}")
+        self.kind = kind
+        self.cap = float(cap)  # 'signed': what an infinite violation counts as
+        self.shift = float(shift)  # the median |v| for 'signed'
+        self.direction = float(direction)
+        self.threshold = 0.0 if kind == "signed" else self.direction * math.log(self.shift)
+
+    @classmethod
+    def candidates(cls, v: FloatArray) -> list[ViolationTransform]:
+        """The signed log, then (for finite violations that differ) shifts in both
+        directions that keep every ``s + d v`` positive, the bound's (``s``) included."""
+        v = np.asarray(v, dtype=float)
+        finite = v[np.isfinite(v)]
+        scale = float(np.median(np.abs(finite))) if len(finite) else 1.0
+        cap = 10.0 * float(np.abs(finite).max()) if len(finite) else 1.0
+        out = [cls("signed", scale or 1.0, cap=cap or 1.0)]
+        if len(finite) < len(v) or len(v) < 3:
+            return out
+        spread = float(v.max() - v.min())
+        if spread <= 0:
+            return out
+        for direction in (1.0, -1.0):
+            # s + d v > 0 for every v seen, and at the bound (v = 0): s > 0
+            edge = max(float(-(direction * v).min()), 0.0)
+            for r in VIOLATION_SHIFTS:
+                out.append(cls("shift", edge + r * spread, direction))
+        return out
+
+    def forward(self, v: FloatArray) -> FloatArray:
+        v = np.asarray(v, dtype=float)
+        if self.kind == "signed":
+            size = np.minimum(np.abs(v), self.cap)
+            return np.asarray(np.sign(v) * np.log1p(size / self.shift))
+        return np.asarray(self.direction * np.log(self.shift + self.direction * v))
+
+    def log_jacobian(self, v: FloatArray) -> float:
+        """``sum log dt/dv`` over ``v``: turns a likelihood of ``t(v)`` into one of ``v``."""
+        v = np.asarray(v, dtype=float)
+        if self.kind == "signed":
+            return float(-np.log(self.shift + np.minimum(np.abs(v), self.cap)).sum())
+        return float(-np.log(self.shift + self.direction * v).sum())
 
 
 def yeojohnson_inverse(t: FloatArray, lam: float) -> FloatArray:
@@ -123,7 +188,9 @@ def distance_to_improve(pts: FloatArray, front: FloatArray, ref: FloatArray) -> 
 
 
 __all__ = [
+    "VIOLATION_SHIFTS",
     "ValueTransform",
+    "ViolationTransform",
     "acquisition",
     "add_point",
     "distance_to_improve",

@@ -8,11 +8,14 @@ tell is stored in order as a driver event, and a resume replays them (see
 :meth:`Driver._search_async`). *Generational*: a batch is asked, evaluated, stored and told
 in the order asked, as described below.
 
-The driver alone writes to the database. Each candidate's metrics are stored in one
-transaction the moment its evaluation finishes, committed before the driver waits for the
-next evaluation, so an interrupted job keeps every finished candidate. That transaction is
-the whole per-candidate cost in the database (one ``UPDATE ... RETURNING`` and one
-multi-row ``INSERT``, :meth:`Store.record_result`); everything else is once per batch.
+The driver alone writes to the database. A candidate's metrics are stored when its
+evaluation finishes: at once, committed before the driver waits for the next evaluation,
+when it took longer than 50 ms to arrive; together with the others, in one transaction,
+when evaluations finish within 50 ms of each other (:mod:`hwsearch.db.group_commit`).
+Every outcome is stored before it is told to the optimizer, before a stop hook is asked,
+and when the driver is interrupted, so an interrupted job keeps every finished candidate.
+That write is the whole per-candidate cost in the database (:meth:`Store.record_results`: a
+fixed number of Core statements per group); everything else is once per batch.
 
 Resuming replays. The optimizer is rebuilt with the job's seed and asked for the same
 batches as before; configs the job already evaluated are told their stored values instead
@@ -41,9 +44,10 @@ import numpy as np
 from sqlalchemy.exc import DBAPIError
 
 from hwsearch.db import Store
+from hwsearch.db.group_commit import GroupCommit
 from hwsearch.db.leases import LeaseKeeper, LeaseLost, LeaseOwner, Leases, LeaseSettings
 from hwsearch.db.retry import transient_cause
-from hwsearch.errors import HwsearchError
+from hwsearch.errors import HwsearchError, JobInterrupted
 from hwsearch.models import get_family
 from hwsearch.plugins import loaded_plugins
 from hwsearch.records import (
@@ -101,10 +105,36 @@ ProgressCallback = Callable[[Progress], None]
 
 
 def measurement_context(spec: JobSpec) -> str:
-    """Digest of what a job's measurements depend on besides the config and the target."""
+    """Digest of what a job's measurements depend on besides the config and the target.
+
+    A spec's ``threads`` section counts (trained weights depend on the thread count) only
+    when it is given, so that specs without one keep the digest they had."""
     data = spec.to_dict()
     keys = ("target", "evaluation", "measurement", "seed")
-    return config_hash(spec.family, {key: data.get(key) for key in keys})
+    parts = {key: data.get(key) for key in keys}
+    if data.get("threads") is not None:
+        parts["threads"] = data["threads"]
+    return config_hash(spec.family, parts)
+
+
+def reuse_summary(origins: Sequence[dict[str, Any]]) -> str:
+    """``reused 14 from job 3 (measured 2026-12-02 00:10 to 00:12)``: what a run copied
+    instead of measuring, by source job; empty when nothing was reused."""
+    if not origins:
+        return ""
+    by_job: dict[int, list[str]] = {}
+    for origin in origins:
+        by_job.setdefault(int(origin["job_id"]), []).append(str(origin["measured_at"]))
+    parts = []
+    for job_id, times in sorted(by_job.items()):
+        first, last = min(times)[:16].replace("T", " "), max(times)[:16].replace("T", " ")
+        when = (
+            first
+            if first == last
+            else f"{first} to {last[11:] if first[:10] == last[:10] else last}"
+        )
+        parts.append(f"{len(times)} from job {job_id} (measured {when} UTC)")
+    return "reused " + ", ".join(parts)
 
 
 def study_name(job_id: int) -> str:
@@ -137,6 +167,8 @@ class Driver:
         self.on_progress = on_progress or (lambda progress: None)
         # Asked after each evaluation; True ends the job as cancelled, keeping what finished.
         self.should_stop = should_stop or (lambda: False)
+        # A hook may read the store (the server's cancel flag): it sees every outcome.
+        self._flush_before_stop = should_stop is not None
         self.stopped = False
         # The job is driven under a lease (hwsearch.db.leases): one driver at a time.
         self.lease_owner = lease_owner or LeaseOwner()
@@ -148,6 +180,7 @@ class Driver:
         self.constraints = spec.get_constraints()
         self.target = target_name(spec)
         self.context = measurement_context(spec)
+        self._writes = GroupCommit(store, context=self.context, before_write=self._check_lease)
         # Made when the job starts: its prior knowledge is what the database held then.
         self._optimizer: Optimizer | None = None
         options = check_optimizer_options(spec.optimizer.name, spec.optimizer.options)
@@ -177,6 +210,15 @@ class Driver:
         self._failed = 0
         self._reused = 0
         self._predicted = 0  # settled by prediction (active learning), not by measurement
+        # The wall-time budget: its deadline (time.monotonic), and what evaluations took so
+        # far (worker-seconds per evaluation), to start none expected to end past it.
+        self._deadline: float | None = None
+        self._slot_seconds = 0.0
+        self._timed = 0
+        self._task_threads: dict[str, Any] | None = None
+        #: where each candidate reused in this run was measured: job_id, candidate_id,
+        #: measured_at (see :func:`reuse_summary`)
+        self.reused_from: list[dict[str, Any]] = []
         self.learner = (
             ActiveLearner(
                 spec.active_learning,
@@ -220,7 +262,8 @@ class Driver:
         return self._drive(job.id)
 
     def resume(self, job_id: int) -> JobRecord:
-        """Continue job ``job_id`` (interrupted, failed or killed) from what it stored."""
+        """Continue job ``job_id`` (interrupted, failed, cancelled or killed) from what it
+        stored."""
         job = self.store.get_job(job_id)
         if job.state == JobState.FINISHED:
             raise HwsearchError(f"job {job_id} is already finished; nothing to resume")
@@ -309,22 +352,30 @@ class Driver:
         if isinstance(exc, LeaseLost) or transient_cause(exc, dialect) is not None:
             log.warning("job %s left for the next lease holder: %s", job_id, exc)
             return
-        if isinstance(exc, KeyboardInterrupt):
-            reason = "interrupted"
+        state = JobState.FAILED
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, SIGTERM, a server stopping
+            state = JobState.INTERRUPTED
+            reason = str(exc) if isinstance(exc, JobInterrupted) else "interrupted (Ctrl-C)"
         elif isinstance(exc, DBAPIError):  # the database's reason, not the statement
             reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc) else ""
         else:
             reason = str(exc)
         try:  # retried while the database comes back (hwsearch.db.retry)
-            self.store.set_job_state(job_id, JobState.FAILED, error=reason or type(exc).__name__)
+            self.store.set_job_state(job_id, state, error=reason or type(exc).__name__)
         except Exception as error:  # still away: its lease expires, the next holder settles
             log.warning("job %s: storing its failure failed (%s); left to the next lease "
                         "holder", job_id, error)  # fmt: skip
 
-    def _stop_requested(self) -> bool:
-        """Whether to stop now: cancel or shutdown asked, or the lease lost (raised)."""
+    def _check_lease(self) -> None:
+        """Raise :class:`LeaseLost` once another driver holds the job."""
         if self._keeper is not None:
             self._keeper.check()
+
+    def _stop_requested(self) -> bool:
+        """Whether to stop now: cancel or shutdown asked, or the lease lost (raised)."""
+        self._check_lease()
+        if self._flush_before_stop:
+            self._writes.flush()
         if self.should_stop():
             self.stopped = True
         return self.stopped
@@ -353,6 +404,7 @@ class Driver:
     def _search(self, job_id: int) -> None:
         budget = self.spec.budget
         deadline = time.monotonic() + budget.wall_time_s if budget.wall_time_s is not None else None
+        self._deadline = deadline
         generation = 0
         idle = 0
         while idle < MAX_IDLE_GENERATIONS:
@@ -368,6 +420,9 @@ class Driver:
             if self._stop_requested():
                 break
             size = self.batch_size if remaining is None else min(self.batch_size, remaining)
+            size = self._fitting(size)
+            if size <= 0:  # not even one more evaluation is expected to end in time
+                break
             measured_before = self._evaluations
             evaluated = self._generation(job_id, generation, self.optimizer.ask(size))
             if self.stopped:  # within the generation: its pending candidates stay pending
@@ -400,14 +455,28 @@ class Driver:
             to_evaluate = self._reuse(candidates)
             to_evaluate = self._predict_unpromising(generation, to_evaluate)
             by_id = {c.id: c for c in to_evaluate}
-            for outcome in self.executor.run([self._task(c) for c in to_evaluate]):
-                candidate = by_id[outcome.candidate_id]
-                self._told[candidate.config_hash] = self._store_outcome(outcome)
-                self._remember(candidate, outcome.metrics)
-                self._evaluations += 1
-                self.on_progress(self._progress(job_id, generation))
-                if self._stop_requested():  # cancel takes effect within one evaluation
-                    return settled
+            self._writes.start()
+            started, done = time.monotonic(), 0
+            try:
+                for outcome in self.executor.run([self._task(c) for c in to_evaluate]):
+                    candidate = by_id[outcome.candidate_id]
+                    self._told[candidate.config_hash] = self._store_outcome(outcome)
+                    self._remember(candidate, outcome.metrics)
+                    self._evaluations += 1
+                    done += 1
+                    self.on_progress(self._progress(job_id, generation))
+                    if self._stop_requested():  # cancel takes effect within one evaluation
+                        self._writes.flush()
+                        return settled
+                    if _past(self._deadline):  # within one evaluation of the wall time
+                        self._writes.flush()
+                        self._time_taken(time.monotonic() - started, done, len(to_evaluate))
+                        return settled
+            except BaseException as exc:
+                self._flush_after(exc)
+                raise
+            self._writes.flush()  # every outcome stored before it is told
+            self._time_taken(time.monotonic() - started, done, len(to_evaluate))
         # Told in the order asked, so that a replay reaches the same optimizer state.
         for suggestion, digest in zip(suggestions, hashes, strict=True):
             values, violations = self._told[digest]
@@ -594,6 +663,32 @@ class Driver:
             )
             self._events = []
 
+    def _time_taken(self, seconds: float, done: int, submitted: int) -> None:
+        """Count ``done`` evaluations that took ``seconds`` on up to ``submitted`` workers."""
+        if done:
+            self._slot_seconds += seconds * min(self.executor.max_workers, submitted)
+            self._timed += done
+
+    def _fitting(self, size: int) -> int:
+        """How many of ``size`` evaluations are expected to end before the deadline, from
+        the time evaluations took so far (all of them before any was timed)."""
+        if self._deadline is None or not self._timed:
+            return size
+        per_evaluation = self._slot_seconds / self._timed  # on one worker
+        left = self._deadline - time.monotonic()
+        rounds = int(left // per_evaluation) if per_evaluation > 0 else size
+        return min(size, max(0, rounds) * self.executor.max_workers)
+
+    def _flush_after(self, exc: BaseException) -> None:
+        """Store the held outcomes of a generation that broke off (interrupted, say),
+        unless another driver holds the job now."""
+        if isinstance(exc, LeaseLost):
+            return
+        try:
+            self._writes.flush()
+        except Exception as error:  # the original error matters more; resume redoes them
+            log.warning("storing the last outcomes of job %s failed: %s", self.job_id, error)
+
     def _replay(self, digest: str) -> bool:
         """Settle ``digest`` from this job's stored result, if it has one."""
         stored = self._stored.get(digest)
@@ -613,9 +708,13 @@ class Driver:
 
     def _reuse(self, candidates: Sequence[CandidateRecord]) -> list[CandidateRecord]:
         """Settle the candidates that other jobs measured (every needed metric, one query for
-        the batch, stored in one transaction); return the others, to evaluate."""
+        the batch, stored in one transaction); return the others, to evaluate. Each copied
+        value says where it came from (``details.reused_from``: job, candidate, when); a
+        spec with ``reuse: false`` measures everything."""
+        if not self.spec.reuse:
+            return list(candidates)
         found = self.store.find_measurements_many(
-            [c.config_hash for c in candidates], self.target, context=self.context
+            [c.config_hash for c in candidates], self.target, context=self.context, with_origin=True
         )
         needed = self._needed()
         reused: list[tuple[CandidateRecord, list[MetricValue], Told]] = []
@@ -635,6 +734,7 @@ class Driver:
             self._remember(candidate, metrics)
             self._evaluations += 1
             self._reused += 1
+            self.reused_from.append(metrics[0].details["reused_from"])
         return rest
 
     # -- active learning (hwsearch.search.active) ------------------------------------------
@@ -654,14 +754,18 @@ class Driver:
             [record for f in forecasts for record in self.learner.prediction_records(f)]
         )
         to_measure = []
+        settled: list[tuple[CandidateRecord, list[MetricValue], Told]] = []
         for candidate, forecast, measure in zip(candidates, forecasts, worth, strict=True):
             if measure:
                 to_measure.append(candidate)
                 continue
             metrics = self.learner.predicted_metrics(forecast)
-            told = self._values({m.name: m for m in metrics})
-            feasible = all(v <= 0 for v in told[1])
-            self.store.record_result(candidate.id, metrics, feasible=feasible)
+            settled.append((candidate, metrics, self._values({m.name: m for m in metrics})))
+        if settled:  # one transaction for the batch's predicted candidates
+            self.store.record_results(
+                [CandidateResult(c.id, m, all(v <= 0 for v in t[1])) for c, m, t in settled]
+            )
+        for candidate, metrics, told in settled:
             self._told[candidate.config_hash] = told
             self._remember(candidate, metrics)
             self._predicted += 1
@@ -700,6 +804,8 @@ class Driver:
                     error = outcome.error or f"verification returned no {', '.join(needed)}"
                     self.store.record_failure(candidate.id, error)
                     del self._pool[candidate.id]
+                    if _past(deadline):  # within one evaluation of the wall-time budget
+                        break
                     continue
                 told = self._values(measured)
                 feasible = all(v <= 0 for v in told[1])
@@ -708,6 +814,8 @@ class Driver:
                 )
                 self._told[candidate.config_hash] = told
                 self._remember(candidate, outcome.metrics)
+                if _past(deadline):
+                    break
             self._take_front(job_id, generation)
             generation += 1
 
@@ -742,26 +850,38 @@ class Driver:
             measurement=dict(self.spec.measurement),
             kind=kind_of(self.spec.evaluation).type,
             plugins=loaded_plugins(),
+            threads=self._threads(),
         )
 
+    def _threads(self) -> dict[str, Any]:
+        """The spec's thread counts and what ``auto`` means with this executor (the same
+        dict for every task)."""
+        if self._task_threads is None:
+            given = self.spec.threads.model_dump() if self.spec.threads is not None else {}
+            self._task_threads = {
+                **given,
+                "workers": self.executor.max_workers,
+                "cores_per_worker": self.executor.cores_per_worker,
+            }
+        return self._task_threads
+
     def _store_outcome(self, outcome: EvalOutcome) -> Told:
-        """Store one outcome; return the objective values and constraint violations to tell."""
+        """Store one outcome (now or with its group); return the objective values and
+        constraint violations to tell."""
         if not outcome.ok:
             self._failed += 1
-            self.store.record_failure(outcome.candidate_id, outcome.error or "failed")
+            self._writes.add_failure(outcome.candidate_id, outcome.error or "failed")
             return None, []
         measured = {m.name: m for m in outcome.metrics}
         missing = sorted(self._needed() - set(measured))
         if missing:
             self._failed += 1
             error = f"evaluation returned no value for {', '.join(missing)}"
-            self.store.record_failure(outcome.candidate_id, error)
+            self._writes.add_failure(outcome.candidate_id, error)
             return None, []
         told = self._values(measured)
         feasible = all(v <= 0 for v in told[1])
-        self.store.record_result(
-            outcome.candidate_id, outcome.metrics, feasible=feasible, context=self.context
-        )
+        self._writes.add_result(outcome.candidate_id, outcome.metrics, feasible=feasible)
         return told
 
     def _take_front(self, job_id: int, generation: int) -> None:
@@ -806,6 +926,11 @@ class Driver:
             hypervolume=volume,
             front=points or [],
         )
+
+
+def _past(deadline: float | None) -> bool:
+    """Whether the wall-time deadline (``time.monotonic``; ``None``: none) has passed."""
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def run_job(

@@ -2,9 +2,10 @@
 
 :class:`Job` wraps the :class:`~hwsearch.search.driver.Driver` with what every run of a
 job needs besides the search itself: the search's own footprint (energy and carbon of the
-process, :mod:`hwsearch.hardware.footprint`), stored with the job and added to that of
-its earlier runs, and the target's profile stored among the targets. Progress callbacks and
-cancellation (``should_stop``, asked after each evaluation) and the job's lease go to the driver.
+process and of the CPU time remote workers reported, :mod:`hwsearch.hardware.footprint`),
+stored with the job and added to that of its earlier runs, and the target's profile stored
+among the targets. Progress callbacks and cancellation (``should_stop``, asked after each
+evaluation) and the job's lease go to the driver.
 
 ::
 
@@ -83,12 +84,17 @@ class Job:
 
     def _drive(self, start: Callable[[], JobRecord]) -> JobRecord:
         tracker = self._tracker()
+        workers0 = self.driver.executor.worker_cpu_seconds()
         tracker.start()
         try:
             return start()
         finally:  # a failed or interrupted run spent energy too
             if self.driver.job_id is not None:
-                self._store_footprint(self.driver.job_id, tracker)
+                workers = {
+                    host: seconds - workers0.get(host, 0.0)
+                    for host, seconds in self.driver.executor.worker_cpu_seconds().items()
+                }
+                self._store_footprint(self.driver.job_id, tracker, workers)
                 self._finish(self.driver.job_id)
 
     def _finish(self, job_id: int) -> None:
@@ -105,10 +111,12 @@ class Job:
         profile = self.spec.target_profile()
         return FootprintTracker(profile, device_index=profile.device_index or 0)
 
-    def _store_footprint(self, job_id: int, tracker: Any) -> None:
+    def _store_footprint(self, job_id: int, tracker: Any, workers: dict[str, float]) -> None:
+        """Store this run's footprint, with the CPU seconds its executor's remote workers
+        reported (by host), added to the job's earlier runs."""
         from hwsearch.hardware.footprint import merge_footprints
 
-        footprint = tracker.stop()
+        footprint = tracker.stop(workers)
         try:
             total = merge_footprints(self.store.get_job_footprint(job_id), footprint.to_dict())
             self.store.set_job_footprint(job_id, total)

@@ -200,6 +200,22 @@ class GaussianProcess:
         return weight * rbf + (1.0 - weight) * dot
 
     def fit(self, x: FloatArray, y: FloatArray) -> GaussianProcess:
+        return self._fit(x, y, self._feature_sets, self.LENGTHS, self.WEIGHTS)
+
+    def fit_like(self, other: GaussianProcess, x: FloatArray, y: FloatArray) -> GaussianProcess:
+        """Fit ``y`` with the blocks, length and weight ``other`` chose (the noise level
+        chosen again): a cheap likelihood of another transform of the same target."""
+        assert other.blocks is not None, "fit other first"
+        return self._fit(x, y, [other.blocks], (other.length,), (other.weight,))
+
+    def _fit(
+        self,
+        x: FloatArray,
+        y: FloatArray,
+        feature_sets: Sequence[Sequence[Sequence[int]]],
+        lengths: Sequence[float],
+        weights: Sequence[float],
+    ) -> GaussianProcess:
         x = np.asarray(x, dtype=float)
         y = np.asarray(y, dtype=float)
         self._mean = float(y.mean())
@@ -207,11 +223,11 @@ class GaussianProcess:
         z = np.asarray((y - self._mean) / self._scale, dtype=np.float64)
         n = len(x)
         best: tuple[float, Any] | None = None
-        for blocks in self._feature_sets or [[list(range(x.shape[1]))]]:
+        for blocks in feature_sets or [[list(range(x.shape[1]))]]:
             columns, scale = self._columns_and_scale(blocks)
             xc = x[:, columns] * scale
-            for length in self.LENGTHS:
-                for weight in self.WEIGHTS:
+            for length in lengths:
+                for weight in weights:
                     k = self._kernel(xc, xc, length, weight)
                     for noise in self.NOISES:
                         try:
@@ -226,6 +242,9 @@ class GaussianProcess:
         if best is None:
             raise np.linalg.LinAlgError("no kernel of the grid gave a positive definite matrix")
         blocks, self.length, self.weight, self.noise, self._chol, self._alpha, self._s2 = best[1]
+        #: log marginal likelihood of ``y`` (not of its standardised form), up to a constant
+        #: that depends only on ``n``: comparable between fits of transforms of one target
+        self.log_likelihood = best[0] - n * math.log(self._scale)
         self.blocks = blocks
         self._columns, self._column_scale = self._columns_and_scale(blocks)
         self._x = self._select(x)

@@ -30,6 +30,7 @@ from hwsearch.records import (
     CandidateStatus,
     FrontPoint,
     FrontRecord,
+    HypervolumePoint,
     JobRecord,
     JobState,
     Lease,
@@ -108,6 +109,15 @@ class ServiceClient:
 
     def get_job(self, job_id: int) -> JobRecord:
         return _job(self._call("GET", f"/jobs/{job_id}").json())
+
+    def job_progress(self, job_id: int) -> tuple[JobRecord, list[HypervolumePoint]]:
+        """The job and its hypervolume history (one per generation), in one request."""
+        data = self._call("GET", f"/jobs/{job_id}").json()
+        history = [
+            HypervolumePoint(h["generation"], h["evaluations"], h["hypervolume"], h["points"])
+            for h in data.get("hypervolume_history", [])
+        ]
+        return _job(data), history
 
     def list_jobs(self, *, state: JobState | None = None, limit: int = 50) -> list[JobRecord]:
         jobs: list[JobRecord] = []

@@ -72,6 +72,7 @@ def _export_candidate(
 ) -> ExportResult:
     import torch
 
+    from hwsearch.hardware.threads import WorkerThreads, stored_threads, using_threads
     from hwsearch.models import get_family
     from hwsearch.workers.kinds import kind_of
 
@@ -93,10 +94,14 @@ def _export_candidate(
     files[1].write_text(yaml.safe_dump(description, sort_keys=True))
 
     # The job's evaluation kind rebuilds the model (trained where the kind trains).
+    # With the thread counts it was trained with: the weights depend on them.
     kind = kind_of(spec.evaluation)
-    rebuilt = kind.rebuild_stored(
-        family, candidate.config, dict(spec.evaluation), spec.seed, candidate.metrics
-    ) or kind.rebuild(family, candidate.config, dict(spec.evaluation), spec.seed)
+    quality = candidate.metrics.get("accuracy")
+    threads = stored_threads(quality.details) if quality is not None else None
+    with using_threads(threads or WorkerThreads()):
+        rebuilt = kind.rebuild_stored(
+            family, candidate.config, dict(spec.evaluation), spec.seed, candidate.metrics
+        ) or kind.rebuild(family, candidate.config, dict(spec.evaluation), spec.seed)
     weights, deployed, portable = rebuilt.weights, rebuilt.deployed, rebuilt.portable
     example, kernel_path, how_built = rebuilt.example, rebuilt.kernel_path, rebuilt.how_built
     reproduced = rebuilt.quality.get("accuracy")
@@ -111,16 +116,63 @@ def _export_candidate(
     files += [state_path, script_path]
     if onnx:
         files.append(_write_onnx(portable, example, out_dir / "model.onnx"))
+    ort_note = ""
+    if _runs_on_ort(job.target):  # the model ONNX Runtime ran, quantized by it
+        from hwsearch.workers.ort_eval import write_ort_model
+
+        ort = write_ort_model(rebuilt, out_dir / ORT_MODEL)
+        files.append(ort.path)
+        reproduced = ort.quality.get("accuracy", reproduced)
+        ort_note = _ort_readme(ort.kernel_path, ort.quantized, ort.quality.get("accuracy"))
 
     front = store.latest_front(job_id)
     stored = candidate.metrics.get("accuracy")
     readme = out_dir / "README.md"
     on_front = front is not None and any(p.candidate_id == candidate.id for p in front.points)
     readme.write_text(
-        _readme(description, candidate, kernel_path, on_front, how_built, tuple(example.shape))
+        _readme(
+            description,
+            candidate,
+            kernel_path,
+            on_front,
+            how_built,
+            tuple(example.shape),
+            rebuilt.inputs,
+        )
+        + ort_note
     )
     files.append(readme)
     return ExportResult(out_dir, files, stored.value if stored else None, reproduced)
+
+
+#: The ONNX Runtime model an export of an ORT target's candidate writes.
+ORT_MODEL = "model_ort.onnx"
+
+
+def _runs_on_ort(target: str) -> bool:
+    from hwsearch.hardware.ort import is_ort
+    from hwsearch.hardware.targets import is_device_name, parse_target_name
+
+    return is_device_name(target) and is_ort(parse_target_name(target))
+
+
+def _ort_readme(kernel_path: str, quantized: bool, accuracy: float | None) -> str:
+    how = (
+        "exported to ONNX and quantized by ONNX Runtime's tools as during the search"
+        if quantized
+        else "exported to ONNX in float (no bit-width asked ORT to quantize)"
+    )
+    quality = f" Accuracy of this ORT model: {accuracy:.4f}." if accuracy is not None else ""
+    return f"""
+## ONNX Runtime
+
+`{ORT_MODEL}`: the model that ran on the ONNX Runtime target, {how} (kernel path
+`{kernel_path}`). It takes the inputs the search measured and evaluated it on (input
+`input`, output `output`, dynamic batch): for the built-in families the data source's
+preprocessed inputs (digits: standardised per pixel, flattened for the mlp), not the raw
+pixels `model_torchscript.pt` takes. Load it with
+`onnxruntime.InferenceSession("{ORT_MODEL}")`.{quality}
+"""
 
 
 def _write_onnx(model: Any, example: Any, path: Path) -> Path:
@@ -153,6 +205,7 @@ def _readme(
     on_front: bool,
     how_built: str,
     example_shape: tuple[int, ...],
+    inputs: str = "",
 ) -> str:
     rows = "\n".join(
         f"| {name} | {m.value:.6g} | {m.provenance.value} |"
@@ -161,6 +214,9 @@ def _readme(
     stored = candidate.metrics.get("accuracy")
     place = "On" if on_front else "Not on"
     input_shape = "(N, " + ", ".join(str(d) for d in example_shape[1:]) + ")"
+    takes = (inputs or "It takes the inputs its own code was written for.") + _int8_note(
+        kernel_path
+    )
     return f"""# Candidate {candidate.id} of job {description["job_id"]} ({description["job_name"]})
 
 Family `{description["family"]}`, target `{description["target"]}`, config hash
@@ -171,8 +227,7 @@ Family `{description["family"]}`, target `{description["target"]}`, config hash
 - `config.json`, `config.yaml`: the configuration and every stored metric.
 - `model_torchscript.pt`: the model as it runs on the target (kernel path `{kernel_path}`);
   load it with `torch.jit.load` and call it on a float batch shaped
-  `{input_shape}`. Models trained here take raw pixel values (digits: 0..16) and
-  standardise them inside, with the training split's per-pixel mean and deviation.
+  `{input_shape}`. {takes}
 - `model_state_dict.pt`: the compressed float model's tensors (pruned layers already
   smaller, sparsity masks applied, fake-quantised weights).
 
@@ -191,6 +246,19 @@ model was {how_built}.
 """
 
 
+def _int8_note(kernel_path: str) -> str:
+    """What to expect loading a model that runs torch.ao's quantized kernels."""
+    if "int8" not in kernel_path and "int4" not in kernel_path:
+        return ""
+    return """
+  Its quantized layers are `torch.ao` modules: loading it prints PyTorch's warning that
+  quantized tensor creation functions are deprecated. The file loads and runs on this
+  PyTorch as measured; wrap `torch.jit.load` in `warnings.catch_warnings()` to silence it.
+  For a maintained path, load `model_state_dict.pt` into the float model and quantize it
+  with torchao, e.g. `torchao.quantization.quantize_(model, Int8WeightOnlyConfig())`
+  (not the kernels measured here, so measure it again)."""
+
+
 def _latency_story(latency: MetricValue | None, kernel_path: str) -> str:
     if latency is None:
         return "Latency was not measured for this candidate."
@@ -201,6 +269,12 @@ def _latency_story(latency: MetricValue | None, kernel_path: str) -> str:
             f"`{details.get('column', '?')}` ({details.get('measured', 'published results')})."
         )
     env = "\n".join(f"- {k}: {v}" for k, v in sorted(details.get("environment", {}).items()))
+    worker = details.get("worker")
+    if isinstance(worker, dict):  # measured on a Ray worker
+        env += (
+            f"\n- worker: host {worker.get('host', '?')}, Ray node {worker.get('node_id', '?')}, "
+            f"pid {worker.get('pid', '?')}, {float(worker.get('cpu_seconds', 0.0)):.1f} CPU s"
+        )
     return f"""Median of {details.get("repeats", "?")} timed runs after warm-up, batch size
 {details.get("batch_size", "?")}, {details.get("threads", "?")} thread(s), coefficient of
 variation {details.get("cv", float("nan")):.3g} (converged: {details.get("converged", "?")}),

@@ -10,17 +10,9 @@ from typing import Any
 
 from hwsearch.db import Store
 from hwsearch.errors import FilterError, NotFoundError
-from hwsearch.metrics import tagged_in_order
+from hwsearch.metrics import metric_names, tagged_in_order
 from hwsearch.records import CandidateRecord, FrontRecord
 from hwsearch.search.filters import parse_filter
-
-# Details of a metric worth showing beside its value: how settled a timing was, which
-# kernels ran, where a value measured elsewhere came from.
-SHOWN_DETAILS: tuple[str, ...] = (
-    *("converged", "cv", "repeats", "kernel_path", "source", "column", "reused"),
-    # ... and for energy and carbon: the meter and the factors used.
-    *("meter", "energy_provenance", "region", "grid_gco2e_per_kwh", "pue"),
-)
 
 
 def extra_metrics() -> tuple[str, ...]:
@@ -78,55 +70,102 @@ def _measured(view: FrontView, candidate: CandidateRecord) -> bool:
     return next(p.measured for p in view.front.points if p.candidate_id == candidate.id)
 
 
-def to_json(view: FrontView) -> str:
-    """Every point with its config and every metric with value, provenance and target."""
-    data: dict[str, Any] = {
-        "job_id": view.front.job_id,
-        "generation": view.front.generation,
+# -- the one point format: REST front pages, the CLI's JSON and its CSV -------------------
+
+
+def candidate_payload(
+    candidate: CandidateRecord, metrics: list[str] | None = None
+) -> dict[str, Any]:
+    """A candidate as JSON: ``id`` and its fields, each metric (all, or those of
+    ``metrics`` it has, in that order) with value, provenance, target and every detail."""
+    names = sorted(candidate.metrics) if metrics is None else metrics
+    return {
+        "id": candidate.id,
+        "job_id": candidate.job_id,
+        "config_hash": candidate.config_hash,
+        "config": candidate.config,
+        "generation": candidate.generation,
+        "status": candidate.status.value,
+        "feasible": candidate.feasible,
+        "error": candidate.error,
+        "metrics": {
+            name: {
+                "value": m.value,
+                "provenance": m.provenance.value,
+                "target": m.target,
+                "details": m.details,
+            }
+            for name in names
+            if (m := candidate.metrics.get(name)) is not None
+        },
+    }
+
+
+def point_payload(
+    candidate: CandidateRecord, measured: bool, metrics: list[str] | None = None
+) -> dict[str, Any]:
+    """A front point: its candidate (:func:`candidate_payload`) and ``measured``, whether
+    no objective of it was predicted. REST pages, ``front -f json`` and ``-f csv`` all
+    write this."""
+    return {**candidate_payload(candidate, metrics), "measured": measured}
+
+
+def front_head(view: FrontView) -> dict[str, Any]:
+    """What a front says besides its points; ``size`` is the front, ``count`` the points
+    kept by the filter. The hypervolume is against this job's own reference point."""
+    front = view.front
+    return {
+        "job_id": front.job_id,
+        "generation": front.generation,
         "objectives": [
             {"metric": m, "direction": d}
-            for m, d in zip(view.front.objectives, view.front.directions, strict=True)
+            for m, d in zip(front.objectives, front.directions, strict=True)
         ],
-        "reference_point": view.front.reference_point,
-        "hypervolume": view.front.hypervolume,
-        "evaluations": view.front.evaluations,
-        "points": [
-            {
-                "candidate_id": c.id,
-                "config_hash": c.config_hash,
-                "measured": _measured(view, c),
-                "config": c.config,
-                "metrics": {
-                    name: {
-                        "value": m.value,
-                        "provenance": m.provenance.value,
-                        "target": m.target,
-                        "details": {k: m.details[k] for k in SHOWN_DETAILS if k in m.details},
-                    }
-                    for name, m in sorted(c.metrics.items())
-                },
-            }
-            for c in view.candidates
-        ],
+        "reference_point": front.reference_point,
+        "hypervolume": front.hypervolume,
+        "evaluations": front.evaluations,
+        "size": len(front.points),
+        "count": len(view.candidates),
+    }
+
+
+def to_json(view: FrontView) -> str:
+    """The front as ``GET /jobs/{id}/front`` sends it (without paging): every point in
+    :func:`point_payload`'s format."""
+    data = {
+        **front_head(view),
+        "points": [point_payload(c, _measured(view, c)) for c in view.candidates],
     }
     return json.dumps(data, indent=2)
 
 
+#: The point's own fields, first in every CSV row (as :func:`point_payload` names them).
+CSV_FIELDS = ("id", "job_id", "config_hash", "generation", "status", "feasible", "measured")
+
+
+def csv_metrics(view: FrontView) -> list[str]:
+    """Every metric any point has: objectives, the registry's in its order, then others."""
+    have = {name for c in view.candidates for name in c.metrics}
+    ordered = [m for m in (*view.front.objectives, *metric_names()) if m in have]
+    ordered = list(dict.fromkeys(ordered))
+    return [*ordered, *sorted(have - set(ordered))]
+
+
 def to_csv(view: FrontView) -> str:
-    """One row per point: id, measured, each column's value and provenance, then the config."""
+    """One row per point, flattening :func:`point_payload`: the point's fields, each
+    metric's value and provenance (empty where a point lacks it), then the config as JSON."""
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = view.columns
-    writer.writerow(
-        ["candidate_id", "measured", *columns, *(f"{c}_provenance" for c in columns), "config"]
-    )
+    metrics = csv_metrics(view)
+    writer.writerow([*CSV_FIELDS, *metrics, *(f"{m}_provenance" for m in metrics), "config"])
     for c in view.candidates:
+        point = point_payload(c, _measured(view, c))
+        values = point["metrics"]
         writer.writerow(
             [
-                c.id,
-                _measured(view, c),
-                *(repr_value(c.metrics[col].value) for col in columns),
-                *(c.metrics[col].provenance.value for col in columns),
+                *(point[name] for name in CSV_FIELDS),
+                *(repr_value(values[m]["value"]) if m in values else "" for m in metrics),
+                *(values[m]["provenance"] if m in values else "" for m in metrics),
                 json.dumps(c.config, sort_keys=True),
             ]
         )

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from hwsearch.db import Store
 from hwsearch.db.leases import LeaseOwner, Leases, LeaseSettings
-from hwsearch.errors import HwsearchError
+from hwsearch.errors import HwsearchError, JobInterrupted
 from hwsearch.records import JobState
 from hwsearch.search.spec.user_model import names_code
 from hwsearch.workers import Executor, make_executor
@@ -188,7 +188,7 @@ class JobRunner:
                     return
                 run.resume(job_id)
         except _ServerStopping:
-            self.store.set_job_state(job_id, JobState.QUEUED)  # from failed: resumed later
+            self.store.set_job_state(job_id, JobState.QUEUED)  # from interrupted: resumed later
         except Exception:
             log.exception("job %s failed", job_id)  # the driver stored the reason
         finally:
@@ -218,5 +218,6 @@ class JobRunner:
             log.exception("clearing the cancel flag of job %s failed", job_id)
 
 
-class _ServerStopping(HwsearchError):
-    """Raised inside a driver when the server shuts down."""
+class _ServerStopping(JobInterrupted):
+    """Raised inside a driver when the server shuts down: the job is interrupted, then
+    queued again for the next server."""

@@ -6,16 +6,20 @@ from hwsearch.workers.executor import (
     Executor,
     InProcessExecutor,
     ProcessPoolExecutor,
+    executor_for,
     make_executor,
 )
+from hwsearch.workers.placement import ExecutorSettings
 
 __all__ = [
     "EvalOutcome",
     "EvalTask",
     "Executor",
+    "ExecutorSettings",
     "InProcessExecutor",
     "ProcessPoolExecutor",
     "evaluate",
     "evaluate_safely",
+    "executor_for",
     "make_executor",
 ]

@@ -27,6 +27,12 @@ class Executor(abc.ABC):
     def max_workers(self) -> int:
         """How many tasks run at once; the driver sizes batches from it."""
 
+    @property
+    def cores_per_worker(self) -> int | None:
+        """The cores one worker may use (a ``threads: auto`` count); ``None``: this
+        machine's usable cores shared among :attr:`max_workers`, worked out in the worker."""
+        return None
+
     @abc.abstractmethod
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
         """Evaluate ``tasks``, yielding each outcome as soon as it is ready."""
@@ -59,6 +65,13 @@ class Executor(abc.ABC):
         return queued
 
     # -- lifetime ----------------------------------------------------------------------------
+
+
+    def worker_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds the evaluations spent in processes that are neither this one nor its
+        children (Ray workers), summed by host from what each task reported; the job's
+        footprint adds them. In-process and pool work is counted by the process itself."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 - a concrete no-op hook, overridden where needed
         """Release workers; the executor cannot be used afterwards."""

@@ -87,6 +87,7 @@ class TrainEvaluation(EvaluationKind):
 
     type = "train"
     doc = "'train' (train each candidate here; the default of most families)"
+    runtimes = frozenset({"torch", "onnxruntime"})
 
     @property
     def settings_model(self) -> SettingsModel:
@@ -109,6 +110,7 @@ class TrainEvaluation(EvaluationKind):
         self, family: ModelFamily, config: Mapping[str, Any], settings: Mapping[str, Any], seed: int
     ) -> Rebuilt:
         from hwsearch.models import TrainSettings, build_candidate, get_source
+        from hwsearch.workers.ort_eval import trained_source
 
         train = TrainSettings(**{k: v for k, v in settings.items() if k != "type"})
         built = build_candidate(family, config, train, seed)
@@ -123,6 +125,8 @@ class TrainEvaluation(EvaluationKind):
             how_built=f"trained with {asdict(train)} and seed {seed}; test accuracy of this "
             f"rebuilt model: {built.accuracy:.4f}",
             quality={"accuracy": built.accuracy},
+            inputs=source.inputs,
+            runtime_source=trained_source(family, config, built, train, seed),
         )
 
 
@@ -132,6 +136,7 @@ class TableEvaluationKind(EvaluationKind):
 
     type = "table"
     doc = "'table' (quality looked up in a table)"
+    runtimes = frozenset({"torch", "onnxruntime"})  # the untrained network, timed in fp32
 
     @property
     def settings_model(self) -> SettingsModel:
@@ -209,6 +214,8 @@ class LMEvaluationKind(EvaluationKind):
             how_built=f"trained with {asdict(lm)} and seed {seed} on the bundled corpus; "
             f"validation perplexity of this rebuilt model: {built.perplexity:.4f}",
             quality={"perplexity": built.perplexity, "accuracy": built.accuracy},
+            inputs="It takes token ids of the bundled character corpus (integers, one "
+            "per character) and returns next-token logits.",
         )
 
 

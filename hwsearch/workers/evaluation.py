@@ -76,6 +76,7 @@ def evaluate_trained(task: EvalTask) -> EvalOutcome:
         measure_latency,
         parse_target,
     )
+    from hwsearch.hardware.threads import WorkerThreads
     from hwsearch.models import TrainSettings, build_candidate, get_family
 
     family = get_family(task.family)
@@ -85,11 +86,23 @@ def evaluate_trained(task: EvalTask) -> EvalOutcome:
     profile = target_profile(task)
     meter = _meter(profile, target)
 
-    built = build_candidate(family, task.config, train_settings, task.seed)
+    from hwsearch.hardware.ort import with_runtime
+    from hwsearch.workers.ort_eval import deploy_trained, runs_on_ort
+
+    threads = WorkerThreads.from_task(task.threads)
+    built = build_candidate(family, task.config, train_settings, task.seed, threads=threads)
+    model, kernel_path, accuracy = built.deploy_model, built.kernel_path, built.accuracy
+    on_runtime: dict[str, Any] = {}
+    if runs_on_ort(target):  # exported and quantized by ONNX Runtime instead
+        ort = deploy_trained(
+            family, task.config, built, train_settings, task.seed, target, measure_settings.threads
+        )
+        model, kernel_path, accuracy = ort.deployed.model, ort.deployed.kernel_path, ort.accuracy
+        on_runtime = ort.quality
     example = family.example_input(measure_settings.batch_size)
     with meter.window() as window:  # energy in the same run as the latency
-        latency = measure_latency(built.deploy_model, example, target, measure_settings)
-        padded = _pad(window, built.deploy_model, example, target, measure_settings.threads)
+        latency = with_runtime(measure_latency(model, example, target, measure_settings), model)
+        padded = _pad(window, model, example, target, measure_settings.threads)
     energy = _per_inference(window, latency.median_ms / 1000, measure_settings.batch_size, padded)
     macs = count_macs(built.float_model, family.example_input(1))
 
@@ -97,6 +110,8 @@ def evaluate_trained(task: EvalTask) -> EvalOutcome:
         "dataset": dataset_description(family),
         "settings": asdict(train_settings),
         "seed": task.seed,
+        "threads": built.threads,
+        **on_runtime,
     }
     analytic = {"model": "analytic count over the materialised float model"}
 
@@ -108,8 +123,8 @@ def evaluate_trained(task: EvalTask) -> EvalOutcome:
     return EvalOutcome(
         task.candidate_id,
         [
-            metric("accuracy", built.accuracy, Provenance.MEASURED, quality),
-            *timing_metrics(latency, measure_settings, built.kernel_path, task.target),
+            metric("accuracy", accuracy, Provenance.MEASURED, quality),
+            *timing_metrics(latency, measure_settings, kernel_path, task.target),
             metric("size_bytes", built.size_bytes, Provenance.ESTIMATED, {"model": SIZE_MODEL}),
             metric("params", count_params(built.float_model), Provenance.ESTIMATED, analytic),
             metric(
@@ -200,12 +215,18 @@ def evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         }
         metrics.append(metric("accuracy", raw * scale, Provenance.MEASURED, details))
     else:
+        from hwsearch.hardware.threads import WorkerThreads
+
         fields = {k: v for k, v in task.evaluation.items() if k != "type"}
-        built = build_candidate(family, task.config, TrainSettings(**fields), task.seed)
+        threads = WorkerThreads.from_task(task.threads)
+        built = build_candidate(
+            family, task.config, TrainSettings(**fields), task.seed, threads=threads
+        )
         quality_details = {
             "dataset": dataset_description(family),
             "settings": dict(task.evaluation),
             "seed": task.seed,
+            "threads": built.threads,
         }
         metrics.append(metric("accuracy", built.accuracy, Provenance.MEASURED, quality_details))
 
@@ -221,12 +242,19 @@ def evaluate_with_tables(task: EvalTask) -> EvalOutcome:
         latency = table.value(key, timing["column"])
         metrics.append(metric("latency_ms", latency, Provenance.MEASURED, details))
     else:
+        from hwsearch.hardware.ort import deploy, with_runtime
+        from hwsearch.workers.ort_eval import runs_on_ort
+
         target = parse_target(task.target)
         settings = MeasureSettings(**timing_settings(task.measurement))
         model = built.deploy_model if built is not None else family.build(task.config)
         example = _example_input(family, task.config, settings.batch_size)
-        measured = measure_latency(model, example, target, settings)
         kernel_path = built.kernel_path if built is not None else "fp32"
+        timed = model
+        if built is None and runs_on_ort(target):  # the untrained float network on ORT
+            on_ort = deploy(model, example[:1], {}, [], target=target, threads=settings.threads)
+            timed, kernel_path = on_ort.model, on_ort.kernel_path
+        measured = with_runtime(measure_latency(timed, example, target, settings), timed)
         metrics += timing_metrics(measured, settings, kernel_path, task.target)
 
     counts = family.counts(task.config) if built is None else None
@@ -403,7 +431,11 @@ def evaluate_lm(task: EvalTask, family: TransformerFamily) -> EvalOutcome:
     meter = _meter(profile, target)
     batch = timing.batch_size
 
-    built = build_lm(family, task.config, settings, task.seed)
+    from hwsearch.hardware.threads import WorkerThreads
+
+    built = build_lm(
+        family, task.config, settings, task.seed, threads=WorkerThreads.from_task(task.threads)
+    )
     model = built.model
     prompt = char_data().val[: settings.prompt_len].unsqueeze(0)
     prompts = prompt.repeat(batch, 1)
@@ -438,6 +470,7 @@ def evaluate_lm(task: EvalTask, family: TransformerFamily) -> EvalOutcome:
             "median_ms": latency.median_ms,
             "p90_ms": latency.p90_ms,
             "samples_ms": list(latency.samples_ms),
+            **load_details(latency),
         }
 
     request_s = (ttft.median_ms + settings.new_tokens * step.median_ms) / 1000
@@ -463,7 +496,12 @@ def evaluate_lm(task: EvalTask, family: TransformerFamily) -> EvalOutcome:
         kv_heads=shape.kv_heads,
         head_dim=shape.head_dim,
     )
-    quality = {"dataset": DATASET, "settings": settings_dict(settings), "seed": task.seed}
+    quality = {
+        "dataset": DATASET,
+        "settings": settings_dict(settings),
+        "seed": task.seed,
+        "threads": built.threads,
+    }
     measured, estimated = Provenance.MEASURED, Provenance.ESTIMATED
 
     def metric(
@@ -541,13 +579,23 @@ def evaluate_safely(task: EvalTask) -> EvalOutcome:
         return EvalOutcome(task.candidate_id, error=last)
 
 
+def load_details(latency: LatencyMeasurement) -> dict[str, Any]:
+    """The machine's load during a measurement and whether it is ``noisy`` (and why)."""
+    return {
+        "load": dict(latency.load),
+        "noisy": latency.noisy,
+        "noisy_reasons": list(latency.noisy_reasons),
+    }
+
+
 def timing_metrics(
     latency: LatencyMeasurement, settings: MeasureSettings, kernel_path: str, target: str
 ) -> list[MetricValue]:
     """The metrics of one latency measurement, each with how it was taken.
 
     Every timing metric carries the environment, the kernel path, batch size, threads,
-    repeats and dispersion; ``latency_ms`` also keeps every sample.
+    repeats and dispersion, the machine's load during the measurement and the ``noisy``
+    flag; ``latency_ms`` also keeps every sample.
     """
     setup: dict[str, Any] = {
         "environment": latency.environment,
@@ -564,6 +612,7 @@ def timing_metrics(
         "p90_ms": latency.p90_ms,
         "mean_ms": latency.mean_ms,
         "std_ms": latency.std_ms,
+        **load_details(latency),
     }
     measured = Provenance.MEASURED
     return [

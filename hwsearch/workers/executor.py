@@ -13,10 +13,12 @@ import collections
 import concurrent.futures as cf
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from hwsearch.errors import SpecError, UnknownNameError
 from hwsearch.workers.base import Executor
 from hwsearch.workers.evaluation import EvalOutcome, EvalTask, evaluate_safely
+from hwsearch.workers.placement import RAY_FIELDS, ExecutorSettings
 
 
 class InProcessExecutor(Executor):
@@ -73,8 +75,12 @@ class ProcessPoolExecutor(Executor):
 
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
         futures = [self._pool.submit(evaluate_safely, task) for task in tasks]
-        for future in cf.as_completed(futures):
-            yield future.result()
+        try:
+            for future in cf.as_completed(futures):
+                yield future.result()
+        finally:  # the caller stopped early (deadline, cancel): start no more of them
+            for future in futures:
+                future.cancel()
 
     def submit(self, task: EvalTask) -> None:
         self._futures[self._pool.submit(evaluate_safely, task)] = self._submitted_count
@@ -110,7 +116,7 @@ EXECUTORS: dict[str, Callable[[int], Executor]] = {
 }
 
 
-def _ray_executor(*, workers: int | None, address: str | None = None) -> Executor:
+def _ray_executor(*, workers: int | None, address: str | None = None, **options: Any) -> Executor:
     """The Ray executor, importing Ray only now (it is large and slow to import)."""
     try:
         from hwsearch.workers.ray_executor import RayExecutor
@@ -121,21 +127,53 @@ def _ray_executor(*, workers: int | None, address: str | None = None) -> Executo
             "the ray executor needs Ray: pip install 'ray[default]>=2.40' "
             "(or install hwsearch with its dev extra)"
         ) from exc
-    return RayExecutor(address=address, workers=workers)
+    return RayExecutor(address=address, workers=workers, **options)
 
 
-def make_executor(name: str, *, workers: int | None = 1, address: str | None = None) -> Executor:
+def make_executor(
+    name: str,
+    *,
+    workers: int | None = 1,
+    address: str | None = None,
+    placement: ExecutorSettings | None = None,
+) -> Executor:
     """The executor registered as ``name`` (``local``, ``pool`` or ``ray``).
 
     ``workers`` ``None`` means the executor's own default: every CPU of the cluster for
-    ``ray``, one worker otherwise. ``address`` (a Ray cluster) is for ``ray`` only.
+    ``ray``, one worker otherwise. ``address`` (a Ray cluster) and ``placement`` (the Ray
+    fields of a spec's ``executor`` section: resources, GPUs, timeouts) are for ``ray``
+    only.
     """
     if name == "ray":
-        return _ray_executor(workers=workers, address=address)
+        options = placement.ray_options() if placement is not None else {}
+        return _ray_executor(workers=workers, address=address, **options)
     if address is not None:
         raise SpecError("address", f"only the ray executor connects to an address, not {name!r}")
+    if placement is not None:
+        for field in RAY_FIELDS:
+            if field in placement.model_fields_set:
+                reason = f"only the ray executor reads it, not {name!r}"
+                raise SpecError(f"executor.{field}", reason)
     try:
         factory = EXECUTORS[name]
     except KeyError:
         raise UnknownNameError("executor", name, EXECUTORS) from None
     return factory(1 if workers is None else workers)
+
+
+def executor_for(
+    settings: ExecutorSettings | None,
+    *,
+    name: str | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    default_workers: int | None = 1,
+) -> Executor:
+    """The executor of a spec's ``executor`` section with the caller's overrides (a CLI's
+    ``--executor``, ``--workers``, ``--address``) applied over it; ``local`` by default."""
+    chosen = (settings or ExecutorSettings()).merged(type=name, workers=workers, address=address)
+    kind = chosen.type or "local"
+    count = chosen.workers if chosen.workers is not None else default_workers
+    if kind == "ray" and chosen.workers is None:
+        count = None  # every CPU of the cluster
+    return make_executor(kind, workers=count, address=chosen.address, placement=chosen)

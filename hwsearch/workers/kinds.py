@@ -16,7 +16,7 @@ source, compress, time on the target), ``table`` (quality looked up in a table) 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,7 +41,9 @@ class Rebuilt:
 
     ``weights`` is saved as a state dict, ``deployed`` is traced to TorchScript with
     ``example`` (what ran on the target), ``portable`` is the float model for ONNX;
-    ``quality`` holds the rebuilt model's quality metrics (compared with the stored ones).
+    ``quality`` holds the rebuilt model's quality metrics (compared with the stored ones);
+    ``runtime_source`` what another runtime deploys (:class:`RuntimeSource`), where the kind
+    can give it.
     """
 
     weights: nn.Module
@@ -51,6 +53,22 @@ class Rebuilt:
     kernel_path: str
     how_built: str
     quality: dict[str, float] = field(default_factory=dict)
+    #: What the exported model takes, for its README (one or two sentences).
+    inputs: str = ""
+    runtime_source: RuntimeSource | None = None
+
+
+@dataclass
+class RuntimeSource:
+    """What a runtime other than PyTorch (ONNX Runtime) deploys: the baked float ``model``,
+    each layer's ``(weight_bits, act_bits)`` by module name, the calibration batches, a
+    batch-1 ``example`` and ``evaluate``, the quality metrics of a deployed model."""
+
+    model: nn.Module
+    bits: dict[str, tuple[int, int]]
+    calibration: list[Any]
+    example: Any
+    evaluate: Callable[[nn.Module], dict[str, float]]
 
 
 class EvaluationKind(abc.ABC):
@@ -62,6 +80,9 @@ class EvaluationKind(abc.ABC):
     doc: ClassVar[str] = ""
     #: Whether the kind imports and runs code a spec names (the server refuses such specs).
     runs_user_code: ClassVar[bool] = False
+    #: The runtimes it can deploy candidates on (:attr:`hwsearch.hardware.TargetKind.runtime`);
+    #: a spec whose target runs another is refused on ``target``.
+    runtimes: ClassVar[frozenset[str]] = frozenset({"torch"})
 
     @property
     @abc.abstractmethod
@@ -97,14 +118,19 @@ class EvaluationKind(abc.ABC):
     ) -> Rebuilt:
         """The candidate's model for export; by default the family's untrained network."""
         model = family.build(config).eval()
+        example = family.example_input_for(config, 1)
         return Rebuilt(
             weights=model,
             deployed=model,
             portable=model,
-            example=family.example_input_for(config, 1),
+            example=example,
             kernel_path="fp32",
             how_built=f"not trained here (evaluation {self.type!r}): the network is exported "
             "with freshly initialised weights",
+            inputs="Its weights are freshly initialised (the job read its quality from "
+            "tables, not from training here), and no preprocessing is inside: feed it "
+            "inputs prepared as the architecture's own data set expects.",
+            runtime_source=RuntimeSource(model, {}, [], example, lambda _: {}),
         )
 
     def for_store(self, settings: BaseModel, db_url: str) -> BaseModel:

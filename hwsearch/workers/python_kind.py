@@ -197,6 +197,7 @@ class PythonEvaluationKind(EvaluationKind):
     type = "python"
     doc = "'python' (your own model: build, evaluate, finetune, calibrate callables)"
     runs_user_code = True
+    runtimes = frozenset({"torch", "onnxruntime"})
 
     @property
     def settings_model(self) -> SettingsModel:

@@ -31,6 +31,7 @@ def evaluate_user_model(task: EvalTask, code: UserModel) -> EvalOutcome:
     import torch
 
     from hwsearch.hardware import MeasureSettings, measure_latency, parse_target
+    from hwsearch.hardware.threads import WorkerThreads, torch_threads
     from hwsearch.models.custom.family import split_config
     from hwsearch.models.custom.pipeline import PipelineSettings, run_candidate
 
@@ -40,10 +41,13 @@ def evaluate_user_model(task: EvalTask, code: UserModel) -> EvalOutcome:
     meter = ev._meter(profile, target)
     energy: list[ev.InferenceEnergy] = []
 
+    from hwsearch.hardware.ort import with_runtime
+    from hwsearch.workers.ort_eval import runs_on_ort, user_deployer
+
     def timer(model: nn.Module, example: torch.Tensor) -> LatencyMeasurement:
         batch = code.example(measure.batch_size).to(target.device)
         with meter.window() as window:
-            latency = measure_latency(model, batch, target, measure)
+            latency = with_runtime(measure_latency(model, batch, target, measure), model)
             padded = ev._pad(window, model, batch, target, measure.threads)
         energy.append(
             ev._per_inference(window, latency.median_ms / 1000, measure.batch_size, padded)
@@ -58,16 +62,18 @@ def evaluate_user_model(task: EvalTask, code: UserModel) -> EvalOutcome:
         calibration_batches=int(task.evaluation.get("calibration_batches", 8)),
         keep_weights=task.evaluation.get("artifacts") is not None,
         timer=timer,
+        deploy=user_deployer(target, measure.threads) if runs_on_ort(target) else None,
     )
-    previous = torch.get_num_threads()
-    torch.set_num_threads(measure.threads)
-    try:
+    # The user's build, training and evaluation run with the training count; the timing
+    # sets the measurement's itself (measure_latency).
+    threads = WorkerThreads.from_task(task.threads)
+    with torch_threads(threads.training) as seen:
         result = run_candidate(code, build, layers, settings, candidate_id=str(task.candidate_id))
-    finally:
-        torch.set_num_threads(previous)
     if result.failure is not None:
         return EvalOutcome(task.candidate_id, error=failure_text(result.failure.as_dict()))
-    return EvalOutcome(task.candidate_id, _metrics(task, result, measure, energy, profile))
+    return EvalOutcome(
+        task.candidate_id, _metrics(task, result, measure, energy, profile, {"training": seen})
+    )
 
 
 def _metrics(
@@ -76,6 +82,7 @@ def _metrics(
     measure: Any,
     energy: list[ev.InferenceEnergy],
     profile: Any,
+    threads: dict[str, int],
 ) -> list[MetricValue]:
     declared = task.evaluation["metrics"]
     quality = {
@@ -85,7 +92,15 @@ def _metrics(
         "timings_s": dict(result.timings),
         "user_seconds": result.user_seconds(),
         "own_seconds": result.own_seconds(),
+        "threads": threads,
     }
+    from hwsearch.workers.ort_eval import ORT_QUANTIZED, SIMULATED
+
+    if result.simulated_metrics is not None:  # evaluated again on what the runtime runs
+        quality["quality_model"] = ORT_QUANTIZED
+        quality["simulated"] = {k: result.simulated_metrics.get(k) for k in declared}
+    elif result.latency is not None and "runtime" in result.latency.environment:
+        quality["quality_model"] = SIMULATED
     root = task.evaluation.get("artifacts")
     if root is not None and result.weights is not None:
         from hwsearch.artifacts import ArtifactStore

@@ -24,6 +24,19 @@ after that comes back as a failed outcome naming the last error, and the driver 
 as failed. An exception raised by the evaluation itself is deterministic for the config,
 so it is not retried.
 
+Placement. Each candidate task asks for ``cpus_per_task`` CPUs, the custom ``resources``
+given (``{"hwsearch_worker": 1}`` keeps candidates on the nodes that offer it) and a share
+``gpus_per_task`` of a GPU (0.25: four tasks on one GPU); a measurement actor holds one
+whole GPU and ``actor_resources``. ``gpu_resource`` names the resource that counts GPUs:
+``GPU`` (Ray's ``num_gpus``) by default, or a custom resource standing in for them. The
+slots of :attr:`RayExecutor.max_workers` follow from the cluster's totals of everything a
+task asks for.
+
+Provenance and cost. Every outcome says where it ran (host, Ray node id, pid) and the CPU
+seconds its process spent on it; the same record goes into each metric's details as
+``worker``. The executor sums the CPU seconds by host (:meth:`worker_cpu_seconds`) for the
+job's footprint, since the driver's own counters do not see other processes.
+
 Only the driver writes to the database: workers return outcomes, never touch it.
 """
 
@@ -31,9 +44,11 @@ from __future__ import annotations
 
 import collections
 import os
+import resource
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ray
@@ -44,7 +59,7 @@ from hwsearch.hardware.targets import parse_target_name, target_kind
 from hwsearch.workers.base import Executor
 from hwsearch.workers.evaluation import EvalOutcome, EvalTask, evaluate_safely
 
-__all__ = ["MeasurementActor", "RayExecutor", "needs_gpu"]
+__all__ = ["MeasurementActor", "RayExecutor", "evaluate_here", "needs_gpu"]
 
 Evaluate = Callable[[EvalTask], EvalOutcome]
 
@@ -60,8 +75,31 @@ def needs_gpu(task: EvalTask) -> bool:
     return target_kind(target).resources(target).get("num_gpus", 0.0) > 0
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def evaluate_here(evaluate: Evaluate, task: EvalTask) -> EvalOutcome:
+    """``evaluate(task)`` with where it ran and its CPU seconds: on the outcome as
+    ``worker``, and in every metric's details."""
+    cpu0 = _cpu_seconds()
+    outcome = evaluate(task)
+    worker = {
+        "executor": "ray",
+        "host": socket.gethostname(),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "pid": os.getpid(),
+        "cpu_seconds": max(0.0, _cpu_seconds() - cpu0),
+    }
+    metrics = [replace(m, details={**m.details, "worker": worker}) for m in outcome.metrics]
+    return replace(outcome, metrics=metrics, worker=worker)
+
+
 def _run_one(evaluate: Evaluate, task: EvalTask) -> EvalOutcome:
-    return evaluate(task)
+    return evaluate_here(evaluate, task)
 
 
 class MeasurementActor:
@@ -74,7 +112,7 @@ class MeasurementActor:
         return os.getpid()
 
     def evaluate(self, task: EvalTask) -> EvalOutcome:
-        return self._evaluate(task)
+        return evaluate_here(self._evaluate, task)
 
 
 @dataclass
@@ -89,7 +127,9 @@ class RayExecutor(Executor):
 
     ``address`` is passed to :func:`ray.init` (``None``: the cluster of ``RAY_ADDRESS``, as
     inside ``ray job submit``, else a new local one). If Ray is already initialised in this
-    process that connection is used and left open on :meth:`close`.
+    process that connection is used and left open on :meth:`close`. ``resources``,
+    ``gpus_per_task``, ``gpu_resource`` and ``actor_resources`` place the work (module
+    docstring); a spec sets them in its ``executor`` section.
     """
 
     def __init__(
@@ -98,7 +138,11 @@ class RayExecutor(Executor):
         address: str | None = None,
         workers: int | None = None,
         cpus_per_task: float = 1.0,
+        resources: Mapping[str, float] | None = None,
+        gpus_per_task: float = 0.0,
+        gpu_resource: str = "GPU",
         gpu_actors: int | None = None,
+        actor_resources: Mapping[str, float] | None = None,
         timeout_s: float | None = 3600.0,
         max_retries: int = 2,
         evaluate: Evaluate = evaluate_safely,
@@ -109,6 +153,13 @@ class RayExecutor(Executor):
             raise ValueError(f"workers must be at least 1, got {workers!r}")
         if cpus_per_task <= 0:
             raise ValueError(f"cpus_per_task must be positive, got {cpus_per_task!r}")
+        if gpus_per_task < 0:
+            raise ValueError(f"gpus_per_task must be at least 0, got {gpus_per_task!r}")
+        if not gpu_resource:
+            raise ValueError("gpu_resource must name a resource")
+        for name, amount in {**(resources or {}), **(actor_resources or {})}.items():
+            if not amount > 0:
+                raise ValueError(f"resource {name!r} needs a positive amount, got {amount!r}")
         if gpu_actors is not None and gpu_actors < 1:
             raise ValueError(f"gpu_actors must be at least 1, got {gpu_actors!r}")
         if timeout_s is not None and timeout_s <= 0:
@@ -131,12 +182,20 @@ class RayExecutor(Executor):
         self._max_retries = max_retries
         self._evaluate = evaluate
         self._poll = poll_s
-        self._remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(_run_one)
+        self._gpu_resource = gpu_resource
+        #: what each candidate task asks for, in Ray's names (CPU, GPU and custom ones)
+        self.task_demand: dict[str, float] = {"CPU": cpus_per_task, **dict(resources or {})}
+        if gpus_per_task > 0:
+            self.task_demand[gpu_resource] = gpus_per_task
+        #: what each measurement actor holds: one whole GPU, alone
+        self.actor_demand: dict[str, float] = {gpu_resource: 1.0, **dict(actor_resources or {})}
+        self._remote = ray.remote(max_retries=0, **_ray_request(self.task_demand))(_run_one)
         # One call at a time (max_concurrency 1): a candidate is timed alone on the GPU.
         self._actor_class: Any = ray.remote(
-            num_gpus=1, num_cpus=0, max_restarts=0, max_task_retries=0
+            max_restarts=0, max_task_retries=0, **_ray_request(self.actor_demand, cpus=0.0)
         )(MeasurementActor).options(max_concurrency=1)
         self._actors: list[Any] = []
+        self._cpu_by_host: dict[str, float] = collections.defaultdict(float)
         self._closed = False
         # the streaming state (submit, wait): queued, running, finished and not yet returned
         self._cpu_queue: collections.deque[EvalTask] = collections.deque()
@@ -151,16 +210,28 @@ class RayExecutor(Executor):
 
     @property
     def max_workers(self) -> int:
-        """CPU task slots: ``workers`` if given, else every CPU of the cluster now."""
+        """Task slots: ``workers`` if given, else as many tasks as the cluster's totals of
+        what a task asks for (CPUs, custom resources, GPU shares) hold now."""
         if self._workers is not None:
             return self._workers
-        cpus = float(ray.cluster_resources().get("CPU", 0.0))
-        return max(1, int(cpus // self._cpus))
+        totals = ray.cluster_resources()
+        fits = min(
+            float(totals.get(name, 0.0)) // amount for name, amount in self.task_demand.items()
+        )
+        return max(1, int(fits))
+
+    @property
+    def cores_per_worker(self) -> int:
+        """The CPUs Ray reserves for each task (``threads: auto`` uses that many)."""
+        return max(1, int(self._cpus))
 
     def _gpu_actor_count(self) -> int:
         if self._gpu_actors is not None:
             return self._gpu_actors
-        return int(ray.cluster_resources().get("GPU", 0.0))
+        return int(ray.cluster_resources().get(self._gpu_resource, 0.0))
+
+    def worker_cpu_seconds(self) -> dict[str, float]:
+        return dict(self._cpu_by_host)
 
     @property
     def actors(self) -> list[Any]:
@@ -250,6 +321,7 @@ class RayExecutor(Executor):
             done = flight.pop(ref)
             try:
                 outcome: EvalOutcome | None = ray.get(ref)
+                self._count(outcome)
             except RayTaskError as exc:  # the evaluation itself raised: not retried
                 outcome = EvalOutcome(done.task.candidate_id, error=_one_line(exc))
             except RayError as exc:  # the worker or actor died, or the task was lost
@@ -268,6 +340,11 @@ class RayExecutor(Executor):
                 outcome = self._retry(late, reason, attempts, cpu_queue, gpu_queue)
                 if outcome is not None:
                     self._ready.append(outcome)
+
+    def _count(self, outcome: EvalOutcome | None) -> None:
+        worker = outcome.worker if outcome is not None else None
+        if worker:
+            self._cpu_by_host[str(worker.get("host", ""))] += float(worker["cpu_seconds"])
 
     def _retry(
         self,
@@ -313,6 +390,18 @@ class RayExecutor(Executor):
         self._actors.clear()
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
+
+
+def _ray_request(demand: Mapping[str, float], *, cpus: float | None = None) -> dict[str, Any]:
+    """``demand`` as :func:`ray.remote` options: ``num_cpus``, ``num_gpus`` and the rest
+    as ``resources`` (``cpus`` overrides the CPUs asked for, 0 for actors)."""
+    rest = {k: v for k, v in demand.items() if k not in ("CPU", "GPU")}
+    options: dict[str, Any] = {"num_cpus": demand.get("CPU", 0.0) if cpus is None else cpus}
+    if "GPU" in demand:
+        options["num_gpus"] = demand["GPU"]
+    if rest:
+        options["resources"] = rest
+    return options
 
 
 def _one_line(error: BaseException) -> str:

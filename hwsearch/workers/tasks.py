@@ -25,6 +25,10 @@ class EvalTask:
     kind: str = ""
     # plug-ins to load before evaluating (hwsearch.plugins), so workers know what they add
     plugins: tuple[str, ...] = ()
+    # intra-op threads per worker: "training" and "evaluation" (int or "auto"), and what
+    # "auto" resolves to: "cores_per_worker" (given by the executor) or "workers" (this
+    # machine's cores shared among them); see hwsearch.hardware.threads. Empty: one each.
+    threads: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,9 @@ class EvalOutcome:
     candidate_id: int
     metrics: list[MetricValue] = field(default_factory=list)
     error: str | None = None
+    # where the evaluation ran and what it cost there, from executors that run it outside
+    # the driver's process (Ray): host, node_id, pid, cpu_seconds
+    worker: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

@@ -101,9 +101,9 @@ def test_in_memory_sqlite_keeps_one_database_across_calls() -> None:
 def test_upgrade_and_current_revision(db_url: str) -> None:
     assert current_revision(db_url) is None
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0008"
+    assert current_revision(db_url) == head_revision() == "0009"
     upgrade(db_url)  # already at head: nothing to do, no error
-    assert current_revision(db_url) == "0008"
+    assert current_revision(db_url) == "0009"
 
 
 def test_open_without_migrate_refuses_an_unmigrated_database(db_url: str) -> None:
@@ -165,6 +165,35 @@ def test_downgrade_to_base_removes_everything_and_upgrade_restores_it(db_url: st
         engine.dispose()
     upgrade(db_url)
     assert _schema_diff(db_url, Base.metadata) == []
+
+
+def test_migration_0008_adds_interrupted_and_its_downgrade_fails_such_jobs(db_url: str) -> None:
+    """A database at 0007 refuses ``interrupted``; 0008 accepts it, and going back to 0007
+    turns interrupted jobs into failed ones rather than breaking the constraint."""
+    config = alembic_config()
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0007")
+        insert = text(
+            "INSERT INTO jobs (name, family, target, state, spec, created_at, cancel_requested) "
+            "VALUES ('j', 'mlp', 'cpu', :state, '{}', CURRENT_TIMESTAMP, false)"
+        )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(insert, {"state": "interrupted"})
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0008")
+        with engine.begin() as conn:
+            conn.execute(insert, {"state": "interrupted"})
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0007")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT state FROM jobs")).scalars().all() == ["failed"]
+    finally:
+        engine.dispose()
 
 
 def test_a_revision_kept_in_alembic_version_is_moved_to_hwsearch_s_own_table(db_url: str) -> None:

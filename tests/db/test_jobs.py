@@ -88,6 +88,7 @@ def test_every_listed_transition_is_accepted_and_others_refused(store: Store) ->
                 JobState.FINISHED: [JobState.RUNNING, JobState.FINISHED],
                 JobState.FAILED: [JobState.FAILED],
                 JobState.CANCELLED: [JobState.CANCELLED],
+                JobState.INTERRUPTED: [JobState.RUNNING, JobState.INTERRUPTED],
             }[start]
             for step in path:
                 store.set_job_state(job_id, step)
@@ -157,3 +158,30 @@ def test_returned_record_equals_what_a_read_gives(store: Store) -> None:
     )
     assert created.spec == {"widths": [16, 32], "per_layer": {"0": 8}}
     assert store.get_job(created.id) == created
+
+
+def test_an_interrupted_job_is_stamped_resumable_and_cancellable(store: Store) -> None:
+    job_id = _job(store)
+    store.set_job_state(job_id, JobState.RUNNING)
+    interrupted = store.set_job_state(job_id, JobState.INTERRUPTED, error="interrupted (Ctrl-C)")
+    assert interrupted.state is JobState.INTERRUPTED and interrupted.finished_at is not None
+    assert store.list_jobs(state=JobState.INTERRUPTED)[0].id == job_id
+    assert store.count_jobs(state=JobState.INTERRUPTED) == 1
+    assert store.set_job_state(job_id, JobState.QUEUED).finished_at is None  # resumed
+    store.set_job_state(job_id, JobState.RUNNING)
+    store.set_job_state(job_id, JobState.INTERRUPTED)
+    cancelled = store.request_cancel(job_id)  # at once: no driver runs it
+    assert cancelled.state is JobState.CANCELLED
+
+
+def test_a_stale_running_job_is_shown_interrupted(store: Store) -> None:
+    from hwsearch.db.leases import LeaseOwner, Leases
+
+    job_id = _job(store)
+    store.set_job_state(job_id, JobState.RUNNING)
+    Leases(store).take(job_id, LeaseOwner(), 30.0)
+    job = store.get_job(job_id)
+    assert job.shown_state() is JobState.RUNNING
+    later = datetime.now(UTC) + timedelta(seconds=60)
+    assert job.stale(later) and job.shown_state(later) is JobState.INTERRUPTED
+    assert job.state is JobState.RUNNING  # the row is left for a runner to adopt

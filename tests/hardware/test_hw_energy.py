@@ -141,3 +141,44 @@ def test_footprint_of_a_job_is_estimated_here_and_adds_up(tmp_path: Path) -> Non
     assert footprint.total_g == pytest.approx(footprint.operational_g + footprint.embodied_g)
     assert footprint.to_dict()["parts"][0]["meter"] == "estimate"
     assert "gCO2e" in footprint.summary()
+
+
+def test_remote_workers_cpu_time_is_added_to_the_footprint(tmp_path: Path) -> None:
+    """Ray workers are not this process's children: their reported CPU seconds are added
+    as a ``workers`` part, estimated from the cpu profile's power per core."""
+    profile = resolve_profile("cpu")
+    with FootprintTracker(profile, powercap_root=tmp_path / "absent") as alone:
+        _busy(0.02)
+    assert alone.footprint is not None
+    assert [p["device"] for p in alone.footprint.parts] == [profile.name]
+
+    tracker = FootprintTracker(profile, powercap_root=tmp_path / "absent")
+    tracker.start()
+    _busy(0.02)
+    footprint = tracker.stop({"node-a": 30.0, "node-b": 10.0, "idle": 0.0})
+    [part] = [p for p in footprint.parts if p["device"] == "workers"]
+    host = tracker.host
+    assert part["cpu_seconds"] == 40.0
+    assert part["energy_j"] == pytest.approx(host.tdp_w / host.cores * 40.0)
+    assert part["details"]["cpu_seconds_by_host"] == {"node-a": 30.0, "node-b": 10.0}
+    assert part["embodied_g"] > 0 and part["provenance"] == "estimated"
+    assert footprint.cpu_seconds >= 40.0
+    assert footprint.energy_j == pytest.approx(sum(p["energy_j"] for p in footprint.parts))
+    assert footprint.energy_j > part["energy_j"]  # the driver's own part besides
+
+
+def test_workers_on_a_rapl_host_are_not_billed_twice(tmp_path: Path) -> None:
+    """RAPL reads the whole package: workers on the driver's host are in its energy already;
+    only their CPU seconds are added, while other hosts' energy is estimated."""
+    import socket
+
+    root = _powercap(tmp_path, {"intel-rapl:0": 1_000})
+    profile = resolve_profile("cpu", {"meter": "rapl"})
+    tracker = FootprintTracker(profile, powercap_root=root)
+    tracker.start()
+    footprint = tracker.stop({socket.gethostname(): 20.0, "elsewhere": 5.0})
+    [part] = [p for p in footprint.parts if p["device"] == "workers"]
+    host = tracker.host
+    assert part["cpu_seconds"] == 25.0
+    assert part["energy_j"] == pytest.approx(host.tdp_w / host.cores * 5.0)
+    assert part["details"]["energy_in_host_rapl"] is True

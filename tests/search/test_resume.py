@@ -14,8 +14,9 @@ import yaml
 
 from hwsearch.db import Store
 from hwsearch.db.leases import JobLeased
+from hwsearch.errors import JobInterrupted
 from hwsearch.records import CandidateStatus, JobState
-from hwsearch.search.driver import resume_job, run_job
+from hwsearch.search.driver import Driver, resume_job, reuse_summary, run_job
 from hwsearch.search.spec import parse_spec
 from hwsearch.workers import EvalOutcome, EvalTask, InProcessExecutor, evaluate_safely
 
@@ -140,9 +141,71 @@ def test_measurements_are_reused_across_jobs_with_the_same_settings(
         source = originals[candidate.config_hash]
         assert candidate.metrics["accuracy"].value == source.metrics["accuracy"].value
         assert candidate.metrics["accuracy"].details["reused"] is True
+        origin = candidate.metrics["accuracy"].details["reused_from"]
+        assert origin["job_id"] == first.id and origin["candidate_id"] == source.id
+        assert origin["measured_at"][:4] == str(first.created_at.year)
     assert _front(store, second.id) == _front(store, first.id)
+
+    # Reused again by a third job: the origin is still the first job's measurement.
+    third = Driver(parse_spec(spec), store, executor=CountingExecutor())
+    third.run()
+    assert {o["job_id"] for o in third.reused_from} == {first.id}
+    summary = reuse_summary(third.reused_from)
+    assert summary.startswith(f"reused 6 from job {first.id} (measured ") and "UTC)" in summary
+
+    # reuse: false measures everything again, and says nothing was reused.
+    measuring = CountingExecutor()
+    fresh = Driver(parse_spec({**spec, "reuse": False}), store, executor=measuring)
+    fresh_job = fresh.run()
+    assert len(measuring.evaluated) == 6 and fresh.reused_from == []
+    assert fresh_job.spec["reuse"] is False
+    for candidate in store.list_candidates(fresh_job.id):
+        assert "reused" not in candidate.metrics["accuracy"].details
 
     spec["evaluation"]["epochs"] = 2  # other training settings: nothing may be reused
     other = CountingExecutor()
     run_job(parse_spec(spec), store, executor=other)
     assert len(other.evaluated) == 6
+
+
+class InterruptingExecutor(InProcessExecutor):
+    """Evaluates ``after`` candidates, then raises as Ctrl-C would in the middle of one."""
+
+    def __init__(self, after: int, error: BaseException) -> None:
+        self.done = 0
+        self.after = after
+        self.error = error
+        super().__init__(evaluate=self._evaluate)
+
+    def _evaluate(self, task: EvalTask) -> EvalOutcome:
+        if self.done >= self.after:
+            raise self.error
+        self.done += 1
+        return evaluate_safely(task)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (KeyboardInterrupt(), "interrupted (Ctrl-C)"),
+        (JobInterrupted("interrupted (SIGTERM)"), "interrupted (SIGTERM)"),
+    ],
+)
+def test_an_interrupted_job_is_interrupted_not_failed_and_resumes(
+    store: Store, tiny_spec: dict[str, Any], error: BaseException, reason: str
+) -> None:
+    spec = parse_spec(_deterministic(tiny_spec, evaluations=6))
+    driver = Driver(spec, store, executor=InterruptingExecutor(3, error))
+    with pytest.raises(KeyboardInterrupt):
+        driver.run()
+    assert driver.job_id is not None
+    job = store.get_job(driver.job_id)
+    assert job.state is JobState.INTERRUPTED and job.error == reason
+    assert job.evaluations == 3 and job.finished_at is not None
+    assert job.lease is not None and job.lease.expired()  # given back: resumable at once
+    assert not job.stale() and job.shown_state() is JobState.INTERRUPTED
+
+    executor = CountingExecutor()
+    resumed = resume_job(job.id, store, executor=executor)
+    assert resumed.state is JobState.FINISHED and resumed.error is None
+    assert resumed.evaluations == 6 and len(executor.evaluated) == 3

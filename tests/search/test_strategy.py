@@ -373,3 +373,64 @@ def test_one_objective_finds_the_best_config_on_the_limit() -> None:
                 if latency <= 7.0:
                     best = max(best, accuracy)
         assert best == pytest.approx(oracle), seed
+
+
+def test_violation_transforms_keep_the_bound_and_order() -> None:
+    from hwsearch.search._acquisition import ViolationTransform
+
+    v = np.array([-2.5, -1.0, 0.0, 0.5, 4.0, 12.0])
+    candidates = ViolationTransform.candidates(v)
+    assert candidates[0].kind == "signed" and len(candidates) > 1
+    for transform in candidates:
+        t = transform.forward(v)
+        assert np.all(np.diff(t) > 0), transform.kind
+        assert float(transform.forward(np.array([0.0]))[0]) == pytest.approx(transform.threshold)
+        assert np.isfinite(transform.log_jacobian(v))
+    # nothing feasible yet (every violation positive): the bound stays inside every shift
+    for transform in ViolationTransform.candidates(np.array([0.5, 2.0, 7.0])):
+        assert transform.kind == "signed" or transform.shift > 0
+        assert np.isfinite(transform.threshold)
+    # an infinite violation (a metric that came out NaN) leaves only the signed log, finite
+    inf = np.array([-1.0, 2.0, math.inf])
+    (only,) = ViolationTransform.candidates(inf)
+    assert only.kind == "signed" and np.isfinite(only.forward(inf)).all()
+
+
+def test_the_likeliest_violation_transform_recovers_a_latency_bound() -> None:
+    # latency = exp(linear in the features), limit 3 ms: told only latency - 3, the
+    # strategy's likelihood picks log(v + s) with s near 3, which predicts feasibility on
+    # new configs better than the signed log does
+    from hwsearch.search._acquisition import ViolationTransform
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    latency = np.exp(1.0 + x @ np.array([0.6, -0.4, 0.3]))
+    v = latency - 3.0
+    train, test = slice(0, 30), slice(30, None)
+    scored = []
+    for transform in ViolationTransform.candidates(v[train]):
+        model = GaussianProcess().fit(x[train], transform.forward(v[train]))
+        scored.append((model.log_likelihood + transform.log_jacobian(v[train]), transform, model))
+    _, best, model = max(scored, key=lambda s: s[0])
+    assert best.kind == "shift" and best.direction == 1.0
+    assert 2.0 < best.shift < 4.5
+
+    def accuracy(transform: ViolationTransform, model: GaussianProcess) -> float:
+        mean, _ = model.predict(x[test])
+        return float(np.mean((mean <= transform.threshold) == (v[test] <= 0)))
+
+    signed = scored[0]
+    assert accuracy(best, model) > accuracy(signed[1], signed[2])
+
+
+def test_gaussian_process_fit_like_reuses_the_kernel() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(25, 2))
+    y = np.sin(x[:, 0]) + 0.1 * x[:, 1]
+    full = GaussianProcess().fit(x, y)
+    like = GaussianProcess().fit_like(full, x, y)
+    assert (like.length, like.weight, like.noise) == (full.length, full.weight, full.noise)
+    assert like.log_likelihood == pytest.approx(full.log_likelihood)
+    # a worse transform of the same target is less likely at that kernel
+    scrambled = GaussianProcess().fit_like(full, x, rng.permutation(y))
+    assert scrambled.log_likelihood < full.log_likelihood

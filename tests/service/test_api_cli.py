@@ -34,6 +34,20 @@ def test_front_through_the_server_prints_the_same(api: Any, fmt: str) -> None:
     assert str(job_id) in remote.stdout
 
 
+def test_the_cli_json_front_is_the_rest_front(api: Any) -> None:
+    """One point format: ``front -f json`` writes each point as ``GET /jobs/{id}/front``
+    sends it (``id``, every field, every metric's details)."""
+    server, job_id = api
+    local = runner.invoke(app, ["front", str(job_id), "-f", "json", "--db", server.store.url])
+    assert local.exit_code == 0, local.output
+    printed = json.loads(local.stdout)
+    with server.client() as client:
+        page = client.get(f"/jobs/{job_id}/front", params={"limit": 500}).json()
+    assert printed["points"] == page["points"]
+    shared = {k: v for k, v in page.items() if k not in ("offset", "limit", "points")}
+    assert {k: printed[k] for k in shared} == shared
+
+
 def test_front_filter_errors_are_the_same(api: Any) -> None:
     server, job_id = api
     local, remote = _both(server, "front", str(job_id), "--where", "latency <= 5")
@@ -92,6 +106,29 @@ def test_submit_and_wait_through_the_server(
     assert f"Pareto front of job {job_id}" in result.stdout
     job = server.store.get_job(job_id)
     assert job.name == "from-cli" and job.state is JobState.FINISHED and job.evaluations == 3
+    # progress as it went: one line per change, ending with the front's size and hypervolume
+    progress = [line for line in result.stdout.splitlines() if "/3 evaluated" in line]
+    assert progress[-1].startswith(f"job {job_id} finished: 3/3 evaluated, generation ")
+    assert "front " in progress[-1] and "hypervolume " in progress[-1]
+    assert len(progress) == len(set(progress)) >= 2
+
+
+def test_submit_no_reuse_measures_again(
+    api: Any, tmp_path: Path, tiny_spec_session: dict[str, Any]
+) -> None:
+    """The session's job measured this spec already: --no-reuse measures it again."""
+    server, _ = api
+    spec = {**tiny_spec_session, "name": "again", "budget": {"evaluations": 2}}
+    path = tmp_path / "again.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    args = ["submit", str(path), "--wait", "--server", server.url, "--token", server.token]
+    result = runner.invoke(app, [*args, "--no-reuse"])
+    assert result.exit_code == 0, result.output
+    job_id = int(result.stdout.split()[1])
+    job = server.store.get_job(job_id)
+    assert job.spec["reuse"] is False and job.state is JobState.FINISHED
+    for candidate in server.store.list_candidates(job_id):
+        assert "reused" not in candidate.metrics["accuracy"].details
 
 
 def test_submit_a_bad_spec_to_the_server_names_the_fields(api: Any, tmp_path: Path) -> None:

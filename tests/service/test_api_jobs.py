@@ -11,7 +11,7 @@ import pytest
 from hwsearch.db import Store
 from hwsearch.db.leases import LeaseOwner, Leases
 from hwsearch.errors import ConflictError
-from hwsearch.records import JobState, TokenScope
+from hwsearch.records import JobState, MetricValue, Provenance, TokenScope
 from hwsearch.service.api import ServiceSettings, create_token
 from hwsearch.service.api.auth import digest
 from hwsearch.service.client import ServiceClient
@@ -199,7 +199,7 @@ def test_cancel_a_queued_job_at_once(idle: Any) -> None:
         assert response.json()["state"] == "cancelled"
         again = client.post(f"/jobs/{job_id}/cancel")
     assert again.status_code == 409
-    assert "only queued or running jobs" in again.json()["detail"]
+    assert "only queued, running or interrupted jobs" in again.json()["detail"]
 
 
 def test_cancel_a_finished_job_is_409(api: Any) -> None:
@@ -270,7 +270,45 @@ def test_jobs_show_their_driver_and_whether_it_is_stale(idle: Any) -> None:
     assert live["stale"] is False and live["driver"]["host"] == "gone"
     assert live["driver"]["pid"] == 4242 and live["driver"]["runner"] == dead.id
     assert stale["stale"] is True and stale["state"] == "running"
+    assert live["shown_state"] == "running" and stale["shown_state"] == "interrupted"
     assert [j["stale"] for j in listed if j["id"] == job_id] == [True]
+
+
+def test_an_interrupted_job_is_listed_as_such_and_can_be_cancelled(idle: Any) -> None:
+    job_id = idle.store.create_job(name="j", family="mlp", target="cpu", spec=_spec()).id
+    idle.store.set_job_state(job_id, JobState.RUNNING)
+    idle.store.set_job_state(job_id, JobState.INTERRUPTED, error="interrupted (SIGTERM)")
+    with idle.client() as client:
+        job = client.get(f"/jobs/{job_id}").json()
+        listed = client.get("/jobs", params={"state": "interrupted"}).json()
+    admin, _ = create_token(idle.store, "admin-interrupted", TokenScope.ADMIN)
+    with idle.client(admin) as client:
+        cancelled = client.post(f"/jobs/{job_id}/cancel")
+    assert job["state"] == job["shown_state"] == "interrupted" and job["stale"] is False
+    assert job["error"] == "interrupted (SIGTERM)"
+    assert [j["id"] for j in listed["items"]] == [job_id] and listed["count"] == 1
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+
+
+def test_progress_is_what_was_measured_of_the_budget_however_the_job_ended(
+    idle: Any,
+) -> None:
+    """A job stopped (finished on its wall time) at 1 of 4 shows a quarter, not a full bar."""
+    from hwsearch.records import NewCandidate
+
+    job_id = idle.store.create_job(
+        name="short", family="mlp", target="cpu", spec=_spec(budget={"evaluations": 4})
+    ).id
+    (candidate,) = idle.store.add_candidates(job_id, [NewCandidate("h", {"depth": 1}, 0)])
+    idle.store.record_result(
+        candidate.id, [MetricValue("accuracy", 0.5, Provenance.MEASURED, "cpu")], feasible=True
+    )
+    idle.store.set_job_state(job_id, JobState.RUNNING)
+    idle.store.set_job_state(job_id, JobState.FINISHED)
+    with idle.client() as client:
+        job = client.get(f"/jobs/{job_id}").json()
+    assert job["state"] == "finished" and job["progress"] == 0.25
+    assert job["measured"] == job["evaluations"] == 1 and job["predicted"] == 0
 
 
 def test_revoked_tokens_stop_within_five_seconds_by_default() -> None:
@@ -282,7 +320,9 @@ def test_a_conflict_names_its_field_and_the_client_raises_it(api: Any) -> None:
     with server.client() as client:
         body = client.post(f"/jobs/{job_id}/cancel").json()
     assert [e["field"] for e in body["errors"]] == ["state"]
-    assert "is finished; only queued or running" in body["errors"][0]["reason"]
+    assert "is finished; only queued, running or interrupted" in body["errors"][0]["reason"]
     with ServiceClient(server.url, server.token) as remote, pytest.raises(ConflictError) as info:
         remote.cancel(job_id)
-    assert info.value.field == "state" and "only queued or running" in info.value.reason
+    assert (
+        info.value.field == "state" and "only queued, running or interrupted" in info.value.reason
+    )

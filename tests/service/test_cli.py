@@ -44,10 +44,64 @@ def finished_job(
 def test_run_writes_csv_and_plot(finished_job: tuple[str, int, Path]) -> None:
     _, _, folder = finished_job
     rows = list(csv.DictReader((folder / "out" / "front.csv").open()))
-    assert rows and {"candidate_id", "accuracy", "latency_ms", "latency_ms_provenance"} <= set(
+    assert rows and {"id", "accuracy", "latency_ms", "latency_ms_provenance"} <= set(rows[0])
+    assert (folder / "out" / "front.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_csv_holds_every_metric_the_points_have(finished_job: tuple[str, int, Path]) -> None:
+    """No metric is left out: carbon, p90 latency, peak memory, non-zero parameters and
+    sparsity are columns too, each with its provenance, and the point's own fields."""
+    url, job_id, _ = finished_job
+    result = runner.invoke(app, ["front", str(job_id), "--db", url, "-f", "csv"])
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    candidate = Store.open(url).get_candidate(job_id, int(rows[0]["id"]))
+    for name in ("carbon_g_per_1k", "latency_p90_ms", "peak_memory_bytes", "nonzero_params"):
+        assert name in candidate.metrics  # measured by the train kind
+    for name in ("sparsity", *candidate.metrics):
+        assert name in rows[0] and f"{name}_provenance" in rows[0]
+    assert {"id", "job_id", "config_hash", "generation", "status", "feasible", "measured"} <= set(
         rows[0]
     )
-    assert (folder / "out" / "front.png").read_bytes()[:4] == b"\x89PNG"
+    assert float(rows[0]["carbon_g_per_1k"]) == pytest.approx(
+        candidate.metrics["carbon_g_per_1k"].value, rel=1e-5
+    )
+
+
+def test_the_front_table_is_one_line_per_point_at_80_columns(
+    finished_job: tuple[str, int, Path],
+) -> None:
+    url, job_id, _ = finished_job
+    front = Store.open(url).latest_front(job_id)
+    assert front is not None
+    narrow = runner.invoke(app, ["front", str(job_id), "--db", url], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0, narrow.output
+    lines = narrow.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = [line for line in lines if line.startswith("│") and line[1:].strip()[:1].isdigit()]
+    assert len(rows) == len(front.points)  # one line each, nothing wrapped
+    words = " ".join(narrow.stdout.split())
+    assert "--wide" in words and "not comparable across jobs" in words
+    wide = runner.invoke(app, ["front", str(job_id), "--db", url, "--wide"], env={"COLUMNS": "80"})
+    config = Store.open(url).get_candidate(job_id, front.points[0].candidate_id).config
+    text = "".join(wide.stdout.split())
+    assert all(f"{key}=" in text for key in config)  # every knob, folded over lines
+
+
+def test_front_where_says_how_many_of_the_front_it_kept(
+    finished_job: tuple[str, int, Path],
+) -> None:
+    url, job_id, _ = finished_job
+    front = Store.open(url).latest_front(job_id)
+    assert front is not None and len(front.points) > 1
+    best = max(p.values["accuracy"] for p in front.points)
+    kept = sum(p.values["accuracy"] >= best for p in front.points)
+    result = runner.invoke(
+        app,
+        ["front", str(job_id), "--db", url, "--where", f"accuracy >= {best!r}"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{kept} of {len(front.points)} points" in result.stdout
 
 
 def test_front_json_lists_each_metric_with_provenance(finished_job: tuple[str, int, Path]) -> None:
@@ -62,6 +116,10 @@ def test_front_json_lists_each_metric_with_provenance(finished_job: tuple[str, i
         assert point["metrics"]["latency_ms"]["provenance"] == "measured"
         assert point["metrics"]["size_bytes"]["provenance"] == "estimated"
         assert point["metrics"]["accuracy"]["target"] == "cpu"
+        assert "id" in point and "candidate_id" not in point
+        latency = point["metrics"]["latency_ms"]["details"]
+        assert "environment" in latency and "repeats" in latency  # every detail, as REST
+    assert data["size"] == data["count"] == len(data["points"])
 
 
 def test_front_where_and_sort(finished_job: tuple[str, int, Path]) -> None:
@@ -162,6 +220,7 @@ def test_export_writes_a_loadable_model(finished_job: tuple[str, int, Path]) -> 
     assert state and all(isinstance(t, torch.Tensor) for t in state.values())
     readme = (out / "README.md").read_text()
     assert "Median of" in readme and "torch_version" in readme
+    assert "raw pixel values of scikit-learn's digits (0..16)" in readme
 
 
 def test_bad_spec_exits_2_naming_fields_and_writes_nothing(
@@ -195,6 +254,7 @@ def test_table_job_exports_its_architecture_untrained(tmp_path: Path) -> None:
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     readme = (out / "README.md").read_text()
     assert "not trained here" in readme and "latency_ms.csv" in readme
+    assert "raw pixel values" not in readme and "0..16" not in readme  # not digits
 
 
 def test_language_model_job_exports_its_rebuilt_model(tmp_path: Path) -> None:
@@ -257,10 +317,11 @@ def test_resume_refuses_a_job_driven_elsewhere_and_jobs_shows_it_stale_once_dead
     with Store.open(url) as store:
         assert store.get_job(job_id).state is JobState.RUNNING  # nothing written
     listed = runner.invoke(app, ["jobs", "--db", url], env={"COLUMNS": "200"})
-    assert "running (stale)" not in listed.output and "otherhost pid 777" in listed.output
+    assert "interrupted" not in listed.output and "otherhost pid 777" in listed.output
     time.sleep(2.1)  # the other driver died: its lease runs out
     listed = runner.invoke(app, ["jobs", "--db", url], env={"COLUMNS": "200"})
-    assert "running (stale)" in listed.output and "last heartbeat" in listed.output
+    assert f"interrupted (driver gone; hwsearch resume {job_id})" in listed.output
+    assert "last heartbeat" in listed.output
 
 
 @pytest.mark.parametrize(
@@ -278,3 +339,70 @@ def test_storage_errors_are_one_clear_line_and_an_exit_code(
         raise error
     assert info.value.exit_code == code
     assert capsys.readouterr().err.strip() == f"error: {error}"
+
+
+def test_sigterm_leaves_the_job_interrupted_and_resume_finishes_it(
+    tmp_path: Path, tiny_spec: dict[str, Any]
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hwsearch.records import CandidateStatus
+
+    tiny_spec["budget"] = {"evaluations": 6}
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(tiny_spec))
+    url = f"sqlite:///{tmp_path / 'term.db'}"
+    Store.open(url).close()
+    command = [sys.executable, "-c", "from hwsearch.service.cli import app; app()"]
+    driver = subprocess.Popen(
+        [*command, "run", str(spec_path), "--db", url, "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    with Store.open(url) as store:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and driver.poll() is None:
+            jobs = store.list_jobs()
+            if jobs and store.count_candidates(jobs[0].id, status=CandidateStatus.DONE) >= 2:
+                break
+            time.sleep(0.05)
+        driver.send_signal(signal.SIGTERM)
+        _, stderr = driver.communicate(timeout=120)
+        assert driver.returncode == 143, stderr
+        (job,) = store.list_jobs()
+        assert job.state is JobState.INTERRUPTED and job.error == "interrupted (SIGTERM)"
+        assert 2 <= job.evaluations < 6
+        assert f"continue it with: hwsearch resume {job.id}" in " ".join(stderr.split())
+    listed = runner.invoke(app, ["jobs", "--db", url], env={"COLUMNS": "200"})
+    assert f"interrupted (hwsearch resume {job.id})" in listed.output
+    resumed = runner.invoke(app, ["resume", str(job.id), "--db", url, "--out", str(tmp_path)])
+    assert resumed.exit_code == 0, resumed.output
+    with Store.open(url) as store:
+        assert store.get_job(job.id).state is JobState.FINISHED
+
+
+def test_a_rerun_says_what_it_reused_and_no_reuse_measures_again(
+    finished_job: tuple[str, int, Path], tiny_spec_module: dict[str, Any]
+) -> None:
+    url, first, folder = finished_job
+    spec_path = folder / "again.yaml"
+    spec_path.write_text(yaml.safe_dump({**tiny_spec_module, "budget": {"evaluations": 2}}))
+    out = ["--db", url, "--out", str(folder / "again")]
+    again = runner.invoke(app, ["run", str(spec_path), *out], env={"COLUMNS": "200"})
+    assert again.exit_code == 0, again.output
+    words = " ".join(again.stdout.split())
+    assert f"reused 2 from job {first} (measured " in words and "--no-reuse" in words
+    fresh = runner.invoke(app, ["run", str(spec_path), *out, "--no-reuse"])
+    assert fresh.exit_code == 0, fresh.output
+    assert "from job" not in fresh.stdout and "reused 0" in fresh.stdout
+    with Store.open(url) as store:
+        newest = store.list_jobs()[0]
+        assert newest.spec["reuse"] is False
+        assert all(
+            "reused" not in c.metrics["accuracy"].details for c in store.list_candidates(newest.id)
+        )

@@ -72,6 +72,29 @@ def test_dashboard_shows_the_front_and_exports_a_candidate(
         assert drawn == {p.candidate_id for p in front.points}
         assert page.locator("#front-plot circle.point.measured").count() == len(front.points)
         assert page.locator("#hv-plot polyline.hv").count() == 1
+        assert "not comparable" in page.locator("#hv-note").inner_text()
+
+        # Round ticks inside the values' natural bounds: accuracy never above 1, latency
+        # never below 0; and a colour scale with its legend.
+        for axis in ("x", "y"):
+            ticks = [
+                float(t) for t in page.locator(f"#front-plot text.{axis}-tick").all_text_contents()
+            ]
+            _assert_round(ticks)
+            if axis == "x":  # latency_ms
+                assert ticks[0] >= 0
+            else:  # accuracy
+                assert ticks[0] >= 0 and ticks[-1] <= 1
+        legend = page.locator("#front-plot g.colour-legend")
+        assert legend.count() == 1 and legend.locator("rect").count() == 1
+        colour_metric = page.locator("#c-metric").input_value()
+        assert legend.locator("text.legend-title").text_content() == colour_metric
+        values = [
+            c.metrics[colour_metric].value
+            for c in (server.store.get_candidate(job_id, p.candidate_id) for p in front.points)
+        ]
+        low = float(legend.locator("text.legend-min").text_content() or "nan")
+        assert low == pytest.approx(min(values), rel=0.01)
 
         # Another pair of objectives redraws the same points.
         assert page.locator("#front-plot text.x-label").text_content() == "latency_ms"
@@ -107,11 +130,17 @@ def test_dashboard_plots_predictions_against_measurements(
     browser: Any, nb201_active_spec: Any, serve_store: Any, tmp_path: Path
 ) -> None:
     from hwsearch.db import Store
+    from hwsearch.records import JobState
     from hwsearch.search.driver import Driver
     from hwsearch.search.spec import parse_spec
 
     store = Store.open(f"sqlite:///{tmp_path / 'active.db'}")
     job = Driver(parse_spec(nb201_active_spec()), store).run()
+    stopped = store.create_job(
+        name="stopped", family="mlp", target="cpu", spec={"budget": {"evaluations": 48}}
+    ).id
+    store.set_job_state(stopped, JobState.RUNNING)
+    store.set_job_state(stopped, JobState.INTERRUPTED, error="interrupted (Ctrl-C)")
     pairs = {
         metric: sum(
             p.metric == metric and p.measured is not None for p in store.list_predictions(job.id)
@@ -130,6 +159,36 @@ def test_dashboard_plots_predictions_against_measurements(
             page.select_option("#p-metric", "latency_ms")
             assert page.locator("#pred-plot circle.prediction").count() == pairs["latency_ms"]
             assert page.locator("#pred-plot text.x-label").text_content() == "measured latency_ms"
+
+            # Measured against the budget, predictions said apart: never "105 of 100".
+            budget = job.spec["budget"]["evaluations"]
+            predicted = store.count_predicted(job.id)
+            assert predicted > 0
+            counts = page.locator("#job-counts").inner_text()
+            measured = job.evaluations - predicted
+            assert f"{measured} of {budget} measured" in counts and measured <= budget
+            assert f"{predicted} settled by prediction" in counts
+
+            # A job stopped at 14 of 48 shows 14/48, interrupted, not a full bar.
+            page.goto(f"{server.url}/dashboard/#/")
+            row = page.locator(f"#jobs tbody tr[data-job-id='{stopped}']")
+            row.wait_for()
+            assert "interrupted" in row.locator(".state").inner_text()
+            assert "0/48" in row.inner_text()
+            width = row.locator(".bar > span").evaluate("node => node.style.width")
+            assert width == "0%"
         finally:
             page.close()
     store.close()
+
+
+def _assert_round(ticks: list[float]) -> None:
+    """Evenly spaced by 1, 2, 2.5 or 5 times a power of ten, each a multiple of the step."""
+    import math
+
+    assert len(ticks) >= 2
+    step = ticks[1] - ticks[0]
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert any(math.isclose(mantissa, m, rel_tol=1e-6) for m in (1, 2, 2.5, 5)), ticks
+    for tick in ticks:
+        assert math.isclose(tick / step, round(tick / step), abs_tol=1e-6), ticks

@@ -84,7 +84,7 @@ def test_request_cancel_by_state(store: Store) -> None:
     assert store.cancel_requested(running.id) is False
 
     store.set_job_state(running.id, JobState.FINISHED)
-    with pytest.raises(ConflictError, match="is finished; only queued or running"):
+    with pytest.raises(ConflictError, match="is finished; only queued, running or interrupted"):
         store.request_cancel(running.id)
     with pytest.raises(NotFoundError):
         store.request_cancel(999)

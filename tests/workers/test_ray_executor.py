@@ -1,7 +1,8 @@
 """The Ray executor on a real local Ray instance: routing, retries, timeouts, worker deaths.
 
-One Ray instance (2 CPUs and one declared GPU, so that the GPU actor path is scheduled as
-on a cluster) serves the whole module. The evaluation wrappers below are shipped to the
+One Ray instance (2 CPUs, one declared GPU so that the GPU actor path is scheduled as on a
+cluster, and one ``fake_gpu``, a custom resource standing in for a GPU in the placement
+tests) serves the whole module. The evaluation wrappers below are shipped to the
 workers by value; they add a pid file, a sleep or a kill around the real evaluation.
 """
 
@@ -27,6 +28,7 @@ from hwsearch.errors import SpecError  # noqa: E402
 from hwsearch.models import get_family  # noqa: E402
 from hwsearch.records import CandidateStatus, JobState, MetricValue, Provenance  # noqa: E402
 from hwsearch.search.driver import run_job  # noqa: E402
+from hwsearch.search.jobs import Job  # noqa: E402
 from hwsearch.search.spec import parse_spec  # noqa: E402
 from hwsearch.workers import EvalOutcome, EvalTask, evaluate_safely, make_executor  # noqa: E402
 from hwsearch.workers.ray_executor import RayExecutor  # noqa: E402
@@ -45,6 +47,7 @@ def local_ray() -> Iterator[None]:
         address="local",  # a new instance, never a cluster started on this node
         num_cpus=2,
         num_gpus=1,
+        resources={"fake_gpu": 1},
         include_dashboard=False,
         object_store_memory=96 * 1024**2,
         _node_ip_address="127.0.0.1",
@@ -112,6 +115,39 @@ class Recorded:
         return EvalOutcome(task.candidate_id, metrics)
 
 
+class Gathered:
+    """Records when a task ran, after waiting (up to ``wait_s``) until ``count`` tasks have
+    started: it finishes early only if that many can run at once."""
+
+    def __init__(self, folder: Path, count: int, wait_s: float) -> None:
+        self.folder, self.count, self.wait_s = folder, count, wait_s
+
+    def __call__(self, task: EvalTask) -> EvalOutcome:
+        start = time.time()
+        (self.folder / f"{task.candidate_id}.started").write_text("")
+        deadline = time.monotonic() + self.wait_s
+        while len(list(self.folder.glob("*.started"))) < self.count:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        together = len(list(self.folder.glob("*.started"))) >= self.count
+        values = {"start": start, "end": time.time(), "together": float(together)}
+        metrics = [
+            MetricValue(k, float(v), Provenance.MEASURED, task.target) for k, v in values.items()
+        ]
+        return EvalOutcome(task.candidate_id, metrics)
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The largest number of ``(start, end)`` spans that overlap."""
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
 def _exit_for(candidate_ids: set[int]) -> Any:
     """An evaluation whose worker process dies (exit without a reply) for these candidates."""
 
@@ -148,6 +184,12 @@ def test_ray_tasks_evaluate_real_candidates_in_worker_processes() -> None:
     params = [o.values()["params"] for o in outcomes]
     assert params[0] < params[1]
     assert ray.is_initialized()  # a connection the executor did not open stays open
+    node = ray.get_runtime_context().get_node_id()
+    for outcome in outcomes:  # where it ran, on the outcome and on every metric
+        worker = outcome.worker or {}
+        assert worker["node_id"] == node and worker["pid"] != os.getpid()
+        assert worker["host"] and worker["cpu_seconds"] > 0
+        assert all(m.details["worker"] == worker for m in outcome.metrics)
 
 
 def test_make_executor_registers_ray_and_address_is_for_ray_only() -> None:
@@ -179,6 +221,57 @@ def test_gpu_tasks_run_one_at_a_time_on_an_actor_holding_the_gpu() -> None:
     assert outcomes[9]["pid"] != gpu[0]["pid"]
 
 
+def test_gpu_shares_of_a_custom_resource_limit_how_many_tasks_run_at_once(
+    tmp_path: Path,
+) -> None:
+    tasks = [_task(i, 8) for i in range(1, 5)]
+    # Half of the one fake GPU each: never more than two at once, even with four slots.
+    half = RayExecutor(
+        evaluate=Recorded(0.5),
+        workers=4,
+        cpus_per_task=0.5,
+        gpus_per_task=0.5,
+        gpu_resource="fake_gpu",
+    )
+    with half:
+        assert half.task_demand == {"CPU": 0.5, "fake_gpu": 0.5}
+        spans = [(o.values()["start"], o.values()["end"]) for o in half.run(tasks)]
+    assert len(spans) == 4
+    assert _most_at_once(spans) <= 2
+    # A quarter each: the cluster's totals give four slots, and all four run together.
+    quarter = RayExecutor(
+        evaluate=Gathered(tmp_path, count=4, wait_s=60.0),
+        cpus_per_task=0.5,
+        gpus_per_task=0.25,
+        gpu_resource="fake_gpu",
+    )
+    with quarter:
+        assert quarter.max_workers == 4
+        outcomes = list(quarter.run(tasks))
+    assert [o.values()["together"] for o in outcomes] == [1.0] * 4
+
+
+def test_measurement_actors_hold_a_whole_custom_gpu_resource_alone() -> None:
+    tasks = [replace(_task(i, 8), target="cuda:0") for i in range(1, 4)]
+    with RayExecutor(evaluate=Recorded(0.3), gpu_resource="fake_gpu") as executor:
+        assert executor.actor_demand == {"fake_gpu": 1.0}
+        outcomes = [o.values() for o in executor.run(tasks)]
+        assert len(executor.actors) == 1  # one actor per fake GPU of the instance
+        deadline = time.monotonic() + 20  # Ray's view of free resources lags a little
+        free = ray.available_resources()
+        while (free.get("fake_gpu", 0.0), free.get("GPU")) != (0.0, 1.0):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+            free = ray.available_resources()
+        assert free.get("fake_gpu", 0.0) == 0.0  # held whole while the actor lives
+        assert free.get("GPU") == 1.0  # Ray's own GPU is not asked for
+    spans = [(v["start"], v["end"]) for v in outcomes]
+    assert _most_at_once(spans) == 1  # one candidate at a time on the GPU
+    assert {v["gpu"] for v in outcomes} == {-1.0}
+    assert len({v["pid"] for v in outcomes}) == 1
+
+
 def test_a_killed_measurement_actor_is_replaced_and_its_candidate_retried(tmp_path: Path) -> None:
     tasks = [replace(_task(i, 8), target="cuda") for i in range(1, 4)]
     killed: list[int] = []
@@ -205,17 +298,30 @@ def test_a_task_past_its_timeout_is_cancelled_and_failed_with_the_reason() -> No
     assert "timed out after 1 s" in (outcomes[0].error or "")
 
 
-def test_driver_on_ray_stores_every_candidate_and_a_front(
+def test_driver_on_ray_stores_every_candidate_a_front_and_the_workers_footprint(
     db_url: str, tiny_spec: dict[str, Any]
 ) -> None:
     with Store.open(db_url) as store, RayExecutor() as executor:
-        job = run_job(parse_spec(tiny_spec), store, executor=executor)
+        run = Job(parse_spec(tiny_spec), store, executor=executor)
+        job = run.run()
         candidates = store.list_candidates(job.id)
         front = store.latest_front(job.id)
+        stored = store.get_job_footprint(job.id) or {}
     assert job.state == JobState.FINISHED
     assert job.evaluations == 6
     assert all(c.status == CandidateStatus.DONE for c in candidates)
     assert front is not None and front.points
+    # Ray's workers are not the driver's children: the CPU seconds each task reported are
+    # the footprint's workers part, on top of the driver's own
+    reported = sum(c.metrics["latency_ms"].details["worker"]["cpu_seconds"] for c in candidates)
+    [part] = [p for p in stored["parts"] if p["device"] == "workers"]
+    assert reported > 0 and part["cpu_seconds"] == pytest.approx(reported)
+    assert part["energy_j"] > 0
+    driver = [p for p in stored["parts"] if p["device"] != "workers"]
+    assert stored["energy_j"] == pytest.approx(
+        sum(p["energy_j"] for p in driver) + part["energy_j"]
+    )
+    assert run.footprint is not None and run.footprint["cpu_seconds"] > reported
 
 
 def test_worker_killed_mid_job_costs_a_retry_and_loses_no_candidate(

@@ -128,6 +128,20 @@ def test_nb201_is_not_trained() -> None:
     assert "family 'nb201' is not trained here" in outcome.error
 
 
+def test_table_quality_with_latency_timed_on_onnx_runtime(
+    csv_rows: dict[str, dict[str, Any]],
+) -> None:
+    arch = "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
+    measurement = {"warmup": 1, "min_repeats": 3, "max_repeats": 5, "max_seconds": 2.0}
+    outcome = evaluate(table_task(arch, target="ort:cpu", measurement=measurement))
+    assert outcome.ok, outcome.error
+    metrics = {m.name: m for m in outcome.metrics}
+    assert metrics["accuracy"].value == csv_rows[arch]["cifar10_acc"] * 0.01
+    latency = metrics["latency_ms"]
+    assert latency.target == "ort:cpu" and latency.details["kernel_path"] == "ort-fp32"
+    assert latency.details["environment"]["execution_provider"] == "CPUExecutionProvider"
+
+
 def test_table_quality_with_latency_timed_on_this_cpu(csv_rows: dict[str, dict[str, Any]]) -> None:
     arch = "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|"
     measurement = {"warmup": 1, "min_repeats": 3, "max_repeats": 5, "max_seconds": 2.0}

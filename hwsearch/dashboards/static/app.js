@@ -8,10 +8,23 @@ const ACTIVE = new Set(["queued", "running"]);
 const SVG = "http://www.w3.org/2000/svg";
 const state = { job: null, front: null, selected: null, timer: null };
 
-// A running job whose driver stopped renewing its lease: a runner adopts it.
+// A running job whose driver stopped renewing its lease is shown interrupted: a runner
+// adopts it, or `hwsearch resume` continues it.
 function staleTitle(job) {
   const d = job.driver;
-  return d ? `no driver: last heartbeat ${d.heartbeat_at} from ${d.host} pid ${d.pid}` : "no driver";
+  const resume = `; resumable: hwsearch resume ${job.id}`;
+  return (d ? `driver gone: last heartbeat ${d.heartbeat_at} from ${d.host} pid ${d.pid}`
+    : "driver gone") + resume;
+}
+
+function shownState(job) { return job.shown_state || job.state; }
+
+function stateBadge(job, attrs = {}) {
+  const shown = shownState(job);
+  const badge = el("span", { class: `state ${shown}`, ...attrs }, shown);
+  if (job.stale) badge.setAttribute("title", staleTitle(job));
+  else if (shown === "interrupted") badge.setAttribute("title", `resumable: hwsearch resume ${job.id}`);
+  return badge;
 }
 
 const $ = (id) => document.getElementById(id);
@@ -89,25 +102,30 @@ async function showJobs() {
       row.append(el("td", {}, job.id), el("td", {}, job.name), el("td", {}, job.family),
         el("td", {}, job.target));
       const stateCell = el("td");
-      stateCell.append(el("span", { class: `state ${job.state}` }, job.state));
-      if (job.stale) stateCell.append(" ", el("span", { class: "stale", title: staleTitle(job) }, "stale"));
+      stateCell.append(stateBadge(job));
+      if (job.stale) stateCell.append(" ", el("span", { class: "stale", title: staleTitle(job) }, "driver gone"));
       row.append(stateCell, progressCell(job), el("td", {}, job.created_at.slice(0, 19)));
       row.addEventListener("click", () => { location.hash = `#/jobs/${job.id}`; });
       body.append(row);
     }
     say(data.count ? "" : "No jobs yet: submit one with hwsearch submit SPEC.");
-    if (data.items.some((j) => ACTIVE.has(j.state))) state.timer = setTimeout(showJobs, 2000);
+    if (data.items.some((j) => ACTIVE.has(shownState(j)))) state.timer = setTimeout(showJobs, 2000);
   } catch (error) { say(error.message); }
 }
 
+// The bar is what was measured of the budget, however the job ended: one stopped at 14 of
+// 48 (its wall time spent) shows 29%, not a full bar.
+function measured(job) { return job.measured ?? job.evaluations; }
+
 function progressCell(job) {
   const cell = el("td");
-  const bar = el("span", { class: "bar" });
+  const bar = el("span", { class: "bar", title: `${Math.round(100 * (job.progress || 0))}% of the budget` });
   const fill = el("span");
   fill.style.width = `${Math.round(100 * (job.progress || 0))}%`;
   bar.append(fill);
   const budget = job.budget_evaluations ? `/${job.budget_evaluations}` : "";
-  cell.append(bar, document.createTextNode(` ${job.evaluations}${budget}`));
+  const predicted = job.predicted ? ` +${job.predicted} predicted` : "";
+  cell.append(bar, document.createTextNode(` ${measured(job)}${budget}${predicted}`));
   return cell;
 }
 
@@ -130,7 +148,7 @@ async function showJob(jobId, first) {
     state.predictions = await (await api(`/jobs/${jobId}/predictions`)).json();
     renderPredictions();
     say(job.error ? `error: ${job.error}` : "");
-    if (ACTIVE.has(job.state)) state.timer = setTimeout(() => showJob(jobId, false), 2000);
+    if (ACTIVE.has(shownState(job))) state.timer = setTimeout(() => showJob(jobId, false), 2000);
   } catch (error) { say(error.message); }
 }
 
@@ -149,12 +167,17 @@ async function loadFront(jobId) {
 function renderSummary(job) {
   const box = $("job-summary");
   box.replaceChildren();
-  box.append(el("span", { class: `state ${job.state}`, id: "job-state" }, job.state), " ");
-  if (job.stale) box.append(el("span", { class: "stale", title: staleTitle(job) }, "stale"), " ");
-  box.append(progressCell(job).firstChild, ` ${job.evaluations}`
-    + (job.budget_evaluations ? ` of ${job.budget_evaluations}` : "") + " evaluated · "
-    + `${job.candidates.failed} failed · family ${job.family} · target ${job.target}`);
-  if (ACTIVE.has(job.state)) {
+  box.append(stateBadge(job, { id: "job-state" }), " ");
+  if (job.stale) box.append(el("span", { class: "stale", title: staleTitle(job) }, "driver gone"), " ");
+  // The budget counts measurements: candidates settled by prediction are said apart.
+  const text = ` ${measured(job)}` + (job.budget_evaluations ? ` of ${job.budget_evaluations}` : "")
+    + " measured" + (job.predicted ? ` · ${job.predicted} settled by prediction` : "") + " · "
+    + `${job.candidates.failed} failed · family ${job.family} · target ${job.target}`;
+  box.append(progressCell(job).firstChild, el("span", { id: "job-counts" }, text));
+  if (shownState(job) === "interrupted") {
+    box.append(" ", el("code", { id: "resume-hint" }, `hwsearch resume ${job.id}`));
+  }
+  if (ACTIVE.has(shownState(job))) {
     const cancel = el("button", { id: "cancel" }, job.cancel_requested ? "Cancelling…" : "Cancel");
     cancel.disabled = job.cancel_requested;
     cancel.addEventListener("click", async () => {
@@ -187,23 +210,55 @@ function colour(t) {  // blue (low) to orange (high)
   return `hsl(${hue}, 75%, 48%)`;
 }
 
+// A round tick step (1, 2, 2.5 or 5 times a power of ten) giving about `count` ticks.
+function niceStep(span, count) {
+  const raw = span / count, power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].find((m) => m * power >= raw) * power;
+  return step;
+}
+
+// The axis of some values: padded a little, never across 0 for values that are all
+// non-negative (a latency, a size) nor across 1 for values all in 0..1 (an accuracy), then
+// widened to round ticks.
 function scale(values, lo, hi) {
-  let min = Math.min(...values), max = Math.max(...values);
-  if (!(max > min)) { min -= 1; max += 1; }
-  const pad = (max - min) * 0.06;
+  const dataMin = Math.min(...values), dataMax = Math.max(...values);
+  let min = dataMin, max = dataMax;
+  if (!(max > min)) {
+    const half = Math.abs(min) > 0 ? Math.abs(min) * 0.1 : 1;
+    min -= half; max += half;
+  }
+  const pad = (max - min) * 0.05;
   min -= pad; max += pad;
-  return { f: (v) => lo + ((v - min) / (max - min)) * (hi - lo), min, max };
+  if (dataMin >= 0) min = Math.max(min, 0);
+  if (dataMin >= 0 && dataMax <= 1) max = Math.min(max, 1);
+  const step = niceStep(max - min, 4);
+  const round = (v) => Number(v.toPrecision(12));
+  min = round(Math.floor(min / step) * step);
+  max = round(Math.ceil(max / step) * step);
+  const ticks = [];
+  for (let v = min; v <= max + step / 1e6; v += step) ticks.push(round(v));
+  return { f: (v) => lo + ((v - min) / (max - min)) * (hi - lo), min, max, ticks, step };
+}
+
+// A tick's label with as many decimals as its step needs (so no two ticks read alike).
+function tickLabel(v, step) {
+  if (Math.abs(v) >= 1e5) return v.toExponential(Math.max(0, Math.ceil(Math.log10(Math.abs(v) / step)) - 1));
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9)
+    + (Number((step / 10 ** Math.floor(Math.log10(step))).toPrecision(3)) === 2.5 ? 1 : 0));
+  return String(Number(v.toFixed(Math.min(decimals, 12))));
 }
 
 function axes(svg, x, y, width, height, left, bottom, xLabel, yLabel) {
   svg.append(svgEl("line", { class: "axis", x1: left, y1: height - bottom, x2: width - 10,
     y2: height - bottom }));
   svg.append(svgEl("line", { class: "axis", x1: left, y1: 18, x2: left, y2: height - bottom }));
-  for (let i = 0; i <= 4; i++) {
-    const xv = x.min + ((x.max - x.min) * i) / 4, yv = y.min + ((y.max - y.min) * i) / 4;
-    svg.append(svgEl("text", { x: x.f(xv), y: height - bottom + 14, "text-anchor": "middle" },
-      fmt(xv)));
-    svg.append(svgEl("text", { x: left - 4, y: y.f(yv) + 4, "text-anchor": "end" }, fmt(yv)));
+  for (const xv of x.ticks) {
+    svg.append(svgEl("text", { class: "x-tick", x: x.f(xv), y: height - bottom + 14,
+      "text-anchor": "middle" }, tickLabel(xv, x.step)));
+  }
+  for (const yv of y.ticks) {
+    svg.append(svgEl("text", { class: "y-tick", x: left - 4, y: y.f(yv) + 4, "text-anchor": "end" },
+      tickLabel(yv, y.step)));
   }
   svg.append(svgEl("text", { class: "x-label", x: (left + width) / 2, y: height - 4,
     "text-anchor": "middle" }, xLabel));
@@ -223,7 +278,7 @@ function renderFront() {
   if (!points.length) { svg.append(svgEl("text", { x: 20, y: 30 }, "No points.")); return; }
   const W = 560, H = 380, L = 64, B = 34;
   const x = scale(points.map((p) => p.metrics[xm].value), L + 8, W - 18);
-  const y = scale(points.map((p) => p.metrics[ym].value), H - B - 8, 26);
+  const y = scale(points.map((p) => p.metrics[ym].value), H - B - 8, 36);
   axes(svg, x, y, W, H, L, B, xm, ym);
   const cv = points.map((p) => (cm in p.metrics ? p.metrics[cm].value : NaN));
   const cmin = Math.min(...cv.filter(Number.isFinite)), cmax = Math.max(...cv.filter(Number.isFinite));
@@ -241,8 +296,26 @@ function renderFront() {
     c.addEventListener("click", () => showCandidate(p.id));
     svg.append(c);
   });
-  svg.append(svgEl("text", { x: W - 12, y: 14, "text-anchor": "end" },
-    `colour: ${cm} ${fmt(cmin)} → ${fmt(cmax)}`));
+  colourLegend(svg, W, cm, cmin, cmax);
+}
+
+// A gradient bar from the lowest to the highest value of the colour metric, labelled.
+function colourLegend(svg, W, metric, cmin, cmax) {
+  const g = svgEl("g", { class: "colour-legend" });
+  const defs = svgEl("defs"), gradient = svgEl("linearGradient", { id: "colour-scale" });
+  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+    gradient.append(svgEl("stop", { offset: `${100 * t}%`, "stop-color": colour(t) }));
+  }
+  defs.append(gradient);
+  const x0 = W - 190, width = 110, y0 = 6;
+  const known = Number.isFinite(cmin) && Number.isFinite(cmax);
+  g.append(defs, svgEl("text", { class: "legend-title", x: x0 - 6, y: y0 + 9, "text-anchor": "end" },
+    metric), svgEl("rect", { x: x0, y: y0, width, height: 10, fill: "url(#colour-scale)" }),
+  svgEl("text", { class: "legend-min", x: x0, y: y0 + 21, "text-anchor": "start" },
+    known ? fmt(cmin) : "n/a"),
+  svgEl("text", { class: "legend-max", x: x0 + width, y: y0 + 21, "text-anchor": "end" },
+    known ? fmt(cmax) : "n/a"));
+  svg.append(g);
 }
 
 function renderHypervolume(history) {

@@ -64,10 +64,17 @@ class Materialized:
     model: nn.Module
     paths: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    #: the kernel path of a model deployed on another runtime (its own path names)
+    kernel_path_override: str | None = None
+    #: whether the runtime quantized the model itself, so that it computes other numbers
+    #: than the fake-quantized simulation (its quality is evaluated again on it)
+    requantized: bool = False
 
     @property
     def kernel_path(self) -> str:
         """The distinct paths joined, e.g. ``"x86-int8-static+fp32"``."""
+        if self.kernel_path_override is not None:
+            return self.kernel_path_override
         return "+".join(p for p in _ORDER if p in self.paths.values()) or FP32
 
 

@@ -24,7 +24,7 @@ import math
 import random
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +134,9 @@ class CandidateResult:
     kernel_path: str | None = None
     layer_paths: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the metrics of the fake-quantized simulation where ``metrics`` were evaluated on the
+    #: deployed model instead (a runtime that quantizes itself); else None
+    simulated_metrics: dict[str, float] | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
@@ -167,6 +170,16 @@ class PipelineSettings:
     #: times the materialised model instead of :func:`measure_latency` (a worker opens its
     #: energy window around the timing this way); gets the model and a batch-1 example
     timer: Callable[[nn.Module, torch.Tensor], LatencyMeasurement] | None = None
+    #: deploys the baked model on another runtime instead of :func:`materialize` (ONNX
+    #: Runtime targets); gets the baked model (CPU), the rules, the calibration batches and
+    #: a batch-1 example. Where it requantizes, ``evaluate`` runs again on what it returns.
+    deploy: (
+        Callable[
+            [nn.Module, Mapping[str, LayerRule], Sequence[torch.Tensor], torch.Tensor],
+            Materialized,
+        ]
+        | None
+    ) = None
 
 
 class _UserError(Exception):
@@ -304,6 +317,16 @@ def _batches(
     return out
 
 
+def calibration_batches(code: UserModel, ctx: Context, limit: int, seed: int) -> list[torch.Tensor]:
+    """The calibration batches a candidate is calibrated on (as :func:`run_candidate` takes
+    them, seeded alike), for a runtime that calibrates again (export to ONNX Runtime)."""
+    _seed_everything(seed)
+    try:
+        return _batches(code, ctx, limit, {})
+    except _UserError as err:
+        raise SpecError("evaluation.calibrate", err.failure.message) from None
+
+
 def dry_run(
     code: UserModel,
     config: Mapping[str, Any],
@@ -397,13 +420,23 @@ def run_candidate(
                 result.weights = dump_weights(model)
         with _stage("materialize", timings):
             baked = bake(model)
-            mat: Materialized = materialize(
-                baked.cpu() if settings.target.kind == "cpu" else baked,
-                rules,
-                [b.to(device) for b in batches],
-                device_kind=settings.target.kind,
-            )
+            mat: Materialized
+            if settings.deploy is not None:
+                mat = settings.deploy(baked.cpu(), rules, [b.cpu() for b in batches], example)
+            else:
+                mat = materialize(
+                    baked.cpu() if settings.target.kind == "cpu" else baked,
+                    rules,
+                    [b.to(device) for b in batches],
+                    device_kind=settings.target.kind,
+                )
         result.kernel_path, result.layer_paths, result.notes = mat.kernel_path, mat.paths, mat.notes
+        if mat.requantized:  # quality of what runs, not of the simulation
+            _seed_everything(settings.seed)
+            raw = _call("evaluate", timings, code.evaluate, mat.model, ctx.at("evaluate"))
+            with _stage("evaluate", timings, timed=False):
+                result.simulated_metrics = result.metrics
+                result.metrics = checked_metrics(raw, code.metrics)
         if settings.measure is not None:
             with _stage("measure", timings):
                 if settings.timer is not None:

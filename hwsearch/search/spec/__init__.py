@@ -16,6 +16,9 @@ Defaults of the optional sections:
   max_repeats: 200, target_cv: 0.05, max_seconds: 10`` (timing repeats stop once the
   coefficient of variation is below ``target_cv`` after ``min_repeats``, at ``max_repeats``,
   or when the timed phase has lasted ``max_seconds`` with ``min_repeats`` taken);
+* ``threads``: ``training: 1, evaluation: 1`` (intra-op threads per worker while a candidate
+  is trained and while its test accuracy is computed; ``auto``: the cores of one worker,
+  see :mod:`hwsearch.hardware.threads`); the measurement's are ``measurement.threads``;
 * ``optimizer``: ``{name: optuna-nsga2}`` with that optimizer's default options;
 * ``constraints``: none; ``seed``: 0; ``name``: the file name, else the family name.
 
@@ -68,6 +71,7 @@ from hwsearch.search.spec.sections import (
     PriorTableSpec,
     TableMeasurement,
     TableTargetSpec,
+    ThreadsSpec,
 )
 from hwsearch.search.spec.variables import (
     ChoiceVarSpec,
@@ -107,6 +111,7 @@ __all__ = [
     "TablePath",
     "TableTargetSpec",
     "TargetSpec",
+    "ThreadsSpec",
     "VariableSpec",
     "load_spec",
     "parse_spec",

@@ -26,6 +26,8 @@ def check_meaning(spec: JobSpec) -> list[SpecError]:
 
     problems = _check_space(spec)
     problems += _check_target(spec.target)
+    if not problems:
+        problems += _check_runtime(spec)
     problems += check_tables(spec)
     problems += _check_energy_and_lm(spec)
     problems += check_prior(spec)
@@ -91,6 +93,52 @@ def _check_target(name: str | TableTargetSpec | DeviceTargetSpec) -> list[SpecEr
     except (HwsearchError, ValueError) as exc:
         return [SpecError("target", str(exc))]
     return []
+
+
+def _device_target(spec: JobSpec) -> Any:
+    """The spec's device target (a :class:`~hwsearch.hardware.Target`), None for a table."""
+    from hwsearch.hardware.targets import parse_target_name
+
+    target = spec.target
+    if isinstance(target, TableTargetSpec):
+        return None
+    return parse_target_name(target.name if isinstance(target, DeviceTargetSpec) else target)
+
+
+def _check_runtime(spec: JobSpec) -> list[SpecError]:
+    """An evaluation kind that deploys on the target's runtime, and knob values the target
+    can run (its :meth:`~hwsearch.hardware.TargetKind.value_problem`)."""
+    from hwsearch.hardware.targets import target_kind
+
+    target = _device_target(spec)
+    if target is None:
+        return []
+    tkind = target_kind(target)
+    ekind = kind_of(spec.evaluation)
+    if tkind.runtime not in ekind.runtimes:
+        return [
+            SpecError(
+                "target",
+                f"{target.name!r} runs candidates in {tkind.runtime}; evaluation "
+                f"{ekind.type!r} deploys them only on {', '.join(sorted(ekind.runtimes))}",
+            )
+        ]
+    problems: list[SpecError] = []
+    for key, entry in spec.space.items():
+        base = f"space.{key}"
+        if isinstance(entry, ChoiceVarSpec):
+            values = [(f"{base}.values[{i}]", v) for i, v in enumerate(entry.values)]
+        elif isinstance(entry, IntVarSpec | FloatVarSpec):
+            values = [(f"{base}.low", entry.low), (f"{base}.high", entry.high)]
+        elif isinstance(entry, list):
+            values = [(f"{base}[{i}]", v) for i, v in enumerate(entry)]
+        else:
+            values = [(base, entry)]
+        for path, value in values:
+            problem = tkind.value_problem(key, value)
+            if problem is not None:
+                problems.append(SpecError(path, f"{problem} (target {target.name!r})"))
+    return problems
 
 
 def _knob_problems(knob: Knob, path: str, value: Any) -> list[SpecError]:

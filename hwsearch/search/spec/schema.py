@@ -35,12 +35,14 @@ from hwsearch.search.spec.sections import (
     SearchSettings,
     TableMeasurement,
     TableTargetSpec,
+    ThreadsSpec,
     constraint_text,
 )
 from hwsearch.search.spec.user_model import fold
 from hwsearch.search.spec.variables import SpaceEntry, VariableSpec
 from hwsearch.workers.builtin_kinds import EvaluationSettings, TableEvaluation
 from hwsearch.workers.kinds import get_evaluation
+from hwsearch.workers.placement import ExecutorSettings
 
 
 def _target_kind(value: Any) -> str | None:
@@ -110,10 +112,17 @@ class JobSpec(SpecModel):
         | Annotated[TableMeasurement, Tag("table-measurement")],
         Discriminator(_measurement_kind),
     ] = Field(default_factory=MeasurementSettings)
+    # None (absent) means one thread each; kept absent so stored specs read as before
+    threads: ThreadsSpec | None = None
     active_learning: ActiveLearningSpec | None = None
     prior: PriorSpec | None = None
     search: SearchSettings | None = None
+    #: where candidates run (the CLI's --executor, --workers, --address override it)
+    executor: ExecutorSettings | None = None
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's seed range
+    # Copy values other jobs measured of the same config, target and settings instead of
+    # measuring again (``--no-reuse`` on run and submit sets it false).
+    reuse: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -206,8 +215,12 @@ class JobSpec(SpecModel):
         """JSON-serialisable data that :func:`parse_spec` turns back into an equal spec."""
         data = self.model_dump(mode="json", exclude_none=True)
         data["optimizer"] = self.optimizer.to_dict()
+        if self.executor is not None:  # what the spec set: defaults of Ray's fields are not
+            data["executor"] = self.executor.model_dump(mode="json", exclude_unset=True)
         if self.target_table is not None:  # derived from the target again when parsed
             data.pop("measurement", None)
         if isinstance(data.get("measurement"), dict):  # derived from the target, likewise
             data["measurement"].pop("target_profile", None)
+        if data.get("reuse") is True:  # the default: a stored spec reads as it did before
+            data.pop("reuse")
         return fold(data)

@@ -157,6 +157,25 @@ class MeasurementSettings(SpecModel):
         return self
 
 
+def _thread_count(value: Any) -> Any:
+    """An integer >= 1 or ``auto`` (one error, not one per form of the union)."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError(f"must be an integer >= 1 or 'auto', got {describe(value)}")
+
+
+ThreadCount = Annotated[int | Literal["auto"], BeforeValidator(_thread_count)]
+
+
+class ThreadsSpec(SpecModel):
+    """Intra-op threads per worker for training and for the test-set evaluation of each
+    candidate (the measurement's are ``measurement.threads``); ``auto``: the cores of one
+    worker (see :mod:`hwsearch.hardware.threads`)."""
+
+    training: ThreadCount = 1
+    evaluation: ThreadCount = 1
+
+
 class ActiveLearningSpec(SpecModel):
     """Predict instead of measure where a measurement would not pay (see
     :mod:`hwsearch.search.active`)."""

@@ -22,7 +22,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +33,7 @@ from hwsearch.errors import FilterError, NotFoundError
 from hwsearch.records import CandidateRecord, TokenRecord
 from hwsearch.search.filters import Comparison, Filter, Node, Not, parse_filter
 from hwsearch.service.api.auth import TokenCache
-from hwsearch.service.fronts import FrontView, load_front
+from hwsearch.service.fronts import FrontView, load_front, point_payload
 
 
 @dataclass(frozen=True)
@@ -448,38 +447,3 @@ def metric_subset(cached: CachedFront, metrics: str | None) -> list[str] | None:
             f"known: {', '.join(cached.known)}",
         )
     return names
-
-
-def point_payload(
-    candidate: CandidateRecord, measured: bool, metrics: list[str] | None
-) -> dict[str, Any]:
-    return {
-        **candidate_payload(candidate, metrics),
-        "measured": measured,
-    }
-
-
-def candidate_payload(
-    candidate: CandidateRecord, metrics: list[str] | None = None
-) -> dict[str, Any]:
-    names = sorted(candidate.metrics) if metrics is None else metrics
-    return {
-        "id": candidate.id,
-        "job_id": candidate.job_id,
-        "config_hash": candidate.config_hash,
-        "config": candidate.config,
-        "generation": candidate.generation,
-        "status": candidate.status.value,
-        "feasible": candidate.feasible,
-        "error": candidate.error,
-        "metrics": {
-            name: {
-                "value": m.value,
-                "provenance": m.provenance.value,
-                "target": m.target,
-                "details": m.details,
-            }
-            for name in names
-            if (m := candidate.metrics.get(name)) is not None
-        },
-    }

@@ -51,13 +51,25 @@ class JobPublic(BaseModel):
     name: str
     family: str
     target: str
-    state: JobState
+    state: JobState = Field(description="The stored state.")
+    shown_state: JobState = Field(
+        description="The state to show: `interrupted` for a running job whose driver is gone "
+        "(stale), else `state`."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    evaluations: int = Field(description="Candidates evaluated so far.")
+    evaluations: int = Field(
+        description="Candidates settled so far: measured, reused, or predicted (active learning)."
+    )
+    measured: int = Field(description="Of them, measured or reused: what the budget counts.")
+    predicted: int = Field(
+        default=0, description="Of them, settled by prediction (active learning), not measured."
+    )
     budget_evaluations: int | None = Field(description="The spec's evaluation budget, if any.")
-    progress: float | None = Field(description="evaluations / budget_evaluations, at most 1.")
+    progress: float | None = Field(
+        description="measured / budget_evaluations, at most 1, however the job ended."
+    )
     error: str | None
     stale: bool = Field(
         default=False,

@@ -114,6 +114,39 @@ OutOption = Annotated[
     Path | None, typer.Option(help="Folder for the front CSV and plot (default runs/job-ID).")
 ]
 ExecutorOption = Annotated[Executor, typer.Option(help="Where candidates are evaluated.")]
+RunExecutorOption = Annotated[
+    Executor | None,
+    typer.Option(
+        "--executor",
+        help="Where candidates are evaluated (default: the spec's executor.type, else local).",
+    ),
+]
+ExecutorSettingOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--executor-setting",
+        help="A field of the spec's executor section, KEY=VALUE with a YAML value, over the "
+        "spec's (repeatable), e.g. 'resources={hwsearch_worker: 1}' or num_gpus=0.25.",
+    ),
+]
+
+
+def executor_settings(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (YAML values) as executor settings; bad ones name the option."""
+    import yaml
+
+    settings: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise SpecError("--executor-setting", f"expected KEY=VALUE, got {pair!r}")
+        try:
+            settings[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise SpecError(f"--executor-setting {key.strip()}", "not a YAML value") from None
+    return settings
+
+
 WorkersOption = Annotated[
     int | None,
     typer.Option(
@@ -145,4 +178,16 @@ AddressOption = Annotated[
         help="Ray cluster to connect to, e.g. ray://head:10001 or auto (ray executor; "
         "default: RAY_ADDRESS, else a new local Ray).",
     ),
+]
+NoReuseOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-reuse",
+        help="Measure every candidate, even one another job measured under the same "
+        "settings (as 'reuse: false' in the spec).",
+    ),
+]
+WideOption = Annotated[
+    bool,
+    typer.Option("--wide", help="Show each point's whole config, not a short summary."),
 ]

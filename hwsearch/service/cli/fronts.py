@@ -14,6 +14,7 @@ from hwsearch.service.cli.common import (
     PluginOption,
     ServerOption,
     TokenOption,
+    WideOption,
     app,
     console,
     errors,
@@ -45,6 +46,7 @@ def front(
     ] = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Show the latest Pareto front of a job."""
     from hwsearch.service.fronts import load_front, to_csv, to_json
@@ -60,7 +62,68 @@ def front(
         elif format is Format.csv:
             sys.stdout.write(to_csv(view))
         else:
-            console.print(front_table(view))
+            console.print(front_table(view, wide=wide))
+
+
+@app.command()
+def compare(
+    job_ids: Annotated[list[int], typer.Argument(metavar="JOB JOB...", help="Two jobs or more.")],
+    db: DbOption = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="The common reference point, METRIC=VALUE,... (default: the worst value of "
+            "all the fronts' points plus 10% of their range, per objective)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="The plot's PNG (default compare-JOB-JOB.png here).")
+    ] = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Compare jobs' fronts by hypervolume on one common reference point (each job's own
+    hypervolume uses its own reference point, so those do not compare), with a plot."""
+    from rich.table import Table
+
+    from hwsearch.service.compare import compare_fronts, parse_reference
+    from hwsearch.service.fronts import load_front
+    from hwsearch.service.plot import plot_comparison
+
+    with user_errors():
+        if server:
+            with server_client(server, token) as client:
+                views = [client.front(job_id) for job_id in job_ids]
+        else:
+            store = open_store(db)
+            views = [load_front(store, job_id) for job_id in job_ids]
+        given = parse_reference(reference, views[0].front.objectives)
+        result = compare_fronts(views, given)
+        point = ", ".join(
+            f"{m} {v:.4g}" for m, v in zip(result.objectives, result.reference, strict=True)
+        )
+        table = Table(
+            title=f"Hypervolume on one reference point ({point}; "
+            + ("given" if result.reference_given else "from all the fronts' points")
+            + ")"
+        )
+        for column in ("job", "front points", "evaluated", "hypervolume", "on joint front"):
+            table.add_column(column, justify="right")
+        table.add_column("own HV (own reference, not comparable)", justify="right")
+        for job in result.jobs:
+            table.add_row(
+                str(job.job_id),
+                str(job.points),
+                str(job.evaluations),
+                f"{job.hypervolume:.4g}",
+                f"{job.on_joint_front} of {job.points}",
+                f"{job.own_hypervolume:.4g}",
+            )
+        console.print(table)
+        console.print(f"all the fronts together: hypervolume {result.joint_hypervolume:.4g}")
+        path = out or Path(f"compare-{'-'.join(str(j) for j in job_ids)}.png")
+        plot_comparison(views, result, path)
+        console.print(f"wrote {path}")
 
 
 @app.command()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,20 +13,24 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hwsearch.errors import SpecError
+from hwsearch.errors import JobInterrupted, SpecError
 from hwsearch.service.cli.common import (
     AddressOption,
     DbOption,
     Executor,
-    ExecutorOption,
+    ExecutorSettingOption,
+    NoReuseOption,
     OutOption,
     PluginOption,
+    RunExecutorOption,
     ServerOption,
     TokenOption,
+    WideOption,
     WorkersOption,
     app,
     console,
     errors,
+    executor_settings,
     import_plugins,
     open_store,
     server_client,
@@ -37,10 +44,13 @@ def run(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Job spec, YAML or JSON.")],
     db: DbOption = None,
     out: OutOption = None,
-    executor: ExecutorOption = Executor.local,
+    executor: RunExecutorOption = None,
     workers: WorkersOption = None,
     address: AddressOption = None,
+    executor_setting: ExecutorSettingOption = None,
     plugin: PluginOption = None,
+    no_reuse: NoReuseOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Run a search job to the end of its budget and print its Pareto front."""
     from hwsearch.search.spec import load_spec
@@ -48,8 +58,11 @@ def run(
     with user_errors():
         import_plugins(plugin)
         spec = load_spec(spec_path)  # a bad spec stops here, before the database is touched
+        where = _placement(spec, executor, workers, address, executor_setting)  # and here
+        if no_reuse:
+            spec = spec.model_copy(update={"reuse": False})
         store = open_store(db, create=True)
-        _drive(store, spec, executor, workers, out, lambda job: job.run(), address)
+        _drive(store, spec, where, out, lambda job: job.run(), wide)
 
 
 @app.command()
@@ -75,12 +88,15 @@ def resume(
     job_id: Annotated[int, typer.Argument(metavar="JOB")],
     db: DbOption = None,
     out: OutOption = None,
-    executor: ExecutorOption = Executor.local,
+    executor: RunExecutorOption = None,
     workers: WorkersOption = None,
     address: AddressOption = None,
+    executor_setting: ExecutorSettingOption = None,
     plugin: PluginOption = None,
+    wide: WideOption = False,
 ) -> None:
-    """Continue an interrupted job; candidates it finished are not evaluated again."""
+    """Continue an interrupted (or failed, cancelled, killed) job; candidates it finished
+    are not evaluated again."""
     from hwsearch.records import JobState
     from hwsearch.search.spec import parse_spec
 
@@ -96,24 +112,47 @@ def resume(
             )
             return
         spec = parse_spec(stored.spec)
-        _drive(store, spec, executor, workers, out, lambda job: job.resume(job_id), address)
+        where = _placement(spec, executor, workers, address, executor_setting)
+        _drive(store, spec, where, out, lambda job: job.resume(job_id), wide)
+
+
+def _placement(
+    spec: Any,
+    executor: Executor | None,
+    workers: int | None,
+    address: str | None,
+    pairs: list[str] | None,
+) -> Any:
+    """The spec's ``executor`` section with the command's options over it, checked
+    (an :class:`~hwsearch.workers.ExecutorSettings`)."""
+    from hwsearch.workers import ExecutorSettings
+
+    settings = spec.executor or ExecutorSettings()
+    given = executor_settings(pairs)
+    if given:
+        settings = ExecutorSettings.parse({**settings.model_dump(exclude_unset=True), **given})
+    chosen = settings.merged(
+        type=executor.value if executor is not None else None, workers=workers, address=address
+    )
+    return chosen
 
 
 def _drive(
     store: Any,
     spec: Any,
-    executor: Executor,
-    workers: int | None,
+    where: Any,
     out: Path | None,
     start: Callable[[Any], Any],
-    address: str | None = None,
+    wide: bool = False,
 ) -> None:
-    """Run a driver with a progress bar, then print the front and write its CSV and plot."""
+    """Run a driver with a progress bar, then print the front and write its CSV and plot.
+    Ctrl-C and SIGTERM leave the job ``interrupted``, for ``hwsearch resume``."""
     from hwsearch.search.driver import Progress as JobProgress
+    from hwsearch.search.driver import reuse_summary
     from hwsearch.search.jobs import Job
     from hwsearch.service.fronts import load_front, to_csv
     from hwsearch.service.plot import plot_front
-    from hwsearch.workers import make_executor
+    from hwsearch.workers import executor_for
 
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -123,11 +162,7 @@ def _drive(
         TimeElapsedColumn(),
     )
     with (
-        make_executor(
-            executor.value,
-            workers=workers if workers is not None or executor is Executor.ray else 2,
-            address=address,
-        ) as pool,
+        executor_for(where, default_workers=2) as pool,
         Progress(*columns, console=console, transient=False) as bar,
     ):
         task = bar.add_task(spec.name, total=spec.budget.evaluations, status="starting")
@@ -143,22 +178,34 @@ def _drive(
             )
             bar.update(task, completed=p.evaluations, status=status)
 
+        crowded = _crowded_cores(spec, pool)
+        if crowded:
+            errors.print(f"warning: {crowded}", highlight=False)
         run = Job(spec, store, executor=pool, on_progress=show)  # stores its footprint
         driver = run.driver
         try:
-            job = start(run)
-        except KeyboardInterrupt:
+            with _sigterm_interrupts():
+                job = start(run)
+        except KeyboardInterrupt as exc:
             bar.stop()
+            code = 143 if isinstance(exc, JobInterrupted) else 130
             if driver.job_id is None:
-                raise typer.Exit(130) from None
+                raise typer.Exit(code) from None
             done = store.get_job(driver.job_id).evaluations
             errors.print(
                 f"job {driver.job_id} interrupted with {done} candidate(s) evaluated and "
                 f"stored; continue it with: hwsearch resume {driver.job_id}"
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(code) from None
+    reused = reuse_summary(driver.reused_from)
+    if reused:
+        console.print(
+            f"{reused}; not measured again (--no-reuse, or reuse: false in the spec, "
+            "measures them)",
+            highlight=False,
+        )
     view = load_front(store, job.id)
-    console.print(front_table(view))
+    console.print(front_table(view, wide=wide))
     out_dir = out or Path("runs") / f"job-{job.id}"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "front.csv").write_text(to_csv(view))
@@ -170,6 +217,90 @@ def _drive(
         f"{out_dir / 'front.png'}"
     )
     console.print(run.footprint_line, highlight=False)
+    noisy = noisy_summary(store.list_candidates(job.id))
+    if noisy:
+        errors.print(f"warning: {noisy}", highlight=False)
+
+
+#: The metrics whose details say whether their measurement was noisy.
+TIMED = ("latency_ms", "ttft_ms", "decode_ms_per_token")
+
+
+def noisy_summary(candidates: Any) -> str | None:
+    """A warning when some of the candidates' measurements are flagged ``noisy`` (the
+    machine's load or the samples' dispersion), with the most frequent reason."""
+    flagged = total = 0
+    reasons: dict[str, int] = {}
+    for candidate in candidates:
+        for name in TIMED:
+            metric = candidate.metrics.get(name)
+            if metric is None or "noisy" not in metric.details:
+                continue
+            total += 1
+            if metric.details["noisy"]:
+                flagged += 1
+                for reason in metric.details.get("noisy_reasons") or []:
+                    kind = _reason_kind(str(reason))
+                    reasons[kind] = reasons.get(kind, 0) + 1
+    if not flagged:
+        return None
+    top = max(reasons, key=reasons.__getitem__) if reasons else "noisy"
+    return (
+        f"{flagged} of {total} measurement(s) are noisy (most often: {top}); their "
+        "timings are not clean figures: each one's details hold the load (load, "
+        "noisy_reasons); measure again on a quieter machine"
+    )
+
+
+def _reason_kind(reason: str) -> str:
+    """The kind of a noisy reason (:mod:`hwsearch.hardware.load`), without its numbers."""
+    for key, kind in (
+        ("other processes", "other processes on the cores"),
+        ("load average", "a high load average"),
+        ("dispersion", "dispersion above target_cv"),
+    ):
+        if key in reason:
+            return kind
+    return reason
+
+
+def _crowded_cores(spec: Any, executor: Any) -> str | None:
+    """Why the executor's workers and the spec's thread counts overfill this machine's
+    cores (local executors only; a Ray cluster's nodes are not this machine)."""
+    from hwsearch.hardware.threads import WorkerThreads, usable_cores
+
+    if executor.cores_per_worker is not None:  # Ray reserves the cores itself
+        return None
+    workers = executor.max_workers
+    given = spec.threads.model_dump() if spec.threads is not None else {}
+    threads = WorkerThreads.from_task({**given, "workers": workers})
+    measurement = getattr(spec.measurement, "threads", 1)
+    most = max(threads.training, threads.evaluation, measurement)
+    cores = usable_cores()
+    if workers * most <= cores:
+        return None
+    return (
+        f"{workers} worker(s) x {most} thread(s) need more than the {cores} usable core(s): "
+        "timings will be taken on shared cores"
+    )
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does (the job is left ``interrupted``, not killed
+    mid-write); the previous handler comes back afterwards. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise JobInterrupted("interrupted (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
@@ -192,7 +323,7 @@ def jobs(
                 records = client.list_jobs(state=wanted, limit=limit)
         else:
             records = open_store(db).list_jobs(state=wanted, limit=limit)
-        # who drives a running job (or that none does: stale), when any is running
+        # who drives a running job (or that none does: interrupted), when any is running
         drivers = any(job.state is JobState.RUNNING for job in records)
         columns = ["id", "name", "family", "target", "state", "evaluated", "created"]
         table = Table(*columns, *(["driver"] if drivers else []))
@@ -202,12 +333,21 @@ def jobs(
                 job.name,
                 job.family,
                 job.target,
-                job.state.value + (" (stale)" if job.stale() else ""),
+                _state_cell(job),
                 str(job.evaluations),
                 job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 *([_driver_cell(job)] if drivers else []),
             )
         console.print(table)
+
+
+def _state_cell(job: Any) -> str:
+    """The state shown: a running job whose driver is gone is interrupted (resumable)."""
+    if job.stale():
+        return f"{job.shown_state().value} (driver gone; hwsearch resume {job.id})"
+    if job.state.value == "interrupted":
+        return f"interrupted (hwsearch resume {job.id})"
+    return str(job.state.value)
 
 
 def _driver_cell(job: Any) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,9 +13,11 @@ from hwsearch.service.cli.common import (
     DbOption,
     Executor,
     ExecutorOption,
+    NoReuseOption,
     PluginOption,
     ServerOption,
     TokenOption,
+    WideOption,
     app,
     console,
     errors,
@@ -120,32 +123,36 @@ def submit(
     db: DbOption = None,
     server: ServerOption = None,
     token: TokenOption = None,
+    no_reuse: NoReuseOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Queue a job for a server: sent to --server, or written to the local database for
-    `hwsearch serve` on it to run."""
-    import time
-
+    `hwsearch serve` on it to run. With --wait, print its progress as it goes (evaluations,
+    front size, hypervolume) and its front at the end."""
     from hwsearch.records import JobState
     from hwsearch.search.driver import target_name
     from hwsearch.search.spec import load_spec
     from hwsearch.search.spec_files import read_spec_data
     from hwsearch.service.fronts import load_front
 
-    terminal = {JobState.FINISHED, JobState.FAILED, JobState.CANCELLED}
     with user_errors():
         if server:
             _, data = read_spec_data(spec_path)  # size, encoding, depth and aliases limited
             if isinstance(data, dict):
                 data.setdefault("name", spec_path.stem)
+                if no_reuse:
+                    data["reuse"] = False
             with server_client(server, token) as client:
                 job = client.submit(data)
                 console.print(f"job {job.id} {job.state.value}")
                 if not wait:
                     return
-                job = client.wait(job.id)
+                job = _follow(lambda: client.job_progress(job.id))
                 view = client.front(job.id) if job.state is JobState.FINISHED else None
         else:
             spec = load_spec(spec_path)
+            if no_reuse:
+                spec = spec.model_copy(update={"reuse": False})
             store = open_store(db, create=True)
             job = store.create_job(
                 name=spec.name, family=spec.family, target=target_name(spec), spec=spec.to_dict()
@@ -153,14 +160,48 @@ def submit(
             console.print(f"job {job.id} {job.state.value}")
             if not wait:
                 return
-            while job.state not in terminal:
-                time.sleep(1.0)
-                job = store.get_job(job.id)
+            job_id = job.id
+            job = _follow(lambda: (store.get_job(job_id), store.hypervolume_history(job_id)))
             view = load_front(store, job.id) if job.state is JobState.FINISHED else None
         if view is not None:
-            console.print(front_table(view))
+            console.print(front_table(view, wide=wide))
         console.print(f"job {job.id} {job.state.value}: {job.evaluations} evaluated")
         if job.state is not JobState.FINISHED:
             if job.error:
                 errors.print(f"[red]error:[/red] {job.error}", highlight=False)
             raise typer.Exit(1)
+
+
+#: States after which ``submit --wait`` stops waiting (an interrupted job is queued again by
+#: the server that stopped it, or waits for ``hwsearch resume``: waiting goes on).
+WAIT_ENDS = frozenset({"finished", "failed", "cancelled"})
+
+
+def _follow(poll: Callable[[], tuple[Any, list[Any]]], poll_s: float = 1.0) -> Any:
+    """Poll a job until it ends, printing a line whenever its state, evaluations or front
+    change: ``job 3 running: 12/48 evaluated, generation 1, front 5, hypervolume 0.41``."""
+    import time
+
+    last = ""
+    while True:
+        job, history = poll()
+        line = progress_line(job, history[-1] if history else None)
+        if line != last:
+            console.print(line, highlight=False)
+            last = line
+        if job.state.value in WAIT_ENDS:
+            return job
+        time.sleep(poll_s)
+
+
+def progress_line(job: Any, latest: Any | None) -> str:
+    """One line of a job's progress; ``latest``: its newest hypervolume point, if any."""
+    budget = (job.spec.get("budget") or {}).get("evaluations")
+    done = f"{job.evaluations}/{budget}" if isinstance(budget, int) else str(job.evaluations)
+    line = f"job {job.id} {job.shown_state().value}: {done} evaluated"
+    if latest is not None:
+        line += (
+            f", generation {latest.generation}, front {latest.points}, "
+            f"hypervolume {latest.hypervolume:.4g} (this job's reference point)"
+        )
+    return line

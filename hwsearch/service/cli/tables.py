@@ -6,17 +6,32 @@ from typing import Any
 
 from rich.table import Table
 
+#: The widest a config summary gets in the default (narrow) table.
+SUMMARY_WIDTH = 36
 
-def front_table(view: Any) -> Table:
-    """The front as a table: objectives (with their direction), provenance, compact config."""
+
+def front_title(view: Any) -> str:
+    """``Pareto front of job 3: 10 of 22 points ...``, saying the hypervolume is the job's
+    own (measured against this job's reference point, so not comparable with another's)."""
+    front = view.front
+    total = len(front.points)
+    shown = len(view.candidates)
+    points = f"{shown} of {total} points" if shown != total else f"{total} point(s)"
+    return (
+        f"Pareto front of job {front.job_id}: {points}, {front.evaluations} evaluated; "
+        f"hypervolume {front.hypervolume:.4g} against this job's own reference point "
+        "(not comparable across jobs: hwsearch compare JOB JOB)"
+    )
+
+
+def front_table(view: Any, *, wide: bool = False) -> Table:
+    """The front as a table: objectives (with their direction), provenance, and a config
+    summary of one line (the knobs that differ between the points), or with ``wide`` every
+    knob of each config."""
     from hwsearch.service.fronts import unsettled_timing
 
     front = view.front
-    title = (
-        f"Pareto front of job {front.job_id}: {len(view.candidates)} point(s), "
-        f"hypervolume {front.hypervolume:.4g}, {front.evaluations} evaluated"
-    )
-    table = Table(title=title)
+    table = Table(title=front_title(view))
     table.add_column("id", justify="right")
     for metric, direction in zip(front.objectives, front.directions, strict=True):
         table.add_column(metric + (" ↑" if direction == "maximize" else " ↓"), justify="right")
@@ -26,17 +41,29 @@ def front_table(view: Any) -> Table:
         table.add_column("embodied g/1k", justify="right")
         table.add_column("energy J/inf.", justify="right")
     table.add_column("measured")
-    table.add_column("config", overflow="fold", ratio=1)
+    varying = _varying_keys([c.config for c in view.candidates])
+    if wide:
+        table.add_column("config", overflow="fold", ratio=1)
+    else:
+        heading = "config (differing knobs; --wide: all)" if varying else "config (--wide: all)"
+        table.add_column(heading, overflow="ellipsis", no_wrap=True, max_width=SUMMARY_WIDTH)
     measured = {p.candidate_id: p.measured for p in front.points}
     for c in view.candidates:
+        config = c.config if wide or not varying else {k: c.config.get(k) for k in varying}
         table.add_row(
             str(c.id),
             *(f"{c.metrics[m].value:.4g}" for m in front.objectives),
             *(_carbon_cells(c) if carbon else ()),
             _measured_label(measured.get(c.id, False), unsettled_timing(c)),
-            short_config(c.config),
+            short_config(config),
         )
     return table
+
+
+def _varying_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """The config keys whose values are not the same in every config, sorted."""
+    keys = sorted({k for config in configs for k in config})
+    return [k for k in keys if len({repr(config.get(k)) for config in configs}) > 1]
 
 
 _CARBON_PARTS = (

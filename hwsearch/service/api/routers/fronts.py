@@ -24,13 +24,9 @@ from hwsearch.service.api.deps import (
     TokenDep,
 )
 from hwsearch.service.api.errors import ApiError
-from hwsearch.service.api.fronts import (
-    FrontCache,
-    FrontQuery,
-    FrontQueryError,
-    candidate_payload,
-)
+from hwsearch.service.api.fronts import FrontCache, FrontQuery, FrontQueryError
 from hwsearch.service.api.schemas import CandidatePublic, ErrorPublic, FrontPublic
+from hwsearch.service.fronts import candidate_payload
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["fronts"])
 

@@ -5,8 +5,8 @@ One row per step of a job's driver, numbered by ``seq``: the driving (``async`` 
 suggestions) and each ``tell`` (``value``: the ordinal of the suggestion whose result was
 told). Resuming an asynchronously driven job replays them in this order.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0007"
+revision: str = "0009"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
