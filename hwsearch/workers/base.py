@@ -66,7 +66,6 @@ class Executor(abc.ABC):
 
     # -- lifetime ----------------------------------------------------------------------------
 
-
     def worker_cpu_seconds(self) -> dict[str, float]:
         """CPU seconds the evaluations spent in processes that are neither this one nor its
         children (Ray workers), summed by host from what each task reported; the job's
