@@ -384,7 +384,8 @@ class Driver:
         """How the job is driven: as its first event says (a resumed job keeps how it was
         driven, whatever the executor now); generational for a job that stored candidates
         before driver events existed; else the spec's ``search.driving``, by default async
-        where the executor has more than one worker and no active learning is asked for."""
+        where the executor has more than one worker, no active learning is asked for and the
+        optimizer says it searches as well asynchronously (``Optimizer.asynchronous``)."""
         if events:
             if events[0].kind not in ("async", "generational"):
                 raise HwsearchError(
@@ -397,7 +398,7 @@ class Driver:
         chosen = self.spec.search.driving if self.spec.search is not None else None
         if chosen is not None:
             return chosen
-        if self.executor.max_workers > 1 and self.learner is None:
+        if self.executor.max_workers > 1 and self.learner is None and self.optimizer.asynchronous:
             return "async"
         return "generational"
 
@@ -500,6 +501,7 @@ class Driver:
         self._replay_events(events)
         self._accept(job_id, [k for k in range(len(self._asked)) if k not in self._told_ordinals])
         idle = 0
+        min_free = self.optimizer.min_free_workers(self.executor.max_workers)
         try:
             while True:
                 if self._stop_requested():
@@ -513,7 +515,9 @@ class Driver:
                 free = self.executor.max_workers - self.executor.in_flight
                 n = free if remaining is None else min(free, remaining)
                 late = deadline is not None and time.monotonic() >= deadline
-                if n > 0 and idle < MAX_IDLE_GENERATIONS * self.batch_size and not late:
+                # the optimizer may wait for several free workers while others run
+                enough = n >= min_free or n == remaining or self.executor.in_flight == 0
+                if n > 0 and enough and idle < MAX_IDLE_GENERATIONS * self.batch_size and not late:
                     # recorded (after the tells before it) before the optimizer is asked
                     self._events.append(DriverEvent("ask", n))
                     self._flush_events(job_id)

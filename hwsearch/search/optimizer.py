@@ -41,6 +41,9 @@ class Optimizer(abc.ABC):
     """
 
     OPTIONS: ClassVar[Mapping[str, Any]] = {}
+    #: whether this optimizer searches as well driven asynchronously as in generations; where
+    #: False, a job whose spec leaves ``search.driving`` unset is driven generationally
+    asynchronous: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -97,6 +100,12 @@ class Optimizer(abc.ABC):
         still out, one free worker at a time. An optimizer whose ``ask`` already accounts
         for suggestions not told yet needs nothing; one that works in generations changes
         when it closes one (pymoo: see :mod:`hwsearch.search._pymoo`)."""
+
+    def min_free_workers(self, workers: int) -> int:
+        """Driven asynchronously over ``workers`` workers, the fewest free ones worth an ask
+        (fewer are asked for only when nothing is in flight or the budget leaves fewer): 1 by
+        default, a free worker gets its next candidate at once."""
+        return 1
 
     def attach_storage(self, url: str, name: str) -> None:  # noqa: B027 - a no-op by default
         """Keep this optimizer's own state as ``name`` in the database at ``url`` (the job's

@@ -257,3 +257,61 @@ def test_pymoo_closes_a_full_generation_under_async_driving_and_carries_what_is_
         for s in [*out[6:], *nxt]:  # the 4 carried over are told with generation 1
             optimizer.tell(s.id, [s.params["a"], 50 - s.params["a"]])
         assert optimizer.algorithm.n_gen == (3 if asynchronous else 2)
+
+
+def test_an_optimizer_that_searches_worse_async_is_driven_generationally_unless_asked(
+    store: Store, spec: dict[str, Any]
+) -> None:
+    from hwsearch.search.optimizer import get_optimizer_class
+
+    assert get_optimizer_class("optuna-nsga2").asynchronous is False
+    assert get_optimizer_class("default").asynchronous is True
+    del spec["search"]
+    spec["optimizer"] = {"name": "optuna-nsga2", "population_size": 8}
+    spec["budget"]["evaluations"] = 16
+    workers = SimulatedExecutor(workers=WORKERS, duration=duration)
+    driver = Driver(parse_spec(spec), store, executor=workers)
+    job = driver.run()
+    assert driver.driving == "generational"
+    assert store.list_events(job.id) == [DriverEvent("generational", 0)]
+    spec["search"] = {"driving": "async"}  # asked for explicitly, it is still async
+    asked = Driver(
+        parse_spec(spec), store, executor=SimulatedExecutor(workers=WORKERS, duration=duration)
+    )
+    job = asked.run()
+    assert asked.driving == "async" and job.state == JobState.FINISHED
+    assert any(e.kind == "tell" for e in store.list_events(job.id))
+
+
+class WaitingNSGA2(RecordingNSGA2):
+    """Asks only once three workers are free (or nothing runs, or the budget leaves fewer)."""
+
+    def min_free_workers(self, workers: int) -> int:
+        return 3
+
+
+register_optimizer("test-waiting-nsga2", WaitingNSGA2)
+
+
+def test_async_driving_waits_for_the_optimizers_fewest_free_workers(
+    store: Store, spec: dict[str, Any], tmp_path: Path
+) -> None:
+    from hwsearch.search._strategy import SurrogateStrategy
+
+    rule = SurrogateStrategy.min_free_workers
+    assert [rule(None, w) for w in (1, 4, 10, 512)] == [1, 1, 2, 64]  # type: ignore[arg-type]
+    spec["optimizer"]["name"] = "test-waiting-nsga2"
+    executor = SimulatedExecutor(workers=WORKERS, duration=duration)
+    job = Driver(parse_spec(spec), store, executor=executor).run()
+    assert job.state == JobState.FINISHED and job.evaluations == 40
+    asks = [e.value for e in store.list_events(job.id) if e.kind == "ask"]
+    assert asks[0] == WORKERS
+    assert all(n >= 3 for n in asks[:-1]), asks  # the last may be what the budget left
+    assert sum(asks) >= 40
+    # the default rule (one free worker) asks one at a time as workers free up
+    spec["optimizer"]["name"] = "test-recording-nsga2"
+    with Store.open(f"sqlite:///{tmp_path / 'eager.db'}") as other:
+        eager = SimulatedExecutor(workers=WORKERS, duration=duration)
+        job = Driver(parse_spec(spec), other, executor=eager).run()
+        eager_asks = [e.value for e in other.list_events(job.id) if e.kind == "ask"]
+    assert min(eager_asks) < 3 and len(eager_asks) > len(asks)
