@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import resource
 import subprocess
@@ -322,8 +323,32 @@ def lognormal_durations(eval_s: float, cv: float, seed: int) -> Callable[[Any], 
     return duration
 
 
+def _waiting_random(fraction: float) -> str:
+    """The name of a ``random`` optimizer that, driven asynchronously, asks only once
+    ``max(1, ceil(workers * fraction))`` workers are free (the default strategy's batch rule
+    at 0.25), registered on first use; ``random`` itself where ``fraction`` is 0."""
+    from hwsearch.search.optimizer import RandomOptimizer, register_optimizer
+
+    if fraction <= 0:
+        return "random"
+
+    class WaitingRandom(RandomOptimizer):
+        def min_free_workers(self, workers: int) -> int:
+            return max(1, math.ceil(workers * fraction))
+
+    name = f"random-wait-{fraction}"
+    register_optimizer(name, WaitingRandom)
+    return name
+
+
 def projection_case(
-    driving: str, workers: int, eval_s: float, cv: float, n: int, url: str
+    driving: str,
+    workers: int,
+    eval_s: float,
+    cv: float,
+    n: int,
+    url: str,
+    wait_fraction: float = 0.0,
 ) -> dict[str, float]:
     """Parallel efficiency of the real driver (``random`` optimizer, the store on ``url``)
     over ``workers`` simulated workers on a virtual clock: each evaluation takes a drawn
@@ -334,7 +359,7 @@ def projection_case(
     from hwsearch.search.spec import parse_spec
     from hwsearch.workers.simulated import SimulatedExecutor
 
-    data = spec(n, population=workers)
+    data = spec(n, population=workers, optimizer=_waiting_random(wait_fraction))
     data["search"] = {"driving": driving}
     executor = SimulatedExecutor(
         workers=workers,
@@ -353,13 +378,17 @@ def projection_case(
 
 
 def projection(
-    drivings: list[str], backend: str, sizes: tuple[int, ...] = (2, 64, 512)
+    drivings: list[str],
+    backend: str,
+    sizes: tuple[int, ...] = (2, 64, 512),
+    eval_times: tuple[float, ...] = (0.5, 5.0, 60.0),
+    wait_fraction: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Every (driving, evaluation time, workers) case at cv 0, 0.3 and 1.0; one database
     per case (a SQLite file, or a schema of the PostgreSQL server)."""
     rows = []
     for driving in drivings:
-        for eval_s in (0.5, 5.0, 60.0):
+        for eval_s in eval_times:
             for workers in sizes:
                 n = max(256, 8 * workers)  # 8 evaluations per worker at the largest size
                 row: dict[str, Any] = {
@@ -369,12 +398,21 @@ def projection(
                     "eval_s": eval_s,
                     "workers": workers,
                     "candidates": n,
+                    "wait_fraction": wait_fraction,
                 }
                 cost = []
                 for key, cv in (("fixed", 0.0), ("cv0.3", 0.3), ("cv1.0", 1.0)):
                     result = _with_schema(
                         backend,
-                        functools.partial(projection_case, driving, workers, eval_s, cv, n),
+                        functools.partial(
+                            projection_case,
+                            driving,
+                            workers,
+                            eval_s,
+                            cv,
+                            n,
+                            wait_fraction=wait_fraction,
+                        ),
                     )
                     row[f"efficiency_{key}"] = round(result["efficiency"], 3)
                     row[f"whole_run_{key}"] = round(result["whole_run"], 3)
@@ -448,6 +486,16 @@ def main() -> None:
     parser.add_argument(
         "--workers", default="2,64,512", help="worker counts of the projection (2,64,512)"
     )
+    parser.add_argument(
+        "--eval-s", default="0.5,5,60", help="mean evaluation times of the projection (0.5,5,60)"
+    )
+    parser.add_argument(
+        "--wait-fraction",
+        type=float,
+        default=0.0,
+        help="projection: ask only once ceil(workers * F) workers are free (0: one; the "
+        "default strategy's rule is 0.25)",
+    )
     args = parser.parse_args()
     drivings = [d.strip() for d in args.driving.split(",") if d.strip()]
     for driving in drivings:
@@ -457,8 +505,16 @@ def main() -> None:
         sizes = tuple(int(w) for w in args.workers.split(","))
     except ValueError:
         parser.error(f"--workers: expected integers separated by commas, got {args.workers!r}")
+    try:
+        eval_times = tuple(float(e) for e in args.eval_s.split(","))
+    except ValueError:
+        parser.error(f"--eval-s: expected numbers separated by commas, got {args.eval_s!r}")
+    if not 0 <= args.wait_fraction <= 1:
+        parser.error(f"--wait-fraction: expected a number from 0 to 1, got {args.wait_fraction}")
     if args.projection_only:
-        _projection_table(projection(drivings, args.projection_backend, sizes))
+        _projection_table(
+            projection(drivings, args.projection_backend, sizes, eval_times, args.wait_fraction)
+        )
         return
     if args.child:
         kind, backend, n = args.child

@@ -291,6 +291,7 @@ def drive_async(
     its values at once, one of an architecture being evaluated when that evaluation
     finishes. Returns the distinct op codes in the order their evaluations finished."""
     optimizer.drive_asynchronously()
+    min_free = optimizer.min_free_workers(workers)
     order: list[int] = []
     known: set[int] = set()
     waiting: dict[int, list[int]] = {}  # code being evaluated -> suggestion ids
@@ -299,7 +300,9 @@ def drive_async(
     while True:
         free = workers - len(running)
         remaining = budget - len(known) - len(running)
-        if free > 0 and remaining > 0 and idle < MAX_IDLE_BATCHES * workers:
+        # as the driver: wait for the optimizer's fewest free workers while others run
+        enough = free >= min(min_free, remaining) or not running
+        if free > 0 and remaining > 0 and enough and idle < MAX_IDLE_BATCHES * workers:
             suggestions = optimizer.ask(min(free, remaining))
             if not suggestions and not running:
                 break
