@@ -13,19 +13,18 @@
     the driver with ``optuna-nsga2``, whose study then lives in the job's database.
 (b) Parallel efficiency: a fixed 0.5 s evaluation on a local Ray instance with 1 and 2
     workers; efficiency = T(1) / (2 T(2)).
-(c) Projection: the real driver (``random`` optimizer, a store of its own per case) over
-    2, 64 and 512 simulated workers (``--workers``) on a virtual clock
-    (``SimulatedExecutor``: no sleeping), for 0.5 s, 5 s and 60 s evaluations (``--eval-s``;
-    ``--wait-fraction F``: asking only once ``ceil(F x workers)`` are free), fixed or drawn lognormal with a
-    coefficient of variation of 0.3 and 1.0; the driver's own real time between executor
-    calls is charged to the clock, so its cost per candidate limits the figure as it would
-    a real run. Parallel efficiency = busy worker time / (elapsed time x workers) until the
-    last candidate starts (``efficiency_*``: while there is work to give out; the end of
-    the run, where workers go idle as the last evaluations finish whatever the driver does,
-    is in ``whole_run_*``), over 8 evaluations per worker (at least 256), for each
-    ``--driving``: ``generational``
-    (batches of one evaluation per worker, the driver waiting for the slowest) and
-    ``async`` (a free worker gets its next candidate at once).
+(c) Projection: the real driver (``random`` optimizer, a store of its own per case) over 2, 64
+    and 512 simulated workers (``--workers``) on a virtual clock (``SimulatedExecutor``: no
+    sleeping), for 0.5 s, 5 s and 60 s evaluations (``--eval-s``; ``--wait-fraction F``: asking
+    only once ``ceil(F x workers)`` are free), fixed or drawn lognormal with a coefficient of
+    variation of 0.3 and 1.0; the driver's own real time between executor calls is charged to
+    the clock, so its cost per candidate limits the figure as it would a real run. Parallel
+    efficiency = busy worker time / (elapsed time x workers) until the last candidate starts
+    (``efficiency_*``: while there is work to give out; the end of the run, where workers go
+    idle as the last evaluations finish whatever the driver does, is in ``whole_run_*``), over 8
+    evaluations per worker (at least 256), for each ``--driving``: ``generational`` (batches of
+    one evaluation per worker, the driver waiting for the slowest) and ``async`` (a free worker
+    gets its next candidate at once).
 
     python bench/scaling.py [--sizes 1000,10000] [--optuna-trials 1000] [--skip-ray]
                             [--backends sqlite,postgresql,postgresql-async] [--profile N]

@@ -16,7 +16,8 @@ fraction) and ``latency_ms`` (minimised).
 ``--driving async`` drives each strategy as the asynchronous driver does instead: ``--batch``
 workers on a virtual clock with lognormal evaluation times (mean 1, ``--cv``, drawn from a
 seed of their own), each finished evaluation told at once and its worker given the next
-suggestion (once the optimizer's ``min_free_workers`` are free, as the driver waits); the score at N is then that of the first N evaluations to finish. With
+suggestion (once the optimizer's ``min_free_workers`` are free, as the driver waits);
+the score at N is then that of the first N evaluations to finish. With
 ``--driving async,generational`` both run on the same seeds.
 
 Score: HV gap = 1 - HV(evaluated) / HV(all architectures), with test error (100 -
