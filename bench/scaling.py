@@ -29,7 +29,8 @@
     python bench/scaling.py [--sizes 1000,10000] [--optuna-trials 1000] [--skip-ray]
                             [--backends sqlite,postgresql,postgresql-async] [--profile N]
                             [--driving async,generational] [--projection-backend sqlite]
-                            [--workers 2,64,512] [--projection-only]
+                            [--workers 2,64,512] [--eval-s 0.5,5,60] [--wait-fraction 0]
+                            [--projection-only]
 
 ``--profile N`` runs one driver case of N candidates per backend under cProfile instead and
 prints where its time goes.
