@@ -201,14 +201,20 @@ def parse_target(name: str) -> Target:
 
 
 def available_targets() -> list[Target]:
-    """The CPU, then every visible CUDA device in index order."""
+    """The CPU, then every visible CUDA device in index order, then the ONNX Runtime
+    targets whose execution provider is installed (``ort:cpu``, ``ort:cuda:N``)."""
     import torch
 
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     targets = [CPU]
-    if torch.cuda.is_available():
+    targets.extend(Target(name=f"cuda:{i}", kind="cuda", device_index=i) for i in range(gpus))
+    providers = available_providers()
+    if CPU_PROVIDER in providers:
+        targets.append(ORT_CPU)
+    if CUDA_PROVIDER in providers:
         targets.extend(
-            Target(name=f"cuda:{i}", kind="cuda", device_index=i)
-            for i in range(torch.cuda.device_count())
+            Target(name=f"ort:cuda:{i}", kind="ort-cuda", device_index=i, torch_device="cpu")
+            for i in range(gpus)
         )
     return targets
 
