@@ -2,7 +2,9 @@
 metrics measured elsewhere.
 
 Importing the package imports none of them (some bring torch or pandas): each name below
-loads its module on first use, so that checking a spec's target imports neither.
+loads its module on first use, so that checking a spec's target imports neither. The
+environment record is ``hwsearch.hardware.environment.environment``: the package attribute
+``environment`` is that submodule, as Python sets it once the submodule is imported.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ if TYPE_CHECKING:
         count_params,
         model_size_bytes,
     )
-    from hwsearch.hardware.environment import environment
     from hwsearch.hardware.measure import (
         LatencyMeasurement,
         MeasureSettings,
@@ -48,7 +49,6 @@ _LAZY = {
     "count_nonzero_params": "hwsearch.hardware.counts",
     "count_params": "hwsearch.hardware.counts",
     "model_size_bytes": "hwsearch.hardware.counts",
-    "environment": "hwsearch.hardware.environment",
     "LatencyMeasurement": "hwsearch.hardware.measure",
     "MeasureSettings": "hwsearch.hardware.measure",
     "measure_latency": "hwsearch.hardware.measure",
@@ -94,7 +94,6 @@ __all__ = [
     "count_macs",
     "count_nonzero_params",
     "count_params",
-    "environment",
     "load_table",
     "measure_latency",
     "model_size_bytes",

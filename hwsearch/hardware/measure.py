@@ -107,7 +107,7 @@ class LatencyMeasurement:
     ``cv`` is the robust coefficient of variation described in the module docstring;
     ``converged`` says whether it reached ``target_cv`` before ``max_repeats`` or
     ``max_seconds`` stopped the run. ``peak_memory_bytes`` is described in
-    :func:`measure_latency`; ``environment`` is :func:`hwsearch.hardware.environment`.
+    :func:`measure_latency`; ``environment`` is :func:`hwsearch.hardware.environment.environment`.
     """
 
     median_ms: float

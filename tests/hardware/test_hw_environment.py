@@ -4,7 +4,8 @@ import time
 
 import torch
 
-from hwsearch.hardware import environment, parse_target
+from hwsearch.hardware import parse_target
+from hwsearch.hardware.environment import environment
 
 KEYS = {
     "target",
