@@ -10,9 +10,10 @@ wait for it); otherwise it waits until the group it belongs to is older than the
 holds :data:`MAX_SIZE` outcomes, or its holder calls :meth:`GroupCommit.flush` — the driver
 does before it tells the optimizer, before it asks a stop hook, and when it stops.
 
-What a held outcome risks is bounded by work, not by time: a driver killed while outcomes
-are held loses at most the evaluations that finished in the last window (each of them
-shorter than the window), and its job's resume evaluates them again.
+The driver flushes after each batch of outcomes its executor hands back at once, so
+nothing is held while it waits for a further evaluation: a driver killed while outcomes
+are held loses only outcomes of the batch it was storing, and its job's resume evaluates
+them again.
 """
 
 from __future__ import annotations

@@ -458,25 +458,33 @@ class Driver:
             by_id = {c.id: c for c in to_evaluate}
             self._writes.start()
             started, done = time.monotonic(), 0
+            for task in [self._task(c) for c in to_evaluate]:
+                self.executor.submit(task)
             try:
-                for outcome in self.executor.run([self._task(c) for c in to_evaluate]):
-                    candidate = by_id[outcome.candidate_id]
-                    self._told[candidate.config_hash] = self._store_outcome(outcome)
-                    self._remember(candidate, outcome.metrics)
-                    self._evaluations += 1
-                    done += 1
-                    self.on_progress(self._progress(job_id, generation))
-                    if self._stop_requested():  # cancel takes effect within one evaluation
-                        self._writes.flush()
-                        return settled
-                    if _past(self._deadline):  # within one evaluation of the wall time
-                        self._writes.flush()
-                        self._time_taken(time.monotonic() - started, done, len(to_evaluate))
-                        return settled
+                while self.executor.in_flight:
+                    # What arrived together is stored together; nothing is held while the
+                    # driver waits for the next evaluation.
+                    for outcome in self.executor.wait():
+                        candidate = by_id[outcome.candidate_id]
+                        self._told[candidate.config_hash] = self._store_outcome(outcome)
+                        self._remember(candidate, outcome.metrics)
+                        self._evaluations += 1
+                        done += 1
+                        self.on_progress(self._progress(job_id, generation))
+                        if self._stop_requested():  # cancel takes effect within one evaluation
+                            self._writes.flush()
+                            self.executor.cancel()  # what did not finish stays pending
+                            return settled
+                        if _past(self._deadline):  # within one evaluation of the wall time
+                            self._writes.flush()
+                            self.executor.cancel()
+                            self._time_taken(time.monotonic() - started, done, len(to_evaluate))
+                            return settled
+                    self._writes.flush()
             except BaseException as exc:
                 self._flush_after(exc)
+                self.executor.cancel()
                 raise
-            self._writes.flush()  # every outcome stored before it is told
             self._time_taken(time.monotonic() - started, done, len(to_evaluate))
         # Told in the order asked, so that a replay reaches the same optimizer state.
         for suggestion, digest in zip(suggestions, hashes, strict=True):
@@ -538,7 +546,9 @@ class Driver:
                     self._since_front = 0
             if self._since_front or not self._saved_generations:
                 self._take_front(job_id, self._front_number)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, LeaseLost):  # the job's events are another driver's now
+                raise
             # Told results are stored already: their order is worth keeping if it can be.
             try:
                 self._flush_events(job_id)
@@ -637,6 +647,7 @@ class Driver:
             feasible = all(v <= 0 for v in told[1])
             results.append(CandidateResult(candidate.id, outcome.metrics, feasible))
             settled.append((candidate, outcome, told))
+        self._check_lease()  # a driver that lost its job writes nothing more
         if results:
             self.store.record_results(results, context=self.context)
         for candidate_id, error in failures:

@@ -43,6 +43,7 @@ Only the driver writes to the database: workers return outcomes, never touch it.
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import resource
 import socket
@@ -58,6 +59,8 @@ from hwsearch.errors import HwsearchError, SpecError
 from hwsearch.hardware.targets import parse_target_name, target_kind
 from hwsearch.workers.base import Executor
 from hwsearch.workers.evaluation import EvalOutcome, EvalTask, evaluate_safely
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MeasurementActor", "RayExecutor", "evaluate_here", "needs_gpu"]
 
@@ -385,6 +388,10 @@ class RayExecutor(Executor):
         if self._closed:
             return
         self._closed = True
+        try:  # tasks left running would hold a remote cluster's CPUs until their timeout
+            self.cancel()
+        except Exception as error:  # the cluster may be gone already
+            log.warning("cancelling the Ray tasks still in flight failed: %s", error)
         for actor in self._actors:
             ray.kill(actor, no_restart=True)
         self._actors.clear()

@@ -81,3 +81,33 @@ def test_the_makefile_installs_torch_through_the_script() -> None:
         ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
     assert "apt-get" not in dry.stdout
+
+
+def test_a_reachable_index_is_the_only_attempt(tmp_path: Path) -> None:
+    """An index that answers is used alone (with pip's configured links), whatever happens
+    there: no second install from pip's configured indexes, which could be PyPI's CUDA build."""
+    import http.server
+    import threading
+
+    root = tmp_path / "index"
+    (root / "torch").mkdir(parents=True)
+    (root / "torch" / "index.html").write_text("<html><body></body></html>")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        done, _ = _run(tmp_path, TORCH_INDEX_URL=url, PATH=f"{tmp_path}:/usr/bin:/bin")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert f"CPU build, from {url}" in done.stdout, done.stdout + done.stderr
+    assert "cannot be reached" not in done.stdout
+    assert done.stdout.count("install-torch:") == 1  # one attempt, no fall back
