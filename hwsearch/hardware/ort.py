@@ -346,9 +346,10 @@ def onnx_for(
     bits: Mapping[str, tuple[int, int]],
     calibration: Sequence[torch.Tensor],
 ) -> tuple[bytes, dict[str, str], list[str]]:
-    """The ONNX model ORT runs for the baked float ``model`` (moved to the CPU in eval mode): exported, and
-    quantized per layer by ``bits`` (module name → ``(weight_bits, act_bits)``) with the
-    ``calibration`` batches; with each layer's path and the notes."""
+    """The ONNX model ORT runs for the baked float ``model`` (moved to the CPU in eval
+    mode): exported, and quantized per layer by ``bits`` (module name →
+    ``(weight_bits, act_bits)``) with the ``calibration`` batches; with each layer's path
+    and the notes."""
     model = model.cpu().eval()
     paths = layer_paths(model, bits)
     exported = export_onnx(model, example[:1].cpu())
