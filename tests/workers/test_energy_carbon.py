@@ -248,5 +248,8 @@ def test_run_shows_the_carbon_breakdown_and_the_search_footprint(tmp_path: Path)
     assert point["metrics"]["energy_j_per_inference"]["details"]["meter"] in ("estimate", "rapl")
     listed = runner.invoke(app, ["targets", "--db", url, "--json"])
     assert listed.exit_code == 0, listed.output
-    (cpu,) = json.loads(listed.stdout)
-    assert cpu["name"] == "cpu" and cpu["region"] == "FR" and cpu["sources"]["tdp_w"]
+    by_name = {t["name"]: t for t in json.loads(listed.stdout)}
+    cpu = by_name["cpu"]
+    assert cpu["region"] == "FR" and cpu["sources"]["tdp_w"]
+    # ONNX Runtime on this CPU is listed with the default CPU profile, not the job's
+    assert by_name["ort:cpu"]["kind"] == "cpu" and by_name["ort:cpu"]["region"] != "FR"
