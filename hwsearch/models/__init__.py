@@ -8,9 +8,9 @@ and the pipeline load it when a model is built, so a spec is checked without it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from hwsearch.lazy import lazy_names
 from hwsearch.models import cnn as _cnn  # noqa: F401  (registers "cnn")
 from hwsearch.models import mlp as _mlp  # noqa: F401  (registers "mlp")
 from hwsearch.models import nb201 as _nb201  # noqa: F401  (registers "nb201")
@@ -33,13 +33,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(globals(), _LAZY)
 
 
 __all__ = [

@@ -22,9 +22,9 @@ and all of them applied, baked and weighed (:mod:`.applied`).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from hwsearch.lazy import lazy_names
 from hwsearch.models.compression.knobs import (
     BIT_CHOICES,
     FLOAT_DIGITS,
@@ -101,13 +101,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(globals(), {k: f"{__name__}.{m}" for k, m in _LAZY.items()})
 
 
 __all__ = [
