@@ -282,8 +282,9 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
 
 @pytest.fixture
 def busy_cores() -> Iterator[int]:
-    """One busy-loop process (``while True: pass``) per core this process may use, killed
-    afterwards; yields how many."""
+    """Two busy-loop processes (``while True: pass``) per core this process may use, so that
+    they hold every core whenever the measurement does not, killed afterwards; yields how
+    many cores they keep busy."""
     import subprocess
     import sys
     import time
@@ -291,7 +292,7 @@ def busy_cores() -> Iterator[int]:
     from hwsearch.hardware.load import usable_cpus
 
     cores = len(usable_cpus())
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * cores)]
     try:
         time.sleep(0.5)  # let them start spinning
         yield cores
