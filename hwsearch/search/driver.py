@@ -48,6 +48,8 @@ from hwsearch.db.group_commit import GroupCommit
 from hwsearch.db.leases import LeaseKeeper, LeaseLost, LeaseOwner, Leases, LeaseSettings
 from hwsearch.db.retry import transient_cause
 from hwsearch.errors import HwsearchError, JobInterrupted
+from hwsearch.hardware.threads import AUTO as AUTO_THREADS
+from hwsearch.hardware.threads import cores_per_worker
 from hwsearch.models import get_family
 from hwsearch.plugins import loaded_plugins
 from hwsearch.records import (
@@ -76,8 +78,9 @@ from hwsearch.search.spec import JobSpec, parse_spec
 from hwsearch.workers import EvalOutcome, EvalTask, Executor, InProcessExecutor
 from hwsearch.workers.kinds import kind_of
 
-# A generation that proposes only configs evaluated before costs no evaluation; after this
-# many such generations in a row the space is taken as exhausted.
+# A suggestion of a config evaluated before costs no evaluation; after this many
+# generations' worth of such suggestions in a row (counted in suggestions, since the last
+# generations of a budget are smaller) the space is taken as exhausted.
 MAX_IDLE_GENERATIONS = 5
 BATCH_SIZE = 8
 
@@ -104,16 +107,22 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def measurement_context(spec: JobSpec) -> str:
+def measurement_context(spec: JobSpec, *, cores_per_worker: int | None = None) -> str:
     """Digest of what a job's measurements depend on besides the config and the target.
 
     A spec's ``threads`` section counts (trained weights depend on the thread count) only
-    when it is given, so that specs without one keep the digest they had."""
+    when it is given, so that specs without one keep the digest they had. An ``auto`` count
+    enters as what it resolves to, ``cores_per_worker`` (the cores one worker gets), so that
+    runs whose workers got other counts do not take each other's measurements."""
     data = spec.to_dict()
     keys = ("target", "evaluation", "measurement", "seed")
     parts = {key: data.get(key) for key in keys}
-    if data.get("threads") is not None:
-        parts["threads"] = data["threads"]
+    threads = data.get("threads")
+    if threads is not None:
+        if cores_per_worker is not None:
+            resolved = max(1, cores_per_worker)
+            threads = {k: resolved if v == AUTO_THREADS else v for k, v in threads.items()}
+        parts["threads"] = threads
     return config_hash(spec.family, parts)
 
 
@@ -179,7 +188,7 @@ class Driver:
         self.objectives = spec.get_objectives()
         self.constraints = spec.get_constraints()
         self.target = target_name(spec)
-        self.context = measurement_context(spec)
+        self.context = measurement_context(spec, cores_per_worker=self._cores_per_worker())
         self._writes = GroupCommit(store, context=self.context, before_write=self._check_lease)
         # Made when the job starts: its prior knowledge is what the database held then.
         self._optimizer: Optimizer | None = None
@@ -407,8 +416,8 @@ class Driver:
         deadline = time.monotonic() + budget.wall_time_s if budget.wall_time_s is not None else None
         self._deadline = deadline
         generation = 0
-        idle = 0
-        while idle < MAX_IDLE_GENERATIONS:
+        idle = 0  # suggestions in a row without a new config measured
+        while idle < MAX_IDLE_GENERATIONS * self.batch_size:
             remaining = (
                 budget.evaluations - self._evaluations if budget.evaluations is not None else None
             )
@@ -425,16 +434,31 @@ class Driver:
             if size <= 0:  # not even one more evaluation is expected to end in time
                 break
             measured_before = self._evaluations
-            evaluated = self._generation(job_id, generation, self.optimizer.ask(size))
+            suggestions = self.optimizer.ask(size)
+            evaluated = self._generation(job_id, generation, suggestions)
             if self.stopped:  # within the generation: its pending candidates stay pending
                 break
-            # a generation settled by prediction alone measured nothing new
-            idle = 0 if evaluated and self._evaluations > measured_before else idle + 1
+            # a generation settled by prediction alone measured nothing new; an optimizer
+            # with nothing left to propose counts a whole generation
+            new = evaluated and self._evaluations > measured_before
+            idle = 0 if new else idle + (len(suggestions) or self.batch_size)
             if evaluated:
                 self._take_front(job_id, generation)
                 generation += 1
+        if idle >= MAX_IDLE_GENERATIONS * self.batch_size:
+            self._exhausted(job_id)
         if self.learner is not None and self.learner.settings.verify_front:
             self._verify_front(job_id, generation, deadline)
+
+    def _exhausted(self, job_id: int) -> None:
+        """Say why a job ends before its budget: its optimizer proposed nothing new."""
+        budget = self.spec.budget.evaluations
+        log.warning(
+            "job %s: the optimizer proposed only configs evaluated before, %d generations' "
+            "worth in a row; the space is taken as exhausted after %d evaluations%s",
+            job_id, MAX_IDLE_GENERATIONS, self._evaluations,
+            f" of the budget's {budget}" if budget is not None else "",
+        )  # fmt: skip
 
     def _generation(self, job_id: int, generation: int, suggestions: Sequence[Suggestion]) -> int:
         """Settle every suggestion of one batch; return how many new configs it settled."""
@@ -460,10 +484,13 @@ class Driver:
             started, done = time.monotonic(), 0
             for task in [self._task(c) for c in to_evaluate]:
                 self.executor.submit(task)
+            # Evaluations run one at a time: an outcome held by the group commit took less
+            # than its window to evaluate, so holding it while the next one runs risks
+            # little. With parallel workers a fast arrival says nothing of what the
+            # evaluation cost, so what arrived together is stored before waiting again.
+            parallel = self.executor.max_workers > 1
             try:
                 while self.executor.in_flight:
-                    # What arrived together is stored together; nothing is held while the
-                    # driver waits for the next evaluation.
                     for outcome in self.executor.wait():
                         candidate = by_id[outcome.candidate_id]
                         self._told[candidate.config_hash] = self._store_outcome(outcome)
@@ -480,7 +507,9 @@ class Driver:
                             self.executor.cancel()
                             self._time_taken(time.monotonic() - started, done, len(to_evaluate))
                             return settled
-                    self._writes.flush()
+                    if parallel:
+                        self._writes.flush()
+                self._writes.flush()  # every result durable before it is told
             except BaseException as exc:
                 self._flush_after(exc)
                 self.executor.cancel()
@@ -544,6 +573,8 @@ class Driver:
                     self._take_front(job_id, self._front_number)
                     self._front_number += 1
                     self._since_front = 0
+            if idle >= MAX_IDLE_GENERATIONS * self.batch_size:
+                self._exhausted(job_id)
             if self._since_front or not self._saved_generations:
                 self._take_front(job_id, self._front_number)
         except BaseException as exc:
@@ -867,6 +898,11 @@ class Driver:
             plugins=loaded_plugins(),
             threads=self._threads(),
         )
+
+    def _cores_per_worker(self) -> int:
+        """What a ``threads: auto`` count means for this executor's workers."""
+        given = self.executor.cores_per_worker
+        return given if given is not None else cores_per_worker(self.executor.max_workers)
 
     def _threads(self) -> dict[str, Any]:
         """The spec's thread counts and what ``auto`` means with this executor (the same

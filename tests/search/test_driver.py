@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from hwsearch.db import Store
-from hwsearch.records import CandidateStatus, JobState, Provenance
+from hwsearch.records import CandidateStatus, JobState, MetricValue, Provenance
 from hwsearch.search.driver import Progress, run_job
 from hwsearch.search.pareto import pareto_front
 from hwsearch.search.spec import parse_spec
@@ -96,3 +97,23 @@ def test_failing_candidates_are_stored_as_failed_and_the_job_goes_on(
     front = store.latest_front(job.id)
     assert front is not None and front.points
     assert not {c.id for c in failed} & {p.candidate_id for p in front.points}
+
+
+def test_a_job_whose_space_runs_out_ends_early_and_says_why(
+    store: Store, tiny_spec: dict[str, Any], caplog: Any
+) -> None:
+    def instant(task: EvalTask) -> EvalOutcome:  # the values do not matter here
+        metrics = [
+            MetricValue("accuracy", 0.5, Provenance.ESTIMATED, task.target, {}),
+            MetricValue("latency_ms", 1.0, Provenance.ESTIMATED, task.target, {}),
+        ]
+        return EvalOutcome(task.candidate_id, metrics)
+
+    data = {**tiny_spec, "space": {"width": {"type": "choice", "values": [8, 16]}}}
+    data |= {"budget": {"evaluations": 10}, "optimizer": {"name": "random"}}
+    caplog.set_level(logging.WARNING, logger="hwsearch.driver")
+    job = run_job(parse_spec(data), store, executor=InProcessExecutor(evaluate=instant))
+    assert job.state == JobState.FINISHED and job.evaluations == 2
+    assert len(store.list_candidates(job.id)) == 2
+    said = [r.getMessage() for r in caplog.records if r.name == "hwsearch.driver"]
+    assert any("exhausted after 2 evaluations of the budget's 10" in m for m in said), said

@@ -68,8 +68,12 @@ def _assert_complete(store: Store, job: Any, budget: int) -> None:
     """Finished with its whole budget: every candidate done, none twice, each metric once."""
     assert job.state is JobState.FINISHED, job.error
     candidates = store.list_candidates(job.id)
-    seen = [(c.id, c.status.value, c.error) for c in candidates]
-    assert job.evaluations == budget == len(candidates), seen
+    not_done = [(c.id, c.generation, c.status.value, c.error) for c in candidates
+                if c.status is not CandidateStatus.DONE]  # fmt: skip
+    assert job.evaluations == budget == len(candidates), (
+        f"job {job.id}: {job.evaluations} done of {len(candidates)} candidates, budget "
+        f"{budget}; not done: {not_done}; generations: {[c.generation for c in candidates]}"
+    )
     assert all(c.status is CandidateStatus.DONE for c in candidates)
     assert len({c.config_hash for c in candidates}) == len(candidates)  # 0 duplicates
     with store.engine.connect() as conn:

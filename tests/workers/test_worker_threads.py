@@ -168,6 +168,28 @@ def test_a_threads_section_enters_the_measurement_context(tiny_spec: dict[str, A
     assert plain != two and one != two  # weights trained on other counts are not reused
 
 
+def test_auto_enters_the_measurement_context_as_the_count_it_resolves_to(
+    tiny_spec: dict[str, Any],
+) -> None:
+    auto = parse_spec({**tiny_spec, "threads": {"training": "auto"}})
+    two = parse_spec({**tiny_spec, "threads": {"training": 2}})
+    on_two_cores = measurement_context(auto, cores_per_worker=2)
+    assert on_two_cores == measurement_context(two, cores_per_worker=2)
+    assert on_two_cores != measurement_context(auto, cores_per_worker=4)
+
+
+def test_the_driver_resolves_auto_with_its_executors_workers(
+    sqlite_store: Store, tiny_spec: dict[str, Any]
+) -> None:
+    from hwsearch.hardware.threads import cores_per_worker
+    from hwsearch.search.driver import Driver
+    from hwsearch.workers import InProcessExecutor
+
+    spec = parse_spec({**tiny_spec, "threads": {"training": "auto", "evaluation": "auto"}})
+    driver = Driver(spec, sqlite_store, executor=InProcessExecutor())
+    assert driver.context == measurement_context(spec, cores_per_worker=cores_per_worker(1))
+
+
 def test_export_rebuilds_with_the_counts_the_candidate_was_trained_with(
     sqlite_store: Store, tmp_path: Path
 ) -> None:
