@@ -123,7 +123,7 @@ def _candidates(self: Any) -> tuple[np.ndarray, np.ndarray]:
     return self._pool[free], self._pool_features[free]
 
 
-def _certain(self: Any, x_obs: np.ndarray, x_all: np.ndarray) -> np.ndarray:
+def _certain(self: Any, x_obs: np.ndarray, x_all: np.ndarray, **_: Any) -> np.ndarray:
     return np.ones(len(x_all))
 
 
