@@ -13,7 +13,8 @@ target. Prints one JSON line per (target, samples) with Spearman, Kendall, share
 architectures took; with ``--leave-one-out`` every device is the target in turn and a last
 line per sample count gives the mean over devices. The predictor gets the cells' one-hot
 edges (features), whether the cell is connected (covariate) and two sets of operation counts
-for its count models: all operations, and those whose result the cell's output uses.
+for its count models: all operations, and those whose result the cell's output uses; and
+the sources' latent factors (:func:`hwsearch.predictors.source_factors`).
 ``--model ridge`` scores the baseline: a ridge regression on the sources' log-latencies and
 the one-hot edges.
 
@@ -46,6 +47,7 @@ from hwsearch.predictors import (  # noqa: E402
     pruned_sources,
     random_set,
     reference_set,
+    source_factors,
 )
 
 METRICS = ("spearman", "kendall", "within_10pct", "rmse_ms", "mape")
@@ -98,6 +100,7 @@ def score_target(
 ) -> list[dict[str, Any]]:
     source = lat[sources].to_numpy(float)
     pruned = pruned_sources(source, counts["ops"], counts["used_ops"]) if use_pruned else None
+    factors, factor_prior = source_factors(source, pruned)
     y = lat[target].to_numpy(float)
     n = len(y)
     rows = []
@@ -124,9 +127,16 @@ def score_target(
                     covariates=connected[idx],
                     counts={name: c[idx] for name, c in counts.items()},
                     pruned=None if pruned is None else pruned[idx],
+                    factors=factors[idx],
+                    factor_prior=factor_prior,
                 )
                 pred, _ = transfer.predict(
-                    source, onehot, covariates=connected, counts=counts, pruned=pruned
+                    source,
+                    onehot,
+                    covariates=connected,
+                    counts=counts,
+                    pruned=pruned,
+                    factors=factors,
                 )
             seconds.append(time.perf_counter() - start)
             held_out = np.ones(n, bool)

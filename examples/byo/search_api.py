@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-import hwsearch
 from my_models import build, calibration, evaluate, finetune
+
+import hwsearch
 
 if __name__ == "__main__":  # pool and Ray workers import this file again
     front = hwsearch.search(

@@ -27,6 +27,7 @@ from hwsearch.predictors.transfer import (
     pruned_sources,
     random_set,
     reference_set,
+    source_factors,
 )
 
 __all__ = [
@@ -51,5 +52,6 @@ __all__ = [
     "pruned_sources",
     "random_set",
     "reference_set",
+    "source_factors",
     "transformer_features",
 ]

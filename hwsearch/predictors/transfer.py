@@ -29,6 +29,17 @@ within ±10%; ranks do not change). With more samples (``residual_min_samples``)
 regression on the candidates' encodings and the source log-latencies may correct what the
 candidates miss on held-out samples (kept only where its leave-one-out error says so).
 
+**Latent factors.** The source devices' log-latencies of all candidates are close to a
+low-rank matrix, ``log S = mu + U E^T``: ``U`` the candidates' factors, each device a row
+of loadings ``E`` (a device embedding, as HELP learns one, here by SVD). Given the factors
+(:func:`source_factors`), the predictor also fits the target's loadings by Bayesian linear
+regression with the source devices' loadings as prior (mean and covariance: a new device is
+one more draw from those seen), and below ``factor_max_samples`` (20) samples blends its
+log prediction in with weight ``factor_weight`` (0.25). It sees all sources at once where
+the mixture sees two, and with ten samples it ranks a little better (more in
+``docs/benchmarks.md``); from 20 samples on the blend cost the share within ±10%, so it
+stops there. Weighted by its leave-one-out error instead of a fixed weight, it did worse.
+
 **Reference set.** :func:`reference_set` says which candidates to measure first: the
 source log-latencies are standardised and projected on their two main principal components
 (overall speed, and how convolutions fare against memory-bound operations); the first
@@ -83,6 +94,20 @@ class _CountModel:
         return mean, np.sqrt(self.sigma2 * (1.0 + lever))
 
 
+@dataclass(frozen=True)
+class _FactorModel:
+    """``log y = coef @ [1, factors]``, Bayesian linear regression."""
+
+    coef: FloatArray
+    posterior: FloatArray  # covariance of coef, over sigma2
+    sigma2: float
+
+    def predict_log(self, factors: FloatArray) -> tuple[FloatArray, FloatArray]:
+        design = np.c_[np.ones(len(factors)), factors]
+        lever = np.einsum("ij,jk,ik->i", design, self.posterior, design)
+        return design @ self.coef, np.sqrt(self.sigma2 * (1.0 + lever))
+
+
 def _densest_shift(residuals: FloatArray, tolerance: float, softness: float = 0.02) -> float:
     """The ``d`` that puts the most ``residuals`` (log of truth over prediction) inside the
     ``±tolerance`` window of ``prediction * exp(d)``, window edges smoothed by ``softness``."""
@@ -120,6 +145,8 @@ class TransferPredictor:
         temperature: float = 0.5,
         tolerance: float | None = 0.1,
         pruned_max_samples: int = 30,
+        factor_weight: float = 0.25,
+        factor_max_samples: int = 20,
     ) -> None:
         if residual_min_samples < 3:
             raise ValueError(f"residual_min_samples must be at least 3, got {residual_min_samples}")
@@ -132,6 +159,10 @@ class TransferPredictor:
         self.residual_min_samples = residual_min_samples
         self.tolerance = tolerance
         self.pruned_max_samples = pruned_max_samples
+        if not 0 <= factor_weight <= 1:
+            raise ValueError(f"factor_weight must be in [0, 1], got {factor_weight!r}")
+        self.factor_weight = factor_weight
+        self.factor_max_samples = factor_max_samples
 
     def fit(
         self,
@@ -141,6 +172,8 @@ class TransferPredictor:
         covariates: ArrayLike | None = None,
         counts: Mapping[str, ArrayLike] | None = None,
         pruned: ArrayLike | None = None,
+        factors: ArrayLike | None = None,
+        factor_prior: tuple[ArrayLike, ArrayLike] | None = None,
     ) -> TransferPredictor:
         """``covariates``: optional structural columns ``(n, c)`` that every affine model
         may add (e.g. whether a cell's output is connected to its input: a graph compiler
@@ -149,7 +182,12 @@ class TransferPredictor:
         of operation counts, one count model each (module docstring). ``pruned``: optional
         extra source columns ``(n, p)`` (:func:`pruned_sources`), joined to the sources
         below ``pruned_max_samples`` samples, where the count models' coefficients are not
-        yet well fixed by the target's own samples; ``predict`` then needs them too."""
+        yet well fixed by the target's own samples; ``predict`` then needs them too.
+        ``factors``, ``factor_prior``: the candidates' latent factors (rows of the samples)
+        and the prior over a device's loadings, both from :func:`source_factors`; below
+        ``factor_max_samples`` samples the latent-factor model's log prediction is blended
+        in with weight ``factor_weight`` (module docstring); ``predict`` then needs the
+        factors of the candidates it predicts."""
         logs = _log_positive(source, "source")
         logy = _log_positive(y, "y").ravel()
         if logs.ndim != 2 or len(logs) != len(logy):
@@ -234,10 +272,54 @@ class TransferPredictor:
             if residual.loo_error_ < null_error:
                 self._residual = residual
                 combined_loo = combined_loo - residual.predict(np.c_[logs, feats])[0]
+        self._factor_model: _FactorModel | None = None
+        if factors is not None:
+            if factor_prior is None:
+                raise ValueError("factors need factor_prior (source_factors gives both)")
+            if self.factor_weight > 0 and n < self.factor_max_samples:
+                self._factor_model = self._fit_factors(
+                    np.asarray(factors, float), logy, factor_prior
+                )
         self.shift_ = 0.0
         if self.tolerance is not None and usual_rows.sum() >= self.SHIFT_MIN_SAMPLES:
             self.shift_ = _densest_shift(combined_loo[usual_rows], self.tolerance)
         return self
+
+    FACTOR_NOISE = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)  # log-latency variances
+
+    def _fit_factors(
+        self, factors: FloatArray, logy: FloatArray, prior: tuple[ArrayLike, ArrayLike]
+    ) -> _FactorModel:
+        """Bayesian linear regression of the log-latency on the latent factors, the loadings'
+        prior from the source devices, the intercept nearly free, the noise variance the
+        one of ``FACTOR_NOISE`` of highest marginal likelihood. No covariates: where a
+        device removes dead cells, the pruned columns among the factors say so, and a free
+        covariate term fitted on ten samples costs more on the devices that do not."""
+        factors = factors.reshape(len(logy), -1) if factors.ndim == 1 else factors
+        mean = np.asarray(prior[0], float).ravel()
+        cov = np.atleast_2d(np.asarray(prior[1], float))
+        r = factors.shape[1]
+        if factors.shape[0] != len(logy) or mean.shape != (r,) or cov.shape != (r, r):
+            raise ValueError(
+                f"factors must be ({len(logy)}, r) with a prior mean (r,) and covariance "
+                f"(r, r); got {factors.shape}, {mean.shape}, {cov.shape}"
+            )
+        n = len(logy)
+        # the intercept's prior variance is 100 (a factor e**10 either way: flat)
+        base = factors @ cov @ factors.T + 100.0
+        gap = logy - factors @ mean
+        evidence = []
+        for sigma2 in self.FACTOR_NOISE:
+            kernel = base + sigma2 * np.eye(n)
+            fit_term = float(gap @ np.linalg.solve(kernel, gap))
+            evidence.append(-0.5 * fit_term - 0.5 * float(np.linalg.slogdet(kernel)[1]))
+        sigma2 = self.FACTOR_NOISE[int(np.argmax(evidence))]
+        design = np.c_[np.ones(n), factors]
+        precision = np.zeros((r + 1, r + 1))
+        precision[1:, 1:] = np.linalg.pinv(cov)
+        posterior = np.asarray(np.linalg.pinv(design.T @ design + sigma2 * precision), float)
+        coef = posterior @ (design.T @ logy + sigma2 * precision @ np.r_[0.0, mean])
+        return _FactorModel(np.asarray(coef, float), posterior, sigma2)
 
     @staticmethod
     def _usual_covariates(covariates: FloatArray) -> FloatArray:
@@ -357,6 +439,7 @@ class TransferPredictor:
         covariates: ArrayLike | None = None,
         counts: Mapping[str, ArrayLike] | None = None,
         pruned: ArrayLike | None = None,
+        factors: ArrayLike | None = None,
     ) -> tuple[FloatArray, FloatArray]:
         """Mean and standard deviation of the log-latency."""
         logs = _log_positive(source, "source")
@@ -381,6 +464,21 @@ class TransferPredictor:
         if given != self._count_columns:
             raise ValueError(f"fitted with counts {self._count_columns}, got {given}")
         mean, std = self._combined(logs, cov, count_arrays)
+        if self._factor_model is not None:
+            if factors is None:
+                raise ValueError("this predictor was fitted with factors; pass them")
+            f = np.asarray(factors, dtype=float)
+            f = f.reshape(len(logs), -1) if f.ndim == 1 else f
+            if f.shape != (len(logs), len(self._factor_model.coef) - 1):
+                raise ValueError(
+                    f"factors must have shape ({len(logs)}, {len(self._factor_model.coef) - 1}),"
+                    f" got {f.shape}"
+                )
+            f_mean, f_std = self._factor_model.predict_log(f)
+            w = self.factor_weight
+            second = (1 - w) * (std * std + mean * mean) + w * (f_std * f_std + f_mean * f_mean)
+            mean = (1 - w) * mean + w * f_mean
+            std = np.sqrt(np.maximum(second - mean * mean, 0.0))
         if self._residual is not None:
             if features is None:
                 raise ValueError("this predictor was fitted with features; pass them")
@@ -395,8 +493,9 @@ class TransferPredictor:
         covariates: ArrayLike | None = None,
         counts: Mapping[str, ArrayLike] | None = None,
         pruned: ArrayLike | None = None,
+        factors: ArrayLike | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        mean, std = self.predict_log(source, features, covariates, counts, pruned)
+        mean, std = self.predict_log(source, features, covariates, counts, pruned, factors)
         median = np.exp(mean)
         return median, median * std
 
@@ -427,6 +526,32 @@ def pruned_sources(source: ArrayLike, counts: ArrayLike, used_counts: ArrayLike)
         coef, *_ = np.linalg.lstsq(design / y[:, None], np.ones(n), rcond=None)
         out[:, j] = np.maximum(used @ coef, 0.25 * float(y.min()))
     return out
+
+
+def source_factors(
+    source: ArrayLike, pruned: ArrayLike | None = None
+) -> tuple[FloatArray, tuple[FloatArray, FloatArray]]:
+    """The candidates' latent factors and a prior over a device's loadings on them, from the
+    source devices' latencies of *all* candidates, ``(n, m)`` (and optional pruned columns,
+    :func:`pruned_sources`, taken as further devices): ``log S = mu + U E^T`` by singular
+    value decomposition of the centred log-latencies. Returns ``U`` ``(n, r)`` and
+    ``(mean, covariance)`` of the devices' loadings (rows of ``E``): a new device is taken
+    as one more draw from the devices seen, as HELP's device embedding does, without the
+    network. Pass ``U[samples]`` and the prior to :meth:`TransferPredictor.fit`, ``U`` of
+    the candidates to predict to ``predict``."""
+    logs = _log_positive(source, "source")
+    if logs.ndim != 2 or logs.shape[1] < 2:
+        raise ValueError(f"source must be a 2-D matrix of two devices or more, got {logs.shape}")
+    if pruned is not None:
+        extra = _log_positive(pruned, "pruned")
+        if len(extra) != len(logs):
+            raise ValueError(f"pruned must have {len(logs)} rows, got {len(extra)}")
+        logs = np.c_[logs, extra.reshape(len(logs), -1)]
+    u, s, vt = np.linalg.svd(logs - logs.mean(0), full_matrices=False)
+    keep = s > s[0] * 1e-8
+    loadings = (s[keep, None] * vt[keep]).T  # (devices, r)
+    cov = np.atleast_2d(np.cov(loadings.T)) + 1e-8 * np.eye(int(keep.sum()))
+    return np.asarray(u[:, keep], float), (loadings.mean(0), np.asarray(cov, float))
 
 
 def reference_set(
@@ -524,9 +649,17 @@ def describe(predictor: TransferPredictor) -> dict[str, Any]:
             name: round(float(weight), 3)
             for name, weight in zip(candidates, predictor.candidate_weights_, strict=True)
         },
+        "factors": predictor._factor_model is not None,
         "shift": round(predictor.shift_, 4),
         "residual": predictor._residual is not None,
     }
 
 
-__all__ = ["TransferPredictor", "describe", "pruned_sources", "random_set", "reference_set"]
+__all__ = [
+    "TransferPredictor",
+    "describe",
+    "pruned_sources",
+    "random_set",
+    "reference_set",
+    "source_factors",
+]

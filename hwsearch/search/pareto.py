@@ -83,8 +83,14 @@ def pareto_front(
     candidates = np.flatnonzero(mask)
     if candidates.size == 0:
         return np.empty(0, dtype=np.intp)
-    fronts = non_dominated_sort(points[candidates], ["minimize"] * points.shape[1])
-    return np.sort(candidates[fronts[0]]).astype(np.intp)
+    chosen = points[candidates]
+    if np.isnan(chosen).any():
+        raise ValueError("values contain NaN; leave failed points out before sorting")
+    # the first layer only: the points no other point dominates
+    better_eq = np.all(chosen[:, None, :] <= chosen[None, :, :], axis=2)
+    strictly = np.any(chosen[:, None, :] < chosen[None, :, :], axis=2)
+    dominated = (better_eq & strictly).any(axis=0)
+    return np.sort(candidates[~dominated]).astype(np.intp)
 
 
 def hypervolume(values: ArrayLike, directions: Sequence[str], reference_point: ArrayLike) -> float:

@@ -85,3 +85,14 @@ def test_default_reference_point() -> None:
     assert hypervolume(values[:1], ["maximize", "minimize"], ref) > 0
     same = default_reference_point(np.array([[2.0, 0.0], [2.0, 0.0]]), MIN2)
     assert same == pytest.approx([2.2, 0.1])
+
+
+def test_pareto_front_is_the_first_layer_of_the_sort() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        values = rng.integers(0, 6, size=(40, 3)).astype(float)  # many ties and equal points
+        directions = ["minimize", "maximize", "minimize"]
+        feasible = rng.random(40) < 0.8
+        kept = np.flatnonzero(feasible)
+        first = kept[non_dominated_sort(values[kept], directions)[0]]
+        assert pareto_front(values, directions, feasible).tolist() == sorted(first.tolist())
