@@ -484,11 +484,13 @@ class Driver:
             started, done = time.monotonic(), 0
             for task in [self._task(c) for c in to_evaluate]:
                 self.executor.submit(task)
-            # Evaluations run one at a time: an outcome held by the group commit took less
-            # than its window to evaluate, so holding it while the next one runs risks
-            # little. With parallel workers a fast arrival says nothing of what the
-            # evaluation cost, so what arrived together is stored before waiting again.
-            parallel = self.executor.max_workers > 1
+            # Evaluations run one at a time (the executor says so, whatever its worker
+            # count): an outcome held by the group commit took less than its window to
+            # evaluate, so holding it while the next one runs risks little. Otherwise a
+            # fast arrival says nothing of what the evaluation cost (one slot may still
+            # feed several GPU actors), so what arrived together is stored before waiting
+            # again.
+            flush_per_wait = not self.executor.runs_one_at_a_time
             try:
                 while self.executor.in_flight:
                     for outcome in self.executor.wait():
@@ -507,7 +509,7 @@ class Driver:
                             self.executor.cancel()
                             self._time_taken(time.monotonic() - started, done, len(to_evaluate))
                             return settled
-                    if parallel:
+                    if flush_per_wait:
                         self._writes.flush()
                 self._writes.flush()  # every result durable before it is told
             except BaseException as exc:
