@@ -194,3 +194,23 @@ def test_the_executors_that_run_one_evaluation_at_a_time_say_so() -> None:
     assert not SimulatedExecutor(workers=2, duration=lambda task: 1.0).runs_one_at_a_time
     with ProcessPoolExecutor(workers=1) as pool:  # runs alongside the driver
         assert not pool.runs_one_at_a_time
+
+
+def test_a_small_space_is_searched_to_its_last_config_when_the_budget_holds_it_all(
+    store: Store, tiny_spec: dict[str, Any], caplog: Any
+) -> None:
+    # 16 configs and a budget of 16: near the end optuna-nsga2 proposes mostly configs seen
+    # before, one at a time (a generation is only what the budget has left). Counted in
+    # asks, five such asks in a row ended the job at 15; counted in suggestions (five
+    # generations' worth, 40), the search goes on to the last config.
+    widths = [8 * (k + 1) for k in range(16)]
+    data = {**tiny_spec, "space": {"width": {"type": "choice", "values": widths}}}
+    data |= {"budget": {"evaluations": 16}}
+    data |= {"optimizer": {"name": "optuna-nsga2", "population_size": 8}}
+    caplog.set_level(logging.WARNING, logger="hwsearch.driver")
+    job = run_job(parse_spec(data), store, executor=InProcessExecutor(evaluate=_instant))
+    candidates = store.list_candidates(job.id)
+    assert job.state == JobState.FINISHED and job.evaluations == 16
+    assert sorted(c.config["width"][0] for c in candidates) == widths  # one width, every layer
+    said = [r.getMessage() for r in caplog.records if r.name == "hwsearch.driver"]
+    assert not any("exhausted" in m for m in said), said
