@@ -417,6 +417,7 @@ class Driver:
         self._deadline = deadline
         generation = 0
         idle = 0  # suggestions in a row without a new config measured
+        predicted_idle = 0  # of them, new configs settled by prediction alone
         while idle < MAX_IDLE_GENERATIONS * self.batch_size:
             remaining = (
                 budget.evaluations - self._evaluations if budget.evaluations is not None else None
@@ -440,24 +441,38 @@ class Driver:
                 break
             # a generation settled by prediction alone measured nothing new; an optimizer
             # with nothing left to propose counts a whole generation
-            new = evaluated and self._evaluations > measured_before
-            idle = 0 if new else idle + (len(suggestions) or self.batch_size)
+            if evaluated and self._evaluations > measured_before:
+                idle = predicted_idle = 0
+            else:  # new configs settled without a measurement were settled by prediction
+                idle += len(suggestions) or self.batch_size
+                predicted_idle += evaluated
             if evaluated:
                 self._take_front(job_id, generation)
                 generation += 1
         if idle >= MAX_IDLE_GENERATIONS * self.batch_size:
-            self._exhausted(job_id)
+            self._exhausted(job_id, suggested=idle, predicted=predicted_idle)
         if self.learner is not None and self.learner.settings.verify_front:
             self._verify_front(job_id, generation, deadline)
 
-    def _exhausted(self, job_id: int) -> None:
-        """Say why a job ends before its budget: its optimizer proposed nothing new."""
+    def _exhausted(self, job_id: int, *, suggested: int = 0, predicted: int = 0) -> None:
+        """Say why a job ends before its budget: ``suggested`` suggestions in a row measured
+        nothing new, ``predicted`` of them new configs settled by prediction (active
+        learning), the others configs evaluated before."""
         budget = self.spec.budget.evaluations
+        of_budget = f" of the budget's {budget}" if budget is not None else ""
+        if not predicted:
+            log.warning(
+                "job %s: the optimizer proposed only configs evaluated before, %d "
+                "generations' worth in a row; the space is taken as exhausted after %d "
+                "evaluations%s", job_id, MAX_IDLE_GENERATIONS, self._evaluations, of_budget,
+            )  # fmt: skip
+            return
         log.warning(
-            "job %s: the optimizer proposed only configs evaluated before, %d generations' "
-            "worth in a row; the space is taken as exhausted after %d evaluations%s",
-            job_id, MAX_IDLE_GENERATIONS, self._evaluations,
-            f" of the budget's {budget}" if budget is not None else "",
+            "job %s: %d generations' worth of suggestions in a row measured nothing new: %d "
+            "of the %d were new configs settled by prediction as not worth measuring "
+            "(active learning), the others configs evaluated before; the search is taken as "
+            "exhausted after %d evaluations%s", job_id, MAX_IDLE_GENERATIONS, predicted,
+            suggested, self._evaluations, of_budget,
         )  # fmt: skip
 
     def _generation(self, job_id: int, generation: int, suggestions: Sequence[Suggestion]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from hwsearch.db import Store
 from hwsearch.errors import SpecErrors
 from hwsearch.records import CandidateStatus, JobState, Provenance
+from hwsearch.search.active import ActiveLearner
 from hwsearch.search.driver import Driver
 from hwsearch.search.spec import parse_spec
 
@@ -81,3 +83,29 @@ def test_bad_active_learning_settings_name_the_field(nb201_active_spec: Any) -> 
         parse_spec(nb201_active_spec(BUDGET, predictor="svm", min_measured=1))
     fields = {e.field for e in raised.value.errors}
     assert {"active_learning.predictor", "active_learning.min_measured"} <= fields
+
+
+def test_a_search_that_predicts_everything_says_so_when_it_stops_early(
+    store: Store, nb201_active_spec: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    # Once the predictors are fitted nothing is worth measuring: five generations of new
+    # configs settled by prediction alone end the search, and the log says that, not that
+    # the optimizer proposed only configs evaluated before.
+    monkeypatch.setattr(
+        ActiveLearner, "worth_measuring", lambda self, forecasts, front: [False] * len(forecasts)
+    )
+    caplog.set_level(logging.WARNING, logger="hwsearch.driver")
+    driver = Driver(parse_spec(nb201_active_spec(BUDGET, verify_front=False)), store)
+    job = driver.run()
+    assert job.state == JobState.FINISHED
+    done = store.list_candidates(job.id, status=CandidateStatus.DONE)
+    measured = [c for c in done if not _is_predicted(c)]
+    assert len(measured) == 16  # the first generation, measured to fit the predictors
+    assert 0 < driver.predicted == len(done) - 16
+    said = [r.getMessage() for r in caplog.records if r.name == "hwsearch.driver"]
+    (why,) = [m for m in said if "exhausted" in m]
+    # five generations of 16 suggestions, some of them configs suggested before
+    expected = f"{driver.predicted} of the 80 were new configs settled by prediction"
+    assert expected in why, why
+    assert "proposed only configs evaluated before" not in why
+    assert f"exhausted after 16 evaluations of the budget's {BUDGET}" in why

@@ -121,6 +121,8 @@ def test_a_job_whose_space_runs_out_ends_early_and_says_why(
     assert len(store.list_candidates(job.id)) == 2
     said = [r.getMessage() for r in caplog.records if r.name == "hwsearch.driver"]
     assert any("exhausted after 2 evaluations of the budget's 10" in m for m in said), said
+    (why,) = [m for m in said if "exhausted" in m]
+    assert "proposed only configs evaluated before" in why and "prediction" not in why
 
 
 class OneSlotOverlapping(Executor):
