@@ -214,6 +214,7 @@ class Driver:
         self._reference: list[float] | None = None
         self._saved_generations: set[int] = set()
         self._stored: dict[str, CandidateRecord] = {}  # this job's candidates, when resuming
+        self._forecast: set[int] = set()  # candidates with stored predictions, when resuming
         self._told: dict[str, Told] = {}  # by config hash, in this run
         self._evaluations = 0
         self._failed = 0
@@ -279,6 +280,8 @@ class Driver:
         self._take(job_id)  # JobLeased when another live driver runs it
         try:
             self._stored = {c.config_hash: c for c in self.store.list_candidates(job_id)}
+            if self.learner is not None:
+                self._forecast = {p.candidate_id for p in self.store.list_predictions(job_id)}
             fronts = self.store.list_fronts(job_id)
             self._saved_generations = {f.generation for f in fronts}
             if fronts:
@@ -808,6 +811,14 @@ class Driver:
         """Settle by prediction the candidates not worth measuring; return the others."""
         if self.learner is None or not candidates or self.job_id is None:
             return list(candidates)
+        # Resuming: a candidate forecast before and left pending was found worth measuring
+        # then (the others of its batch were settled by prediction and stored); it is
+        # measured, not forecast again by predictors fitted on what finished since.
+        decided = [c for c in candidates if c.id in self._forecast]
+        if decided:
+            undecided = [c for c in candidates if c.id not in self._forecast]
+            kept = {c.id for c in self._predict_unpromising(generation, undecided)}
+            return [c for c in candidates if c.id in kept or c.id in self._forecast]
         done = self.store.list_candidates(self.job_id, status=CandidateStatus.DONE)
         if not self.learner.fit(done):
             return list(candidates)

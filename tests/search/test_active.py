@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from hwsearch.records import CandidateStatus, JobState, Provenance
 from hwsearch.search.active import ActiveLearner
 from hwsearch.search.driver import Driver
 from hwsearch.search.spec import parse_spec
+from hwsearch.workers import EvalOutcome, EvalTask, InProcessExecutor, evaluate_safely
 
 BUDGET = 40
 
@@ -109,3 +111,72 @@ def test_a_search_that_predicts_everything_says_so_when_it_stops_early(
     assert expected in why, why
     assert "proposed only configs evaluated before" not in why
     assert f"exhausted after 16 evaluations of the budget's {BUDGET}" in why
+
+
+class _Driver(Driver):
+    """The driver, saying when it has reached the verification of the front."""
+
+    verifying = False
+
+    def _verify_front(self, *args: Any, **kwargs: Any) -> None:
+        self.verifying = True
+        super()._verify_front(*args, **kwargs)
+
+
+def _counting() -> tuple[InProcessExecutor, list[str]]:
+    seen: list[str] = []
+
+    def evaluate(task: EvalTask) -> EvalOutcome:
+        seen.append(task.config_hash)
+        return evaluate_safely(task)
+
+    return InProcessExecutor(evaluate=evaluate), seen
+
+
+def _state(store: Store, job_id: int, driver: Driver) -> dict[str, Any]:
+    fronts = store.list_fronts(job_id)
+    return {
+        "counts": (driver.predicted, driver._evaluations),
+        "candidates": sorted(
+            (c.config_hash, c.status, _is_predicted(c)) for c in store.list_candidates(job_id)
+        ),
+        "fronts": [
+            (f.generation, f.evaluations, f.hypervolume, sorted(p.config_hash for p in f.points))
+            for f in fronts
+        ],
+    }
+
+
+@pytest.mark.parametrize("cut", ["within a later generation"])
+def test_an_active_learning_job_cut_after_its_predictors_are_fitted_resumes_exactly(
+    tmp_path: Path, nb201_active_spec: Any, cut: str
+) -> None:
+    # Cut within a generation whose candidates were forecast: the pending ones were found
+    # worth measuring then, and are measured on resume, not forecast again.
+    spec = parse_spec(nb201_active_spec(BUDGET))
+    with Store.open(f"sqlite:///{tmp_path / 'whole.db'}") as store:
+        whole = _Driver(spec, store)
+        expected = _state(store, whole.run().id, whole)
+    with Store.open(f"sqlite:///{tmp_path / 'cut.db'}") as store:
+        checks = itertools.count()
+        drivers: list[_Driver] = []
+
+        def stop() -> bool:
+            if cut == "within a later generation":
+                return next(checks) >= 20  # after the first batch forecast
+            return drivers[0].verifying
+
+        first, seen_first = _counting()
+        cut_driver = _Driver(spec, store, executor=first, should_stop=stop)
+        drivers.append(cut_driver)
+        job = cut_driver.run()
+        assert job.state == JobState.CANCELLED
+        if cut == "within a later generation":
+            assert store.list_predictions(job.id)  # cut after predictions were made
+            assert store.list_candidates(job.id, status=CandidateStatus.PENDING)
+        second, seen_second = _counting()
+        resumed = _Driver(spec, store, executor=second)
+        assert resumed.resume(job.id).state == JobState.FINISHED
+        got = _state(store, job.id, resumed)
+    assert not set(seen_first) & set(seen_second)  # nothing measured twice
+    assert got == expected
