@@ -965,6 +965,11 @@ class Driver:
 
     def _take_front(self, job_id: int, generation: int) -> None:
         if generation in self._saved_generations:  # taken before the job was interrupted
+            if self._reference is not None:  # the pool is that front again, as it was then
+                points, _ = compute_front(
+                    list(self._pool.values()), self.objectives, self._reference
+                )
+                self._pool = {p.candidate_id: self._pool[p.candidate_id] for p in points}
             return
         candidates = list(self._pool.values())
         if self._reference is None:

@@ -147,12 +147,14 @@ def _state(store: Store, job_id: int, driver: Driver) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("cut", ["within a later generation"])
+@pytest.mark.parametrize("cut", ["within a later generation", "before the front is verified"])
 def test_an_active_learning_job_cut_after_its_predictors_are_fitted_resumes_exactly(
     tmp_path: Path, nb201_active_spec: Any, cut: str
 ) -> None:
-    # Cut within a generation whose candidates were forecast: the pending ones were found
-    # worth measuring then, and are measured on resume, not forecast again.
+    # Cut within a generation whose candidates were forecast (the pending ones were found
+    # worth measuring then: measured on resume, not forecast again), or as the front's
+    # verification starts (the replay prunes its pool to each stored front, so that it
+    # keeps back for verification what the uninterrupted run kept back).
     spec = parse_spec(nb201_active_spec(BUDGET))
     with Store.open(f"sqlite:///{tmp_path / 'whole.db'}") as store:
         whole = _Driver(spec, store)
