@@ -246,6 +246,20 @@ class CandidateResult(NamedTuple):
     feasible: bool
 
 
+class NewFront(NamedTuple):
+    """The Pareto front of one generation of a job (``Store.save_front``, or with the
+    results it follows from, ``Store.record_results``)."""
+
+    job_id: int
+    generation: int
+    objectives: Sequence[str]
+    directions: Sequence[str]
+    reference_point: Sequence[float]
+    hypervolume: float
+    evaluations: int
+    points: Sequence[FrontPoint]
+
+
 class DriverEvent(NamedTuple):
     """One step of a job's driver, in the order it happened (``Store.append_events``).
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    Boolean,
     Connection,
     Double,
     Integer,
@@ -36,10 +36,12 @@ from hwsearch.db.checks import (
     json_object,
 )
 from hwsearch.db.convert import candidate_record
-from hwsearch.db.models import Candidate, Job, Measurement, UTCDateTime, utcnow
+from hwsearch.db.fronts import checked_front, front_clash, write_front
+from hwsearch.db.measurements import find_stored
+from hwsearch.db.models import Candidate, Front, Job, Measurement, UTCDateTime, utcnow
 from hwsearch.db.repository import Repository, candidate_count, require_job
 from hwsearch.db.retry import install as _install_retries
-from hwsearch.errors import ConflictError, NotFoundError, StorageError
+from hwsearch.errors import ConflictError, HwsearchError, NotFoundError, StorageError
 from hwsearch.records import (
     CandidateFailure,
     CandidateRecord,
@@ -47,6 +49,7 @@ from hwsearch.records import (
     CandidateStatus,
     MetricValue,
     NewCandidate,
+    NewFront,
     Provenance,
 )
 
@@ -71,74 +74,106 @@ class CandidateRepository(Repository):
         Returns one record per item, in order. A hash the job already has (stored earlier
         or repeated within ``items``) is not added again: its existing record is returned.
         """
-        rows: dict[str, dict[str, Any]] = {}
-        hashes: list[str] = []
-        for i, item in enumerate(items):
-            if not isinstance(item, tuple | list) or len(item) != 3:
-                raise StorageError(f"items[{i}]", "must be a (config_hash, config, generation)")
-            config_hash, config, generation = item
-            check_text(f"items[{i}].config_hash", config_hash, MAX_HASH)
-            config = json_object(f"items[{i}].config", config)
-            check_count(f"items[{i}].generation", generation)
-            hashes.append(config_hash)
-            rows.setdefault(
-                config_hash,
-                {
-                    "job_id": job_id,
-                    "config_hash": config_hash,
-                    "config": config,
-                    "generation": generation,
-                    "status": CandidateStatus.PENDING,
-                    "created_at": utcnow(),
-                },
-            )
-        # Core statements, once per batch of the driver: the new rows come back from the
-        # INSERT itself; only hashes stored before are read (with their metrics).
-        with self._write_engine.begin() as connection:
+        rows, hashes = _new_rows(job_id, items)
+        try:
+            with self._write_engine.begin() as connection:
+                return self._add(connection, job_id, rows, hashes)
+        except IntegrityError as exc:
+            missing = self._missing_job(job_id)
+            if missing is None:
+                raise
+            raise missing from exc
+
+    def add_candidates_and_find(
+        self, job_id: int, items: Sequence[NewCandidate], *, target: str, context: str | None
+    ) -> tuple[list[CandidateRecord], dict[str, list[MetricValue]]]:
+        """:meth:`add_candidates`, and in the same transaction what
+        :meth:`~hwsearch.db.measurements.MeasurementRepository.find_measurements_many`
+        (``with_origin``) finds of the items' configs on ``target``: the driver's write of a
+        batch, with its lookup of measurements to reuse, in one round of statements."""
+        rows, hashes = _new_rows(job_id, items)
+        try:
+            with self._write_engine.begin() as connection:
+                added = self._add(connection, job_id, rows, hashes)
+                found = find_stored(connection, list(rows), target, context, with_origin=True)
+        except IntegrityError as exc:
+            missing = self._missing_job(job_id)
+            if missing is None:
+                raise
+            raise missing from exc
+        return added, found
+
+    def _missing_job(self, job_id: int) -> NotFoundError | None:
+        """The error for a job that does not exist (a foreign key's violation names none)."""
+        with self._engine.connect() as connection:
+            if connection.scalar(select(Job.id).where(Job.id == job_id)) is None:
+                return NotFoundError(f"job {job_id} not found")
+        return None
+
+    def _add(
+        self,
+        connection: Connection,
+        job_id: int,
+        rows: dict[str, dict[str, Any]],
+        hashes: list[str],
+    ) -> list[CandidateRecord]:
+        """Insert ``rows`` (by hash; see :func:`_new_rows`) on ``connection``; the records
+        of ``hashes``, in order. Core statements, once per batch of the driver: the new rows
+        come back from the INSERT itself; only hashes stored before are read (with their
+        metrics). A job that does not exist shows as the foreign key's violation
+        (:class:`~sqlalchemy.exc.IntegrityError`), which the caller turns into its error."""
+        if not rows:
             if connection.scalar(select(Job.id).where(Job.id == job_id)) is None:
                 raise NotFoundError(f"job {job_id} not found")
-            if not rows:
-                return []
-            if connection.dialect.name == "postgresql":
-                added = connection.execute(
-                    _PG_ADD_CANDIDATES,
-                    {
-                        "job_id": job_id,
-                        "status": CandidateStatus.PENDING.value,
-                        "created_at": utcnow(),
-                        "config_hash": list(rows),
-                        "config": [json.dumps(row["config"]) for row in rows.values()],
-                        "generation": [row["generation"] for row in rows.values()],
-                    },
-                )
-            else:
-                statement = (
-                    sqlite.insert(Candidate)
-                    .on_conflict_do_nothing(index_elements=["job_id", "config_hash"])
-                    .returning(Candidate.id, Candidate.config_hash)
-                )
-                added = connection.execute(statement, list(rows.values()))
-            by_hash = {
-                config_hash: CandidateRecord(
-                    id=candidate_id,
-                    job_id=job_id,
-                    config_hash=config_hash,
-                    config=rows[config_hash]["config"],
-                    generation=rows[config_hash]["generation"],
-                    status=CandidateStatus.PENDING,
-                )
-                for candidate_id, config_hash in added
-            }
-            known = [h for h in rows if h not in by_hash]
-            if known:
-                with Session(connection) as session:
-                    for candidate in session.scalars(
-                        select(Candidate)
-                        .where(Candidate.job_id == job_id, Candidate.config_hash.in_(known))
-                        .options(selectinload(Candidate.measurements))
-                    ):
-                        by_hash[candidate.config_hash] = candidate_record(candidate)
-            return [by_hash[h] for h in hashes]
+            return []
+        added = self._insert(connection, job_id, rows)
+        by_hash = {
+            config_hash: CandidateRecord(
+                id=candidate_id,
+                job_id=job_id,
+                config_hash=config_hash,
+                config=rows[config_hash]["config"],
+                generation=rows[config_hash]["generation"],
+                status=CandidateStatus.PENDING,
+            )
+            for candidate_id, config_hash in added
+        }
+        known = [h for h in rows if h not in by_hash]
+        if known:
+            with Session(connection) as session:
+                for candidate in session.scalars(
+                    select(Candidate)
+                    .where(Candidate.job_id == job_id, Candidate.config_hash.in_(known))
+                    .options(selectinload(Candidate.measurements))
+                ):
+                    by_hash[candidate.config_hash] = candidate_record(candidate)
+        return [by_hash[h] for h in hashes]
+
+    @staticmethod
+    def _insert(
+        connection: Connection, job_id: int, rows: dict[str, dict[str, Any]]
+    ) -> list[tuple[int, str]]:
+        """The ``(id, config_hash)`` of the rows inserted (those the job did not have)."""
+        if connection.dialect.name == "postgresql":
+            result = connection.execute(
+                _PG_ADD_CANDIDATES,
+                {
+                    "job_id": job_id,
+                    "status": CandidateStatus.PENDING.value,
+                    "created_at": utcnow(),
+                    "config_hash": list(rows),
+                    "config": [json.dumps(row["config"]) for row in rows.values()],
+                    "generation": [row["generation"] for row in rows.values()],
+                },
+            )
+        else:
+            statement = (
+                sqlite.insert(Candidate)
+                .on_conflict_do_nothing(index_elements=["job_id", "config_hash"])
+                .returning(Candidate.id, Candidate.config_hash)
+            )
+            result = connection.execute(statement, list(rows.values()))
+        return [(int(candidate_id), config_hash) for candidate_id, config_hash in result]
 
     def record_result(
         self,
@@ -167,13 +202,19 @@ class CandidateRepository(Repository):
         *,
         context: str | None = None,
         failures: Sequence[CandidateFailure] = (),
+        front: NewFront | None = None,
     ) -> None:
         """:meth:`record_result` for several results (:class:`~hwsearch.records.CandidateResult`
         or plain ``(candidate_id, metrics, feasible)`` tuples) at once, and
         :meth:`record_failure` for ``failures`` (:class:`~hwsearch.records.CandidateFailure`
         or ``(candidate_id, error)``), in one transaction: all of them are stored, or (on any
         error) none. This is the driver's group commit: outcomes that arrive together cost
-        one commit and a fixed number of statements, whatever their number."""
+        one commit and a fixed number of statements, whatever their number.
+
+        With ``front`` (:class:`~hwsearch.records.NewFront`), the front that these results
+        complete is saved in the same transaction
+        (:meth:`~hwsearch.db.fronts.FrontRepository.save_front`, with its checks): the
+        driver's last write of a generation."""
         checked: list[_Checked] = []
         seen: set[int] = set()
         for k, item in enumerate(results):
@@ -198,7 +239,9 @@ class CandidateRepository(Repository):
             seen.add(candidate_id)
             failed.append((candidate_id, _check_error(f"failures[{k}].error", error)))
         fields = [f"results[{k}].metrics" for k in range(len(checked))]
-        self._record_results(checked, context, fields, failed)
+        self._record_results(
+            checked, context, fields, failed, None if front is None else checked_front(front)
+        )
 
     def _record_results(
         self,
@@ -206,75 +249,55 @@ class CandidateRepository(Repository):
         context: str | None,
         fields: Sequence[str],
         failures: Sequence[tuple[int, str]] = (),
+        front: NewFront | None = None,
     ) -> None:
-        """Checked results and failures in one transaction of Core statements, as many
-        whatever the number of results: an ``UPDATE ... RETURNING`` (hashes and jobs) of the
-        feasible and one of the infeasible candidates, one multi-row INSERT of every metric,
-        and one ``UPDATE`` per failure. No ORM objects: this is the driver's per-candidate
-        cost."""
-        if not results and not failures:
+        """Checked results and failures (and a checked front) in one transaction of Core
+        statements, as many whatever the number of results: one ``UPDATE ... RETURNING``
+        (hashes, jobs and their targets) of the candidates done, one multi-row INSERT of
+        every metric, one ``UPDATE`` per failure, and the front's three statements. No ORM
+        objects: this is the driver's per-candidate cost."""
+        if not results and not failures and front is None:
             return
         now = utcnow()
         try:
             with self._write_engine.begin() as connection:
-                found: dict[int, tuple[str, int]] = {}
-                for feasible in (True, False):
-                    ids = [r.candidate_id for r in results if r.feasible is feasible]
-                    if ids:
-                        marked = connection.execute(
-                            _MARK_DONE, {"done_ids": ids, "done_feasible": feasible}
-                        )
-                        found.update((c, (h, j)) for c, h, j in marked)
-                missing = [r.candidate_id for r in results if r.candidate_id not in found]
-                if missing:
-                    raise NotFoundError(f"candidate {missing[0]} not found")
-                targets: dict[int, str] = {}
-                untargeted = {found[r.candidate_id][1] for r in results
-                              if not all(m.target for m in r.metrics)}  # fmt: skip
-                if untargeted:  # stored under the job's target
-                    query = select(Job.id, Job.target).where(Job.id.in_(sorted(untargeted)))
-                    targets = {job_id: target for job_id, target in connection.execute(query)}
-                rows: list[dict[str, Any]] = []
-                for candidate_id, metrics, _ in results:
-                    config_hash, job_id = found[candidate_id]
-                    rows.extend(
-                        {
-                            "candidate_id": candidate_id,
-                            "config_hash": config_hash,
-                            "target": m.target or targets[job_id],
-                            "metric": m.name,
-                            "value": m.value,
-                            "provenance": m.provenance,
-                            "details": m.details,
-                            "context": context,
-                            "created_at": now,
-                        }
-                        for m in metrics
-                    )
-                if rows:
-                    _insert_measurements(connection, rows)
+                if results:
+                    _write_results(connection, results, context, now)
                 for candidate_id, error in failures:
                     failed = connection.execute(
                         _MARK_FAILED, {"failed_id": candidate_id, "failed_error": error}
                     )
                     if failed.first() is None:
                         raise NotFoundError(f"candidate {candidate_id} not found")
+                if front is not None:
+                    write_front(connection, front)
         except IntegrityError as exc:
-            if self._already_stored(results):
+            if results and self._already_stored(results, front):
                 return  # a retried call whose first COMMIT landed, its answer lost
-            clash = self._stored_clash(results, fields)
+            clash: HwsearchError | None = self._stored_clash(results, fields)
+            if clash is None and front is not None:
+                clash = front_clash(self._engine, front)
             if clash is None:
                 raise
             raise clash from exc
 
-    def _already_stored(self, results: Sequence[_Checked]) -> bool:
-        """Whether every metric of ``results`` is stored already, with the same value."""
+    def _already_stored(self, results: Sequence[_Checked], front: NewFront | None) -> bool:
+        """Whether every metric of ``results`` is stored already, with the same value (and
+        ``front``'s generation has a front)."""
         wanted = {(r[0], m.name): m.value for r in results for m in r[1]}
         with self._engine.connect() as connection:
             query = select(Measurement.candidate_id, Measurement.metric, Measurement.value).where(
                 Measurement.candidate_id.in_([r[0] for r in results])
             )
             stored = {(c, name): value for c, name, value in connection.execute(query)}
+            if front is not None:
+                taken = connection.scalar(
+                    select(Front.id).where(
+                        Front.job_id == front.job_id, Front.generation == front.generation
+                    )
+                )
+                if taken is None:
+                    return False
         return all(stored.get(key) == value for key, value in wanted.items())
 
     def _stored_clash(
@@ -362,10 +385,14 @@ _MARK_DONE = (
     .where(Candidate.id.in_(bindparam("done_ids", expanding=True)))
     .values(
         status=CandidateStatus.DONE,
-        feasible=bindparam("done_feasible", type_=Boolean()),
+        feasible=Candidate.id.in_(bindparam("feasible_ids", expanding=True)),
         error=None,
     )
-    .returning(Candidate.id, Candidate.config_hash, Candidate.job_id)
+    .returning(
+        Candidate.id,
+        Candidate.config_hash,
+        select(Job.target).where(Job.id == Candidate.job_id).scalar_subquery(),
+    )
 )
 _INSERT_MEASUREMENTS = insert(Measurement).returning(Measurement.id)
 _MARK_FAILED = (
@@ -422,6 +449,43 @@ _PG_ADD_CANDIDATES = text(
 )
 
 
+def _write_results(
+    connection: Connection, results: Sequence[_Checked], context: str | None, now: datetime
+) -> None:
+    """Mark ``results``' candidates done and insert their metrics (a metric without a
+    target is stored under its job's target, which the UPDATE returns)."""
+    marked = connection.execute(
+        _MARK_DONE,
+        {
+            "done_ids": [r.candidate_id for r in results],
+            "feasible_ids": [r.candidate_id for r in results if r.feasible],
+        },
+    )
+    found = {candidate_id: (digest, target) for candidate_id, digest, target in marked}
+    missing = [r.candidate_id for r in results if r.candidate_id not in found]
+    if missing:
+        raise NotFoundError(f"candidate {missing[0]} not found")
+    rows: list[dict[str, Any]] = []
+    for candidate_id, metrics, _ in results:
+        config_hash, job_target = found[candidate_id]
+        rows.extend(
+            {
+                "candidate_id": candidate_id,
+                "config_hash": config_hash,
+                "target": m.target or job_target,
+                "metric": m.name,
+                "value": m.value,
+                "provenance": m.provenance,
+                "details": m.details,
+                "context": context,
+                "created_at": now,
+            }
+            for m in metrics
+        )
+    if rows:
+        _insert_measurements(connection, rows)
+
+
 def _insert_measurements(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert measurement rows (all with the same ``context`` and ``created_at``)."""
     if connection.dialect.name != "postgresql":
@@ -434,6 +498,35 @@ def _insert_measurements(connection: Connection, rows: Sequence[dict[str, Any]])
     params["context"] = rows[0]["context"]
     params["created_at"] = rows[0]["created_at"]
     connection.execute(_PG_INSERT_MEASUREMENTS, params)
+
+
+def _new_rows(
+    job_id: int, items: Sequence[NewCandidate]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Checked rows of ``items`` by hash (the first of a repeated hash) and every item's
+    hash in order."""
+    rows: dict[str, dict[str, Any]] = {}
+    hashes: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, tuple | list) or len(item) != 3:
+            raise StorageError(f"items[{i}]", "must be a (config_hash, config, generation)")
+        config_hash, config, generation = item
+        check_text(f"items[{i}].config_hash", config_hash, MAX_HASH)
+        config = json_object(f"items[{i}].config", config)
+        check_count(f"items[{i}].generation", generation)
+        hashes.append(config_hash)
+        rows.setdefault(
+            config_hash,
+            {
+                "job_id": job_id,
+                "config_hash": config_hash,
+                "config": config,
+                "generation": generation,
+                "status": CandidateStatus.PENDING,
+                "created_at": utcnow(),
+            },
+        )
+    return rows, hashes
 
 
 def _check_error(field: str, error: object) -> str:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Boolean, Connection, Integer, Select, bindparam, func, insert, select, text
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Engine,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -14,10 +26,10 @@ from hwsearch.db.convert import front_record
 from hwsearch.db.models import Candidate, Front, FrontPointRow, Job, Measurement
 from hwsearch.db.repository import Repository, require_job
 from hwsearch.db.retry import install as _install_retries
-from hwsearch.errors import ConflictError, NotFoundError, StorageError
-from hwsearch.records import FrontPoint, FrontRecord, HypervolumePoint
+from hwsearch.errors import ConflictError, HwsearchError, NotFoundError, StorageError
+from hwsearch.records import FrontPoint, FrontRecord, HypervolumePoint, NewFront
 
-__all__ = ["FrontRepository"]
+__all__ = ["FrontRepository", "checked_front", "front_clash", "write_front"]
 
 _DIRECTIONS = ("minimize", "maximize")
 
@@ -42,64 +54,20 @@ class FrontRepository(Repository):
         Every point must be a candidate of the job with a stored metric for each objective;
         the values of the returned (and later read) points are those stored metrics.
         """
-        check_count("generation", generation)
-        check_count("evaluations", evaluations)
-        _check_front_axes(objectives, directions, reference_point)
-        hv = check_finite("hypervolume", hypervolume)
-        if hv < 0:
-            raise StorageError("hypervolume", f"must not be negative, got {hypervolume!r}")
-        seen = _distinct_candidates(points)
-        objectives = list(objectives)
-        reference = [float(v) for v in reference_point]
+        front = checked_front(
+            NewFront(
+                job_id, generation, objectives, directions, reference_point, hypervolume,
+                evaluations, points,
+            )
+        )  # fmt: skip
         try:
-            # Core statements, once per generation of the driver.
             with self._write_engine.begin() as connection:
-                if connection.scalar(select(Job.id).where(Job.id == job_id)) is None:
-                    raise NotFoundError(f"job {job_id} not found")
-                owners, values = _stored_points(connection, seen, objectives)
-                for i, point in enumerate(points):
-                    owner, stored = owners.get(point.candidate_id), values.get(point.candidate_id)
-                    _check_point(i, point, owner, stored or {}, job_id, objectives)
-                front_id = connection.execute(
-                    insert(Front)
-                    .values(
-                        job_id=job_id,
-                        generation=generation,
-                        objectives=objectives,
-                        directions=list(directions),
-                        reference_point=reference,
-                        hypervolume=hv,
-                        evaluations=evaluations,
-                    )
-                    .returning(Front.id)
-                ).scalar_one()
-                if points:
-                    _insert_points(connection, front_id, points)
+                return write_front(connection, front)
         except IntegrityError as exc:
-            if self._has_front(job_id, generation):
-                raise ConflictError(
-                    "generation", f"job {job_id} already has a front for generation {generation}"
-                ) from exc
-            raise
-        return FrontRecord(
-            id=front_id,
-            job_id=job_id,
-            generation=generation,
-            objectives=objectives,
-            directions=list(directions),
-            reference_point=reference,
-            hypervolume=hv,
-            evaluations=evaluations,
-            points=[
-                FrontPoint(
-                    candidate_id=p.candidate_id,
-                    config_hash=owners[p.candidate_id][1],
-                    values={name: values[p.candidate_id][name] for name in objectives},
-                    measured=bool(p.measured),
-                )
-                for p in points
-            ],
-        )
+            clash = front_clash(self._engine, front)
+            if clash is None:
+                raise
+            raise clash from exc
 
     def latest_front(self, job_id: int) -> FrontRecord | None:
         """The front of the job's highest generation, or ``None`` before the first."""
@@ -115,13 +83,6 @@ class FrontRepository(Repository):
             require_job(session, job_id)
             query = _fronts_query(job_id).order_by(Front.generation)
             return [front_record(f) for f in session.scalars(query)]
-
-    def _has_front(self, job_id: int, generation: int) -> bool:
-        with self._reading() as session:
-            found = session.scalar(
-                select(Front.id).where(Front.job_id == job_id, Front.generation == generation)
-            )
-            return found is not None
 
     def latest_front_id(self, job_id: int) -> int | None:
         """The id of the job's newest front (a cheap check whether a cached front is stale)."""
@@ -157,6 +118,94 @@ class FrontRepository(Repository):
 
 
 _install_retries(FrontRepository)
+
+
+def checked_front(front: NewFront) -> NewFront:
+    """``front`` with its fields checked (:class:`~hwsearch.errors.StorageError` naming the
+    first bad one) and its lists copied; the points' owners and values are checked when it
+    is written."""
+    if not isinstance(front, NewFront):
+        front = NewFront(*front)
+    check_count("generation", front.generation)
+    check_count("evaluations", front.evaluations)
+    _check_front_axes(front.objectives, front.directions, front.reference_point)
+    hv = check_finite("hypervolume", front.hypervolume)
+    if hv < 0:
+        raise StorageError("hypervolume", f"must not be negative, got {front.hypervolume!r}")
+    _distinct_candidates(front.points)
+    return front._replace(
+        objectives=list(front.objectives),
+        directions=list(front.directions),
+        reference_point=[float(v) for v in front.reference_point],
+        hypervolume=hv,
+        points=list(front.points),
+    )
+
+
+def write_front(connection: Connection, front: NewFront) -> FrontRecord:
+    """Insert a front checked by :func:`checked_front` on ``connection`` (in the caller's
+    transaction): one query of its points' owners and stored values, one INSERT of the
+    front and one of its points. A job that does not exist, or a generation that has a
+    front already, shows as an :class:`~sqlalchemy.exc.IntegrityError`
+    (:func:`front_clash` names it)."""
+    job_id, objectives, points = front.job_id, list(front.objectives), front.points
+    owners, values = _stored_points(connection, {p.candidate_id for p in points}, objectives)
+    for i, point in enumerate(points):
+        owner, stored = owners.get(point.candidate_id), values.get(point.candidate_id)
+        _check_point(i, point, owner, stored or {}, job_id, objectives)
+    front_id = connection.execute(
+        insert(Front)
+        .values(
+            job_id=job_id,
+            generation=front.generation,
+            objectives=objectives,
+            directions=list(front.directions),
+            reference_point=list(front.reference_point),
+            hypervolume=front.hypervolume,
+            evaluations=front.evaluations,
+        )
+        .returning(Front.id)
+    ).scalar_one()
+    if points:
+        _insert_points(connection, front_id, points)
+    return FrontRecord(
+        id=front_id,
+        job_id=job_id,
+        generation=front.generation,
+        objectives=objectives,
+        directions=list(front.directions),
+        reference_point=list(front.reference_point),
+        hypervolume=front.hypervolume,
+        evaluations=front.evaluations,
+        points=[
+            FrontPoint(
+                candidate_id=p.candidate_id,
+                config_hash=owners[p.candidate_id][1],
+                values={name: values[p.candidate_id][name] for name in objectives},
+                measured=bool(p.measured),
+            )
+            for p in points
+        ],
+    )
+
+
+def front_clash(engine: Engine, front: NewFront) -> HwsearchError | None:
+    """Why writing ``front`` broke an integrity constraint: its job does not exist, or its
+    generation has a front already (``None``: neither)."""
+    with engine.connect() as connection:
+        if connection.scalar(select(Job.id).where(Job.id == front.job_id)) is None:
+            return NotFoundError(f"job {front.job_id} not found")
+        taken = connection.scalar(
+            select(Front.id).where(
+                Front.job_id == front.job_id, Front.generation == front.generation
+            )
+        )
+    if taken is not None:
+        return ConflictError(
+            "generation",
+            f"job {front.job_id} already has a front for generation {front.generation}",
+        )
+    return None
 
 
 # On PostgreSQL the points go as arrays through ``unnest``: a statement of fixed text that
@@ -215,22 +264,27 @@ def _distinct_candidates(points: Sequence[FrontPoint]) -> set[int]:
 def _stored_points(
     connection: Connection, ids: set[int], objectives: list[str]
 ) -> tuple[dict[int, tuple[int, str]], dict[int, dict[str, float]]]:
-    """Of candidates ``ids``: each one's (job id, config hash), and its stored objectives."""
-    owners = {
-        candidate_id: (owner, config_hash)
-        for candidate_id, owner, config_hash in connection.execute(
-            select(Candidate.id, Candidate.job_id, Candidate.config_hash).where(
-                Candidate.id.in_(ids)
-            )
+    """Of candidates ``ids``: each one's (job id, config hash), and its stored objectives
+    (one query)."""
+    if not ids:
+        return {}, {}
+    query = (
+        select(
+            Candidate.id, Candidate.job_id, Candidate.config_hash, Measurement.metric,
+            Measurement.value,
         )
-    }
+        .outerjoin(
+            Measurement,
+            and_(Measurement.candidate_id == Candidate.id, Measurement.metric.in_(objectives)),
+        )
+        .where(Candidate.id.in_(ids))
+    )  # fmt: skip
+    owners: dict[int, tuple[int, str]] = {}
     values: dict[int, dict[str, float]] = {}
-    for candidate_id, metric, value in connection.execute(
-        select(Measurement.candidate_id, Measurement.metric, Measurement.value).where(
-            Measurement.candidate_id.in_(ids), Measurement.metric.in_(objectives)
-        )
-    ):
-        values.setdefault(candidate_id, {})[metric] = value
+    for candidate_id, owner, config_hash, metric, value in connection.execute(query):
+        owners[candidate_id] = (owner, config_hash)
+        if metric is not None:
+            values.setdefault(candidate_id, {})[metric] = value
     return owners, values
 
 

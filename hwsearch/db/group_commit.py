@@ -8,7 +8,9 @@ statements). An outcome is written at once, as before, when it took longer than 
 to arrive (a real evaluation: the next one will take as long, and the result should not
 wait for it); otherwise it waits until the group it belongs to is older than the window,
 holds :data:`MAX_SIZE` outcomes, or its holder calls :meth:`GroupCommit.flush` — the driver
-does before it tells the optimizer, before it asks a stop hook, and when it stops.
+does before it tells the optimizer, before it asks a stop hook, and when it stops. At the
+end of a generation the driver hands it the generation's front too, stored in the same
+transaction as the last outcomes.
 
 The driver also flushes after each batch of outcomes its executor hands back at once,
 unless the executor says it runs evaluations one at a time
@@ -26,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from hwsearch.records import CandidateFailure, CandidateResult, MetricValue
+from hwsearch.records import CandidateFailure, CandidateResult, MetricValue, NewFront
 
 __all__ = ["MAX_SIZE", "WINDOW_S", "GroupCommit"]
 
@@ -45,6 +47,7 @@ class RecordsResults(Protocol):
         *,
         context: str | None = None,
         failures: Sequence[CandidateFailure] = (),
+        front: NewFront | None = None,
     ) -> None: ...
 
 
@@ -102,16 +105,30 @@ class GroupCommit:
         self._failures.append(CandidateFailure(candidate_id, error))
         self._arrived()
 
-    def flush(self) -> None:
-        """Store every held outcome, in one transaction. The held outcomes are let go
-        whether or not the write lands: on an error they stay pending in the database, and
-        a resume evaluates them again."""
-        if not self.pending:
+    def flush(self, *, front: NewFront | None = None) -> None:
+        """Store every held outcome, and ``front`` where given (the front they complete),
+        in one transaction. The held outcomes are let go whether or not the write lands:
+        on an error they stay pending in the database, and a resume evaluates them again.
+        A front that cannot be stored does not take its outcomes with it: they are stored
+        without it before the front's error is raised."""
+        if not self.pending and front is None:
             return
         results, failures = self._results, self._failures
         self._results, self._failures = [], []
         self._before_write()
-        self._store.record_results(results, context=self._context, failures=failures)
+        if front is None:
+            self._store.record_results(results, context=self._context, failures=failures)
+            self.commits += 1
+            return
+        try:
+            self._store.record_results(
+                results, context=self._context, failures=failures, front=front
+            )
+        except Exception:
+            if results or failures:
+                self._store.record_results(results, context=self._context, failures=failures)
+                self.commits += 1
+            raise
         self.commits += 1
 
     def _arrived(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from hwsearch.db.checks import IN_CHUNK
 from hwsearch.db.models import Candidate, Job, Measurement
@@ -14,7 +14,7 @@ from hwsearch.db.repository import Repository
 from hwsearch.db.retry import install as _install_retries
 from hwsearch.records import CandidateStatus, MeasuredConfig, MetricValue, Provenance
 
-__all__ = ["MeasurementRepository"]
+__all__ = ["MeasurementRepository", "find_stored"]
 
 
 class MeasurementRepository(Repository):
@@ -54,51 +54,8 @@ class MeasurementRepository(Repository):
         context: str | None,
         with_origin: bool = False,
     ) -> dict[str, list[MetricValue]]:
-        columns = (
-            Measurement.config_hash,
-            Measurement.metric,
-            Measurement.value,
-            Measurement.provenance,
-            Measurement.target,
-            Measurement.details,
-            Candidate.job_id,
-            Measurement.candidate_id,
-            Measurement.created_at,
-        )
-        newest: dict[str, dict[str, MetricValue]] = {}
         with self._engine.connect() as connection:
-            for start in range(0, len(config_hashes), IN_CHUNK):
-                query = (
-                    select(*columns)
-                    .join(Candidate, Candidate.id == Measurement.candidate_id)
-                    .where(
-                        Measurement.config_hash.in_(config_hashes[start : start + IN_CHUNK]),
-                        Measurement.target == target,
-                        Measurement.provenance != Provenance.PREDICTED,
-                        Candidate.status == CandidateStatus.DONE,
-                    )
-                    .order_by(Measurement.created_at.desc(), Measurement.id.desc())
-                )
-                if context is not None:
-                    query = query.where(Measurement.context == context)
-                for row in connection.execute(query):
-                    digest, name, value, provenance, on, details, job_id, candidate_id, at = row
-                    if name in newest.get(digest, {}):
-                        continue
-                    if with_origin and "reused_from" not in details:
-                        origin = {
-                            "job_id": job_id,
-                            "candidate_id": candidate_id,
-                            "measured_at": _utc(at).isoformat(timespec="seconds"),
-                        }
-                        details = {**details, "reused_from": origin}
-                    newest.setdefault(digest, {})[name] = MetricValue(
-                        name, value, provenance, on, details
-                    )
-        return {
-            digest: [metrics[name] for name in sorted(metrics)]
-            for digest, metrics in newest.items()
-        }
+            return find_stored(connection, config_hashes, target, context, with_origin)
 
     def measured_values(self, family: str, target: str, metric: str) -> list[MeasuredConfig]:
         """:class:`~hwsearch.records.MeasuredConfig` (hash, config, value) of every config of
@@ -170,6 +127,59 @@ class MeasurementRepository(Repository):
         return {
             target: [rows[key] for key in sorted(rows)] for target, rows in sorted(newest.items())
         }
+
+
+def find_stored(
+    connection: Connection,
+    config_hashes: list[str],
+    target: str,
+    context: str | None,
+    with_origin: bool = False,
+) -> dict[str, list[MetricValue]]:
+    """The newest stored (measured or estimated, never predicted) values of done candidates
+    of any job for each of ``config_hashes`` on ``target`` (with ``context``: stored with
+    that context), read on ``connection``: hash -> values by metric name."""
+    columns = (
+        Measurement.config_hash,
+        Measurement.metric,
+        Measurement.value,
+        Measurement.provenance,
+        Measurement.target,
+        Measurement.details,
+        Candidate.job_id,
+        Measurement.candidate_id,
+        Measurement.created_at,
+    )
+    newest: dict[str, dict[str, MetricValue]] = {}
+    for start in range(0, len(config_hashes), IN_CHUNK):
+        query = (
+            select(*columns)
+            .join(Candidate, Candidate.id == Measurement.candidate_id)
+            .where(
+                Measurement.config_hash.in_(config_hashes[start : start + IN_CHUNK]),
+                Measurement.target == target,
+                Measurement.provenance != Provenance.PREDICTED,
+                Candidate.status == CandidateStatus.DONE,
+            )
+            .order_by(Measurement.created_at.desc(), Measurement.id.desc())
+        )
+        if context is not None:
+            query = query.where(Measurement.context == context)
+        for row in connection.execute(query):
+            digest, name, value, provenance, on, details, job_id, candidate_id, at = row
+            if name in newest.get(digest, {}):
+                continue
+            if with_origin and "reused_from" not in details:
+                origin = {
+                    "job_id": job_id,
+                    "candidate_id": candidate_id,
+                    "measured_at": _utc(at).isoformat(timespec="seconds"),
+                }
+                details = {**details, "reused_from": origin}
+            newest.setdefault(digest, {})[name] = MetricValue(name, value, provenance, on, details)
+    return {
+        digest: [metrics[name] for name in sorted(metrics)] for digest, metrics in newest.items()
+    }
 
 
 def _utc(moment: datetime) -> datetime:

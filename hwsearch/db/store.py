@@ -54,6 +54,7 @@ from hwsearch.records import (
     MeasuredConfig,
     MetricValue,
     NewCandidate,
+    NewFront,
     PredictionRecord,
     PredictorRecord,
     TargetRecord,
@@ -176,6 +177,13 @@ class Store:
     def add_candidates(self, job_id: int, items: Sequence[NewCandidate]) -> list[CandidateRecord]:
         return self.candidates.add_candidates(job_id, items)
 
+    def add_candidates_and_find(
+        self, job_id: int, items: Sequence[NewCandidate], *, target: str, context: str | None
+    ) -> tuple[list[CandidateRecord], dict[str, list[MetricValue]]]:
+        return self.candidates.add_candidates_and_find(
+            job_id, items, target=target, context=context
+        )
+
     def record_result(
         self,
         candidate_id: int,
@@ -192,8 +200,9 @@ class Store:
         *,
         context: str | None = None,
         failures: Sequence[CandidateFailure] = (),
+        front: NewFront | None = None,
     ) -> None:
-        self.candidates.record_results(results, context=context, failures=failures)
+        self.candidates.record_results(results, context=context, failures=failures, front=front)
 
     def record_failure(self, candidate_id: int, error: str) -> None:
         self.candidates.record_failure(candidate_id, error)

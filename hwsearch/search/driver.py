@@ -26,9 +26,10 @@ state in the job's database (an Optuna study, named by :func:`study_name`) start
 on every run of the job, so that the replay rebuilds it with each trial once.
 
 A config measured before by another job, on the same target under the same settings
-(:func:`measurement_context`), is reused rather than measured again: one query looks up
-a whole batch, and the batch's reused candidates are stored in one transaction before any
-of its evaluations starts.
+(:func:`measurement_context`), is reused rather than measured again: one query, in the
+transaction that adds the batch's candidates, looks up the whole batch, and the batch's
+reused candidates are stored in one transaction before any of its evaluations starts. The
+batch's last outcomes are stored with the front they complete, in one transaction.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from hwsearch.hardware.threads import cores_per_worker
 from hwsearch.models import get_family
 from hwsearch.plugins import loaded_plugins
 from hwsearch.records import (
+    CandidateFailure,
     CandidateRecord,
     CandidateResult,
     CandidateStatus,
@@ -62,6 +64,7 @@ from hwsearch.records import (
     JobState,
     MetricValue,
     NewCandidate,
+    NewFront,
 )
 from hwsearch.search.active import ActiveLearner, has_predicted
 from hwsearch.search.front import compute_front, reference_point
@@ -213,6 +216,7 @@ class Driver:
         self._since_front = 0
         self._reference: list[float] | None = None
         self._saved_generations: set[int] = set()
+        self._fronts_before: set[int] = set()  # of them, those stored before a resume
         self._stored: dict[str, CandidateRecord] = {}  # this job's candidates, when resuming
         self._forecast: set[int] = set()  # candidates with stored predictions, when resuming
         self._told: dict[str, Told] = {}  # by config hash, in this run
@@ -284,6 +288,7 @@ class Driver:
                 self._forecast = {p.candidate_id for p in self.store.list_predictions(job_id)}
             fronts = self.store.list_fronts(job_id)
             self._saved_generations = {f.generation for f in fronts}
+            self._fronts_before = set(self._saved_generations)
             if fronts:
                 self._reference = list(fronts[0].reference_point)
             if self.store.get_job(job_id).state != JobState.QUEUED:
@@ -490,12 +495,13 @@ class Driver:
                 fresh.setdefault(digest, config)
         settled = len(fresh)
         to_store = {h: c for h, c in fresh.items() if not self._replay(h)}
+        front: NewFront | None = None
         if to_store:
-            candidates = self.store.add_candidates(
+            candidates, found = self._add_candidates(
                 job_id,
                 [NewCandidate(digest, config, generation) for digest, config in to_store.items()],
             )
-            to_evaluate = self._reuse(candidates)
+            to_evaluate = self._reuse(candidates, found)
             to_evaluate = self._predict_unpromising(generation, to_evaluate)
             by_id = {c.id: c for c in to_evaluate}
             self._writes.start()
@@ -529,16 +535,24 @@ class Driver:
                             return settled
                     if flush_per_wait:
                         self._writes.flush()
-                self._writes.flush()  # every result durable before it is told
+                # every result durable before it is told; the front they complete with them
+                front = self._front_of(job_id, generation) if settled else None
+                self._writes.flush(front=front)
             except BaseException as exc:
                 self._flush_after(exc)
                 self.executor.cancel()
                 raise
+            if front is not None:
+                self._front_saved(front)
             self._time_taken(time.monotonic() - started, done, len(to_evaluate))
         # Told in the order asked, so that a replay reaches the same optimizer state.
         for suggestion, digest in zip(suggestions, hashes, strict=True):
             values, violations = self._told[digest]
             self.optimizer.tell(suggestion.id, values, violations)
+        if front is not None:
+            self.on_progress(
+                self._progress(job_id, generation, front.hypervolume, list(front.points))
+            )
         return settled
 
     # -- asynchronous driving ---------------------------------------------------------------
@@ -660,11 +674,11 @@ class Driver:
             else:
                 new[digest] = config
         if new:
-            candidates = self.store.add_candidates(
+            candidates, found = self._add_candidates(
                 job_id,
                 [NewCandidate(d, c, self._front_number) for d, c in new.items()],
             )
-            start += self._reuse(candidates)
+            start += self._reuse(candidates, found)
             for candidate in candidates:
                 if candidate.config_hash in self._told:  # reused
                     del self._waiting[candidate.config_hash]
@@ -682,7 +696,7 @@ class Driver:
         tell the optimizer each: every result is durable before it is told."""
         settled: list[tuple[CandidateRecord, EvalOutcome, Told]] = []
         results: list[CandidateResult] = []
-        failures: list[tuple[int, str]] = []
+        failures: list[CandidateFailure] = []
         for outcome in outcomes:
             candidate = self._running.pop(outcome.candidate_id)
             measured = {m.name: m for m in outcome.metrics} if outcome.ok else {}
@@ -691,7 +705,7 @@ class Driver:
                 self._failed += 1
                 error = outcome.error if not outcome.ok else None
                 error = error or f"evaluation returned no value for {', '.join(missing)}"
-                failures.append((candidate.id, error))
+                failures.append(CandidateFailure(candidate.id, error))
                 settled.append((candidate, outcome, (None, [])))
                 continue
             told = self._values(measured)
@@ -699,10 +713,7 @@ class Driver:
             results.append(CandidateResult(candidate.id, outcome.metrics, feasible))
             settled.append((candidate, outcome, told))
         self._check_lease()  # a driver that lost its job writes nothing more
-        if results:
-            self.store.record_results(results, context=self.context)
-        for candidate_id, error in failures:
-            self.store.record_failure(candidate_id, error)
+        self.store.record_results(results, context=self.context, failures=failures)
         for candidate, outcome, told in settled:
             self._told[candidate.config_hash] = told
             self._remember(candidate, outcome.metrics)
@@ -772,16 +783,24 @@ class Driver:
             self._evaluations += 1
         return True
 
-    def _reuse(self, candidates: Sequence[CandidateRecord]) -> list[CandidateRecord]:
-        """Settle the candidates that other jobs measured (every needed metric, one query for
-        the batch, stored in one transaction); return the others, to evaluate. Each copied
-        value says where it came from (``details.reused_from``: job, candidate, when); a
-        spec with ``reuse: false`` measures everything."""
+    def _add_candidates(
+        self, job_id: int, items: Sequence[NewCandidate]
+    ) -> tuple[list[CandidateRecord], dict[str, list[MetricValue]]]:
+        """Store a batch of new candidates and, in the same transaction, find what other
+        jobs measured of their configs (nothing where the spec says ``reuse: false``)."""
         if not self.spec.reuse:
-            return list(candidates)
-        found = self.store.find_measurements_many(
-            [c.config_hash for c in candidates], self.target, context=self.context, with_origin=True
+            return self.store.add_candidates(job_id, items), {}
+        return self.store.add_candidates_and_find(
+            job_id, items, target=self.target, context=self.context
         )
+
+    def _reuse(
+        self, candidates: Sequence[CandidateRecord], found: dict[str, list[MetricValue]]
+    ) -> list[CandidateRecord]:
+        """Settle the candidates that other jobs measured (every needed metric, as ``found``
+        when they were added; stored in one transaction); return the others, to evaluate.
+        Each copied value says where it came from (``details.reused_from``: job, candidate,
+        when)."""
         needed = self._needed()
         reused: list[tuple[CandidateRecord, list[MetricValue], Told]] = []
         rest: list[CandidateRecord] = []
@@ -964,33 +983,59 @@ class Driver:
         return told
 
     def _take_front(self, job_id: int, generation: int) -> None:
-        if generation in self._saved_generations:  # taken before the job was interrupted
-            if self._reference is not None:  # the pool is that front again, as it was then
+        """Save the front of the pool as generation ``generation``'s (once)."""
+        if generation in self._fronts_before:  # taken before the job was interrupted: the
+            self._fronts_before.discard(generation)  # pool is cut to it, as it was then
+            if self._reference is not None:
                 points, _ = compute_front(
                     list(self._pool.values()), self.objectives, self._reference
                 )
                 self._pool = {p.candidate_id: self._pool[p.candidate_id] for p in points}
             return
+        front = self._front_of(job_id, generation)
+        if front is None:
+            return
+        self.store.save_front(
+            job_id,
+            generation=generation,
+            objectives=list(front.objectives),
+            directions=list(front.directions),
+            reference_point=list(front.reference_point),
+            hypervolume=front.hypervolume,
+            evaluations=front.evaluations,
+            points=front.points,
+        )
+        self._front_saved(front)
+        self.on_progress(self._progress(job_id, generation, front.hypervolume, list(front.points)))
+
+    def _front_of(self, job_id: int, generation: int) -> NewFront | None:
+        """The front of the pool, to save as generation ``generation``'s; ``None`` where
+        that generation has its front already (taken before the job was interrupted) or
+        nothing is scored yet."""
+        if generation in self._saved_generations:
+            return None
         candidates = list(self._pool.values())
         if self._reference is None:
             reference = reference_point(candidates, self.objectives)
             if any(r != r for r in reference):  # NaN: nothing scored yet
-                return
+                return None
             self._reference = reference
         points, volume = compute_front(candidates, self.objectives, self._reference)
-        self.store.save_front(
-            job_id,
+        return NewFront(
+            job_id=job_id,
             generation=generation,
             objectives=[o.metric for o in self.objectives],
             directions=[o.direction for o in self.objectives],
-            reference_point=self._reference,
+            reference_point=list(self._reference),
             hypervolume=volume,
             evaluations=self._evaluations,
             points=points,
         )
-        self._saved_generations.add(generation)
-        self._pool = {p.candidate_id: self._pool[p.candidate_id] for p in points}
-        self.on_progress(self._progress(job_id, generation, volume, points))
+
+    def _front_saved(self, front: NewFront) -> None:
+        """The front is stored: only its points stay in the pool of the next one."""
+        self._saved_generations.add(front.generation)
+        self._pool = {p.candidate_id: self._pool[p.candidate_id] for p in front.points}
 
     def _progress(
         self,

@@ -77,6 +77,31 @@ def test_same_hash_in_two_jobs_is_two_candidates(store: Store) -> None:
 def test_add_candidates_to_missing_job(store: Store) -> None:
     with pytest.raises(NotFoundError, match="job 77"):
         store.add_candidates(77, [("h", {}, 0)])
+    with pytest.raises(NotFoundError, match="job 77"):
+        store.add_candidates(77, [])
+    with pytest.raises(NotFoundError, match="job 77"):
+        store.add_candidates_and_find(77, [("h", {}, 0)], target="cpu", context=None)
+
+
+def test_add_candidates_and_find_is_one_transaction_of_both(store: Store) -> None:
+    measured_in = _job(store)
+    first = store.add_candidates(measured_in, [("h0", {"i": 0}, 0)])[0]
+    store.record_result(
+        first.id, [MetricValue("m", 3.0, Provenance.MEASURED)], feasible=True, context="ctx"
+    )
+    job_id = _job(store)
+    items = [("h0", {"i": 0}, 2), ("h1", {"i": 1}, 2), ("h0", {"i": 0}, 2)]
+    with _count_selects(store) as selects:
+        added, found = store.add_candidates_and_find(job_id, items, target="cpu", context="ctx")
+    assert len(selects) == 1  # the lookup; the rows come back from the INSERT
+    assert [c.config_hash for c in added] == ["h0", "h1", "h0"] and added[0] == added[2]
+    assert all(c.job_id == job_id and c.generation == 2 for c in added)
+    assert list(found) == ["h0"] and found["h0"][0].value == 3.0
+    origin = found["h0"][0].details["reused_from"]
+    assert (origin["job_id"], origin["candidate_id"]) == (measured_in, first.id)
+    assert store.find_measurements_many(["h0"], "cpu", context="ctx", with_origin=True) == found
+    again, _ = store.add_candidates_and_find(job_id, items[:2], target="cpu", context="other")
+    assert [c.id for c in again] == [c.id for c in added[:2]]  # known hashes: the same rows
 
 
 @pytest.mark.parametrize(

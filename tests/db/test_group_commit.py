@@ -17,8 +17,10 @@ from hwsearch.records import (
     CandidateFailure,
     CandidateResult,
     CandidateStatus,
+    FrontPoint,
     MetricValue,
     NewCandidate,
+    NewFront,
     Provenance,
 )
 
@@ -113,6 +115,62 @@ def test_bad_groups_are_refused_naming_the_field(store: Store) -> None:
     assert commits == []  # nothing to store: no transaction
 
 
+def _front(job_id: int, ids: list[int], generation: int = 0) -> NewFront:
+    """A one-objective front of the candidates ``ids`` (results of :func:`_metrics`)."""
+    points = [
+        FrontPoint(c, f"h{i}", {"accuracy": 0.5 + i / 1000}, measured=True)
+        for i, c in enumerate(ids)
+    ]
+    return NewFront(job_id, generation, ["accuracy"], ["maximize"], [0.0], 0.5, len(ids), points)
+
+
+def test_a_front_lands_with_the_results_it_follows_from(store: Store) -> None:
+    job_id, ids = _candidates(store, 5)
+    results = [CandidateResult(c, _metrics(i), True) for i, c in enumerate(ids[:3])]
+    with _commits(store) as commits:
+        store.record_results(results, context="ctx", front=_front(job_id, ids[:3]))
+    assert len(commits) == 1
+    stored = store.latest_front(job_id)
+    assert stored is not None and stored.generation == 0 and stored.evaluations == 3
+    assert [p.candidate_id for p in stored.points] == ids[:3]
+    assert stored.points[2].values == {"accuracy": 0.502}  # as stored with the results
+    store.record_results([], front=_front(job_id, ids[:3], generation=1))  # a front alone
+    assert [f.generation for f in store.list_fronts(job_id)] == [0, 1]
+
+
+def test_a_bad_front_stores_nothing_of_its_group(store: Store) -> None:
+    job_id, ids = _candidates(store, 4)
+    results = [CandidateResult(c, _metrics(i), True) for i, c in enumerate(ids[:2])]
+    # ids[2] has no stored result: the front cannot show it, and the results stay pending
+    with pytest.raises(StorageError, match=r"points\[2\]"):
+        store.record_results(results, front=_front(job_id, ids[:3]))
+    bad_reference = _front(job_id, ids[:2])._replace(reference_point=[float("nan")])
+    with pytest.raises(StorageError, match=r"reference_point\[0\]"):
+        store.record_results(results, front=bad_reference)
+    assert store.count_candidates(job_id, status=CandidateStatus.DONE) == 0
+    assert store.latest_front(job_id) is None
+    store.record_results(results, front=_front(job_id, ids[:2]))
+    later = [CandidateResult(ids[2], _metrics(2), True)]
+    with pytest.raises(ConflictError, match="generation 0"):  # that generation has its front
+        store.record_results(later, front=_front(job_id, ids[:3]))
+    assert store.count_candidates(job_id, status=CandidateStatus.DONE) == 2
+    with pytest.raises(NotFoundError, match="job 31337"):
+        store.record_results([], front=_front(31337, []))
+
+
+def test_outcomes_are_kept_when_the_front_with_them_fails(store: Store) -> None:
+    job_id, ids = _candidates(store, 3)
+    writes = GroupCommit(store, context="ctx")
+    for i, c in enumerate(ids[:2]):
+        writes.add_result(c, _metrics(i), feasible=True)
+    with pytest.raises(StorageError, match=r"points\[2\]"):
+        writes.flush(front=_front(job_id, ids))  # ids[2] has no result
+    assert store.count_candidates(job_id, status=CandidateStatus.DONE) == 2
+    assert store.latest_front(job_id) is None and writes.pending == 0
+    writes.flush(front=_front(job_id, ids[:2]))  # nothing held: the front alone
+    assert store.latest_front(job_id) is not None
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -128,7 +186,7 @@ class _Recorder:
         self.calls: list[tuple[list[int], list[int]]] = []
 
     def record_results(
-        self, results: Any, *, context: str | None = None, failures: Any = ()
+        self, results: Any, *, context: str | None = None, failures: Any = (), front: Any = None
     ) -> None:
         self.calls.append(([r.candidate_id for r in results], [f.candidate_id for f in failures]))
 
