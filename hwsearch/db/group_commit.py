@@ -12,8 +12,10 @@ does before it tells the optimizer, before it asks a stop hook, and when it stop
 end of a generation the driver hands it the generation's front too, stored in the same
 transaction as the last outcomes.
 
-With parallel workers the driver also flushes after each batch of outcomes its executor
-hands back at once: there a fast arrival says nothing of what an evaluation cost, so
+The driver also flushes after each batch of outcomes its executor hands back at once,
+unless the executor says it runs evaluations one at a time
+(:attr:`~hwsearch.workers.base.Executor.runs_one_at_a_time`, whatever its worker count):
+where evaluations may overlap a fast arrival says nothing of what an evaluation cost, so
 nothing is held while it waits for a further one. With evaluations run one at a time, a
 held outcome took less than the window to evaluate; it waits for the next arrival, so a
 driver killed meanwhile loses at most a window's worth of evaluation, which its job's

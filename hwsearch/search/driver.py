@@ -216,7 +216,9 @@ class Driver:
         self._since_front = 0
         self._reference: list[float] | None = None
         self._saved_generations: set[int] = set()
+        self._fronts_before: set[int] = set()  # of them, those stored before a resume
         self._stored: dict[str, CandidateRecord] = {}  # this job's candidates, when resuming
+        self._forecast: set[int] = set()  # candidates with stored predictions, when resuming
         self._told: dict[str, Told] = {}  # by config hash, in this run
         self._evaluations = 0
         self._failed = 0
@@ -282,8 +284,11 @@ class Driver:
         self._take(job_id)  # JobLeased when another live driver runs it
         try:
             self._stored = {c.config_hash: c for c in self.store.list_candidates(job_id)}
+            if self.learner is not None:
+                self._forecast = {p.candidate_id for p in self.store.list_predictions(job_id)}
             fronts = self.store.list_fronts(job_id)
             self._saved_generations = {f.generation for f in fronts}
+            self._fronts_before = set(self._saved_generations)
             if fronts:
                 self._reference = list(fronts[0].reference_point)
             if self.store.get_job(job_id).state != JobState.QUEUED:
@@ -420,6 +425,7 @@ class Driver:
         self._deadline = deadline
         generation = 0
         idle = 0  # suggestions in a row without a new config measured
+        predicted_idle = 0  # of them, new configs settled by prediction alone
         while idle < MAX_IDLE_GENERATIONS * self.batch_size:
             remaining = (
                 budget.evaluations - self._evaluations if budget.evaluations is not None else None
@@ -443,24 +449,38 @@ class Driver:
                 break
             # a generation settled by prediction alone measured nothing new; an optimizer
             # with nothing left to propose counts a whole generation
-            new = evaluated and self._evaluations > measured_before
-            idle = 0 if new else idle + (len(suggestions) or self.batch_size)
+            if evaluated and self._evaluations > measured_before:
+                idle = predicted_idle = 0
+            else:  # new configs settled without a measurement were settled by prediction
+                idle += len(suggestions) or self.batch_size
+                predicted_idle += evaluated
             if evaluated:
                 self._take_front(job_id, generation)
                 generation += 1
         if idle >= MAX_IDLE_GENERATIONS * self.batch_size:
-            self._exhausted(job_id)
+            self._exhausted(job_id, suggested=idle, predicted=predicted_idle)
         if self.learner is not None and self.learner.settings.verify_front:
             self._verify_front(job_id, generation, deadline)
 
-    def _exhausted(self, job_id: int) -> None:
-        """Say why a job ends before its budget: its optimizer proposed nothing new."""
+    def _exhausted(self, job_id: int, *, suggested: int = 0, predicted: int = 0) -> None:
+        """Say why a job ends before its budget: ``suggested`` suggestions in a row measured
+        nothing new, ``predicted`` of them new configs settled by prediction (active
+        learning), the others configs evaluated before."""
         budget = self.spec.budget.evaluations
+        of_budget = f" of the budget's {budget}" if budget is not None else ""
+        if not predicted:
+            log.warning(
+                "job %s: the optimizer proposed only configs evaluated before, %d "
+                "generations' worth in a row; the space is taken as exhausted after %d "
+                "evaluations%s", job_id, MAX_IDLE_GENERATIONS, self._evaluations, of_budget,
+            )  # fmt: skip
+            return
         log.warning(
-            "job %s: the optimizer proposed only configs evaluated before, %d generations' "
-            "worth in a row; the space is taken as exhausted after %d evaluations%s",
-            job_id, MAX_IDLE_GENERATIONS, self._evaluations,
-            f" of the budget's {budget}" if budget is not None else "",
+            "job %s: %d generations' worth of suggestions in a row measured nothing new: %d "
+            "of the %d were new configs settled by prediction as not worth measuring "
+            "(active learning), the others configs evaluated before; the search is taken as "
+            "exhausted after %d evaluations%s", job_id, MAX_IDLE_GENERATIONS, predicted,
+            suggested, self._evaluations, of_budget,
         )  # fmt: skip
 
     def _generation(self, job_id: int, generation: int, suggestions: Sequence[Suggestion]) -> int:
@@ -488,11 +508,13 @@ class Driver:
             started, done = time.monotonic(), 0
             for task in [self._task(c) for c in to_evaluate]:
                 self.executor.submit(task)
-            # Evaluations run one at a time: an outcome held by the group commit took less
-            # than its window to evaluate, so holding it while the next one runs risks
-            # little. With parallel workers a fast arrival says nothing of what the
-            # evaluation cost, so what arrived together is stored before waiting again.
-            parallel = self.executor.max_workers > 1
+            # Evaluations run one at a time (the executor says so, whatever its worker
+            # count): an outcome held by the group commit took less than its window to
+            # evaluate, so holding it while the next one runs risks little. Otherwise a
+            # fast arrival says nothing of what the evaluation cost (one slot may still
+            # feed several GPU actors), so what arrived together is stored before waiting
+            # again.
+            flush_per_wait = not self.executor.runs_one_at_a_time
             try:
                 while self.executor.in_flight:
                     for outcome in self.executor.wait():
@@ -511,7 +533,7 @@ class Driver:
                             self.executor.cancel()
                             self._time_taken(time.monotonic() - started, done, len(to_evaluate))
                             return settled
-                    if parallel:
+                    if flush_per_wait:
                         self._writes.flush()
                 # every result durable before it is told; the front they complete with them
                 front = self._front_of(job_id, generation) if settled else None
@@ -808,6 +830,14 @@ class Driver:
         """Settle by prediction the candidates not worth measuring; return the others."""
         if self.learner is None or not candidates or self.job_id is None:
             return list(candidates)
+        # Resuming: a candidate forecast before and left pending was found worth measuring
+        # then (the others of its batch were settled by prediction and stored); it is
+        # measured, not forecast again by predictors fitted on what finished since.
+        decided = [c for c in candidates if c.id in self._forecast]
+        if decided:
+            undecided = [c for c in candidates if c.id not in self._forecast]
+            kept = {c.id for c in self._predict_unpromising(generation, undecided)}
+            return [c for c in candidates if c.id in kept or c.id in self._forecast]
         done = self.store.list_candidates(self.job_id, status=CandidateStatus.DONE)
         if not self.learner.fit(done):
             return list(candidates)
@@ -954,6 +984,14 @@ class Driver:
 
     def _take_front(self, job_id: int, generation: int) -> None:
         """Save the front of the pool as generation ``generation``'s (once)."""
+        if generation in self._fronts_before:  # taken before the job was interrupted: the
+            self._fronts_before.discard(generation)  # pool is cut to it, as it was then
+            if self._reference is not None:
+                points, _ = compute_front(
+                    list(self._pool.values()), self.objectives, self._reference
+                )
+                self._pool = {p.candidate_id: self._pool[p.candidate_id] for p in points}
+            return
         front = self._front_of(job_id, generation)
         if front is None:
             return

@@ -28,6 +28,18 @@ class Executor(abc.ABC):
         """How many tasks run at once; the driver sizes batches from it."""
 
     @property
+    def runs_one_at_a_time(self) -> bool:
+        """Whether evaluations never overlap, each run inside the caller's :meth:`wait`
+        (or :meth:`run`) after the one before it returned, so that the time between two
+        outcomes' arrivals is what the second one took to evaluate. The driver then leaves
+        a fast outcome to the group commit's window while the next evaluation runs
+        (:mod:`hwsearch.db.group_commit`). ``False``, the default and the safe answer for
+        any executor that may run evaluations alongside each other or alongside its caller
+        (whatever :attr:`max_workers` says: one slot with several GPU actors, a plug-in's
+        own workers): what one ``wait`` hands back is stored before the next ``wait``."""
+        return False
+
+    @property
     def cores_per_worker(self) -> int | None:
         """The cores one worker may use (a ``threads: auto`` count); ``None``: this
         machine's usable cores shared among :attr:`max_workers`, worked out in the worker."""

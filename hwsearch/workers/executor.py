@@ -32,6 +32,10 @@ class InProcessExecutor(Executor):
     def max_workers(self) -> int:
         return 1
 
+    @property
+    def runs_one_at_a_time(self) -> bool:
+        return True  # each evaluation runs inside the driver's wait, after the last one
+
     def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
         for task in tasks:
             yield self._evaluate(task)

@@ -58,6 +58,13 @@ class SimulatedExecutor(Executor):
         return self._workers
 
     @property
+    def runs_one_at_a_time(self) -> bool:
+        """With one worker: tasks never overlap on the virtual clock, and each outcome is
+        evaluated inside :meth:`wait`, after the one before it was returned, as in process.
+        (Tasks of zero duration finish at one instant and come back from one ``wait``.)"""
+        return self._workers == 1
+
+    @property
     def in_flight(self) -> int:
         return len(self._running) + len(self._queue)
 

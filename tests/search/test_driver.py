@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,16 @@ from hwsearch.records import CandidateStatus, JobState, MetricValue, Provenance
 from hwsearch.search.driver import Progress, run_job
 from hwsearch.search.pareto import pareto_front
 from hwsearch.search.spec import parse_spec
-from hwsearch.workers import EvalOutcome, EvalTask, InProcessExecutor, evaluate_safely
+from hwsearch.workers import EvalOutcome, EvalTask, Executor, InProcessExecutor, evaluate_safely
+
+
+def _instant(task: EvalTask) -> EvalOutcome:
+    """An outcome at once, with the tiny spec's objectives (the values do not matter)."""
+    metrics = [
+        MetricValue("accuracy", 0.5, Provenance.ESTIMATED, task.target, {}),
+        MetricValue("latency_ms", 1.0, Provenance.ESTIMATED, task.target, {}),
+    ]
+    return EvalOutcome(task.candidate_id, metrics)
 
 
 def test_tiny_search_stores_candidates_and_fronts(store: Store, tiny_spec: dict[str, Any]) -> None:
@@ -102,18 +113,106 @@ def test_failing_candidates_are_stored_as_failed_and_the_job_goes_on(
 def test_a_job_whose_space_runs_out_ends_early_and_says_why(
     store: Store, tiny_spec: dict[str, Any], caplog: Any
 ) -> None:
-    def instant(task: EvalTask) -> EvalOutcome:  # the values do not matter here
-        metrics = [
-            MetricValue("accuracy", 0.5, Provenance.ESTIMATED, task.target, {}),
-            MetricValue("latency_ms", 1.0, Provenance.ESTIMATED, task.target, {}),
-        ]
-        return EvalOutcome(task.candidate_id, metrics)
-
     data = {**tiny_spec, "space": {"width": {"type": "choice", "values": [8, 16]}}}
     data |= {"budget": {"evaluations": 10}, "optimizer": {"name": "random"}}
     caplog.set_level(logging.WARNING, logger="hwsearch.driver")
-    job = run_job(parse_spec(data), store, executor=InProcessExecutor(evaluate=instant))
+    job = run_job(parse_spec(data), store, executor=InProcessExecutor(evaluate=_instant))
     assert job.state == JobState.FINISHED and job.evaluations == 2
     assert len(store.list_candidates(job.id)) == 2
     said = [r.getMessage() for r in caplog.records if r.name == "hwsearch.driver"]
     assert any("exhausted after 2 evaluations of the budget's 10" in m for m in said), said
+    (why,) = [m for m in said if "exhausted" in m]
+    assert "proposed only configs evaluated before" in why and "prediction" not in why
+
+
+class OneSlotOverlapping(Executor):
+    """One slot (``max_workers`` 1) whose evaluations may still overlap, as a Ray executor
+    with one slot and several GPU actors: it does not claim to run one at a time. It hands
+    back one instant outcome per wait and, at each wait, notes which outcomes it handed back
+    before are not yet stored as a second connection to the database sees them."""
+
+    def __init__(self, reader: Store) -> None:
+        self._reader = reader
+        self._queue: collections.deque[EvalTask] = collections.deque()
+        self._returned: list[int] = []
+        self.waits = 0
+        self.unstored: list[list[int]] = []  # per wait, the returned ids not yet stored
+
+    @property
+    def max_workers(self) -> int:
+        return 1
+
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
+        for task in tasks:
+            yield _instant(task)
+
+    def submit(self, task: EvalTask) -> None:
+        self._queue.append(task)
+
+    def wait(self, timeout: float | None = None) -> list[EvalOutcome]:
+        if not self._queue:
+            return []
+        self.waits += 1
+        if self._returned:
+            done = {
+                c.id
+                for job in self._reader.list_jobs()
+                for c in self._reader.list_candidates(job.id, status=CandidateStatus.DONE)
+            }
+            self.unstored.append([i for i in self._returned if i not in done])
+        task = self._queue.popleft()
+        self._returned.append(task.candidate_id)
+        return [_instant(task)]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    def cancel(self) -> None:
+        self._queue.clear()
+
+
+def test_one_slot_that_may_overlap_stores_each_wait_s_outcomes_before_the_next_wait(
+    store: Store, db_url: str, tiny_spec: dict[str, Any]
+) -> None:
+    # One worker slot is not one evaluation at a time: outcomes that arrive within the group
+    # commit's window are stored before the driver waits again, not held by the window.
+    data = {**tiny_spec, "budget": {"evaluations": 6}, "optimizer": {"name": "random"}}
+    with Store.open(db_url) as reader:
+        executor = OneSlotOverlapping(reader)
+        assert executor.max_workers == 1 and not executor.runs_one_at_a_time
+        job = run_job(parse_spec(data), store, executor=executor)
+    assert job.state == JobState.FINISHED and job.evaluations == 6
+    assert executor.waits == 6 and len(executor.unstored) == 5
+    assert executor.unstored == [[]] * 5, executor.unstored
+
+
+def test_the_executors_that_run_one_evaluation_at_a_time_say_so() -> None:
+    from hwsearch.workers import ProcessPoolExecutor
+    from hwsearch.workers.simulated import SimulatedExecutor
+
+    assert InProcessExecutor().runs_one_at_a_time
+    assert SimulatedExecutor(workers=1, duration=lambda task: 1.0).runs_one_at_a_time
+    assert not SimulatedExecutor(workers=2, duration=lambda task: 1.0).runs_one_at_a_time
+    with ProcessPoolExecutor(workers=1) as pool:  # runs alongside the driver
+        assert not pool.runs_one_at_a_time
+
+
+def test_a_small_space_is_searched_to_its_last_config_when_the_budget_holds_it_all(
+    store: Store, tiny_spec: dict[str, Any], caplog: Any
+) -> None:
+    # 16 configs and a budget of 16: near the end optuna-nsga2 proposes mostly configs seen
+    # before, one at a time (a generation is only what the budget has left). Counted in
+    # asks, five such asks in a row ended the job at 15; counted in suggestions (five
+    # generations' worth, 40), the search goes on to the last config.
+    widths = [8 * (k + 1) for k in range(16)]
+    data = {**tiny_spec, "space": {"width": {"type": "choice", "values": widths}}}
+    data |= {"budget": {"evaluations": 16}}
+    data |= {"optimizer": {"name": "optuna-nsga2", "population_size": 8}}
+    caplog.set_level(logging.WARNING, logger="hwsearch.driver")
+    job = run_job(parse_spec(data), store, executor=InProcessExecutor(evaluate=_instant))
+    candidates = store.list_candidates(job.id)
+    assert job.state == JobState.FINISHED and job.evaluations == 16
+    assert sorted(c.config["width"][0] for c in candidates) == widths  # one width, every layer
+    said = [r.getMessage() for r in caplog.records if r.name == "hwsearch.driver"]
+    assert not any("exhausted" in m for m in said), said

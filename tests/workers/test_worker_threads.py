@@ -7,7 +7,7 @@ the candidates' provenance.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,14 @@ from hwsearch.hardware.threads import WorkerThreads, cores_per_worker, usable_co
 from hwsearch.records import CandidateRecord
 from hwsearch.search.driver import measurement_context, run_job
 from hwsearch.search.spec import parse_spec
-from hwsearch.workers import Executor, InProcessExecutor, ProcessPoolExecutor
+from hwsearch.workers import (
+    EvalOutcome,
+    EvalTask,
+    Executor,
+    InProcessExecutor,
+    ProcessPoolExecutor,
+    evaluate_safely,
+)
 
 FAST = {"epochs": 1, "finetune_epochs": 0, "batch_size": 64, "learning_rate": 0.05}
 TIMING = {"warmup": 2, "min_repeats": 5, "max_repeats": 20, "max_seconds": 1.0}
@@ -188,6 +195,46 @@ def test_the_driver_resolves_auto_with_its_executors_workers(
     spec = parse_spec({**tiny_spec, "threads": {"training": "auto", "evaluation": "auto"}})
     driver = Driver(spec, sqlite_store, executor=InProcessExecutor())
     assert driver.context == measurement_context(spec, cores_per_worker=cores_per_worker(1))
+
+
+class ThreeCoresPerWorker(Executor):
+    """One worker in this process that is given three cores, as Ray gives a task the CPUs it
+    reserved: ``auto`` means 3 here, whatever this machine's cores."""
+
+    @property
+    def max_workers(self) -> int:
+        return 1
+
+    @property
+    def cores_per_worker(self) -> int:
+        return 3
+
+    def run(self, tasks: Sequence[EvalTask]) -> Iterator[EvalOutcome]:
+        for task in tasks:
+            yield evaluate_safely(task)
+
+
+def test_auto_enters_the_stored_context_as_the_cores_the_executor_gives_a_worker(
+    sqlite_store: Store, tiny_spec: dict[str, Any]
+) -> None:
+    auto = {"training": "auto", "evaluation": "auto"}
+    candidates = _search(sqlite_store, tiny_spec, auto, ThreeCoresPerWorker())
+    for candidate in candidates:
+        assert _seen(candidate)[0] == {"training": 3, "evaluation": 3}
+    # stored under the context of an explicit three threads: found by it, and only by it
+    data = {
+        **tiny_spec,
+        "evaluation": FAST,
+        "measurement": {**TIMING, "threads": 1},
+        "threads": {"training": 3, "evaluation": 3},
+    }
+    three = measurement_context(parse_spec(data))
+    hashes = [c.config_hash for c in candidates]
+    found = sqlite_store.find_measurements_many(hashes, "cpu", context=three)
+    assert set(found) == set(hashes)
+    assert all({"accuracy", "latency_ms"} <= {m.name for m in found[h]} for h in hashes)
+    other = measurement_context(parse_spec({**data, "threads": auto}), cores_per_worker=2)
+    assert not sqlite_store.find_measurements_many(hashes, "cpu", context=other)
 
 
 def test_export_rebuilds_with_the_counts_the_candidate_was_trained_with(
