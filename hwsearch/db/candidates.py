@@ -36,9 +36,10 @@ from hwsearch.db.checks import (
     json_object,
 )
 from hwsearch.db.convert import candidate_record
-from hwsearch.db.fronts import checked_front, front_clash, write_front
+from hwsearch.db.fronts import checked_front, front_clash, front_landed, write_front
 from hwsearch.db.measurements import find_stored
-from hwsearch.db.models import Candidate, Front, Job, Measurement, UTCDateTime, utcnow
+from hwsearch.db.models import Candidate, Job, Measurement, PredictionRow, UTCDateTime, utcnow
+from hwsearch.db.predictions import checked_predictions, predictions_clash, write_predictions
 from hwsearch.db.repository import Repository, candidate_count, require_job
 from hwsearch.db.retry import install as _install_retries
 from hwsearch.errors import ConflictError, HwsearchError, NotFoundError, StorageError
@@ -50,6 +51,7 @@ from hwsearch.records import (
     MetricValue,
     NewCandidate,
     NewFront,
+    PredictionRecord,
     Provenance,
 )
 
@@ -203,6 +205,7 @@ class CandidateRepository(Repository):
         context: str | None = None,
         failures: Sequence[CandidateFailure] = (),
         front: NewFront | None = None,
+        predictions: Sequence[PredictionRecord] = (),
     ) -> None:
         """:meth:`record_result` for several results (:class:`~hwsearch.records.CandidateResult`
         or plain ``(candidate_id, metrics, feasible)`` tuples) at once, and
@@ -214,7 +217,10 @@ class CandidateRepository(Repository):
         With ``front`` (:class:`~hwsearch.records.NewFront`), the front that these results
         complete is saved in the same transaction
         (:meth:`~hwsearch.db.fronts.FrontRepository.save_front`, with its checks): the
-        driver's last write of a generation."""
+        driver's last write of a generation. With ``predictions``
+        (:class:`~hwsearch.records.PredictionRecord`), what predictors said of candidates
+        (:meth:`~hwsearch.db.predictions.PredictionRepository.record_predictions`) is
+        stored in the same transaction: the driver's settling of a batch by prediction."""
         checked: list[_Checked] = []
         seen: set[int] = set()
         for k, item in enumerate(results):
@@ -240,7 +246,12 @@ class CandidateRepository(Repository):
             failed.append((candidate_id, _check_error(f"failures[{k}].error", error)))
         fields = [f"results[{k}].metrics" for k in range(len(checked))]
         self._record_results(
-            checked, context, fields, failed, None if front is None else checked_front(front)
+            checked,
+            context,
+            fields,
+            failed,
+            None if front is None else checked_front(front),
+            checked_predictions(predictions),
         )
 
     def _record_results(
@@ -250,17 +261,21 @@ class CandidateRepository(Repository):
         fields: Sequence[str],
         failures: Sequence[tuple[int, str]] = (),
         front: NewFront | None = None,
+        predictions: Sequence[PredictionRecord] = (),
     ) -> None:
-        """Checked results and failures (and a checked front) in one transaction of Core
-        statements, as many whatever the number of results: one ``UPDATE ... RETURNING``
+        """Checked results and failures (and a checked front and predictions) in one
+        transaction of Core statements, as many whatever the number of results: the
+        predictions' INSERT, one ``UPDATE ... RETURNING``
         (hashes, jobs and their targets) of the candidates done, one multi-row INSERT of
         every metric, one ``UPDATE`` per failure, and the front's three statements. No ORM
         objects: this is the driver's per-candidate cost."""
-        if not results and not failures and front is None:
+        if not results and not failures and front is None and not predictions:
             return
         now = utcnow()
         try:
             with self._write_engine.begin() as connection:
+                if predictions:
+                    write_predictions(connection, predictions)
                 if results:
                     _write_results(connection, results, context, now)
                 for candidate_id, error in failures:
@@ -272,33 +287,48 @@ class CandidateRepository(Repository):
                 if front is not None:
                     write_front(connection, front)
         except IntegrityError as exc:
-            if results and self._already_stored(results, front):
+            if self._landed(results, front, predictions):
                 return  # a retried call whose first COMMIT landed, its answer lost
             clash: HwsearchError | None = self._stored_clash(results, fields)
             if clash is None and front is not None:
                 clash = front_clash(self._engine, front)
+            if clash is None and predictions:
+                clash = predictions_clash()
             if clash is None:
                 raise
             raise clash from exc
 
-    def _already_stored(self, results: Sequence[_Checked], front: NewFront | None) -> bool:
-        """Whether every metric of ``results`` is stored already, with the same value (and
-        ``front``'s generation has a front)."""
+    def _landed(
+        self,
+        results: Sequence[_Checked],
+        front: NewFront | None,
+        predictions: Sequence[PredictionRecord],
+    ) -> bool:
+        """Whether a write of ``results``, ``front`` and ``predictions`` is stored already
+        (every metric with the same value, the same front, the same predictions); ``False``
+        where there is nothing to compare."""
         wanted = {(r[0], m.name): m.value for r in results for m in r[1]}
+        said = {(p.candidate_id, p.metric): p.value for p in predictions}
+        if not wanted and not said and front is None:
+            return False
+        ids = sorted({key[0] for key in wanted} | {key[0] for key in said})
         with self._engine.connect() as connection:
             query = select(Measurement.candidate_id, Measurement.metric, Measurement.value).where(
-                Measurement.candidate_id.in_([r[0] for r in results])
+                Measurement.candidate_id.in_(ids)
             )
             stored = {(c, name): value for c, name, value in connection.execute(query)}
-            if front is not None:
-                taken = connection.scalar(
-                    select(Front.id).where(
-                        Front.job_id == front.job_id, Front.generation == front.generation
-                    )
+            query = select(PredictionRow.candidate_id, PredictionRow.metric, PredictionRow.value)
+            kept = {
+                (c, name): value
+                for c, name, value in connection.execute(
+                    query.where(PredictionRow.candidate_id.in_(ids))
                 )
-                if taken is None:
-                    return False
-        return all(stored.get(key) == value for key, value in wanted.items())
+            }
+        if any(stored.get(key) != value for key, value in wanted.items()):
+            return False
+        if any(kept.get(key) != value for key, value in said.items()):
+            return False
+        return front is None or front_landed(self._engine, front)
 
     def _stored_clash(
         self, results: Sequence[_Checked], fields: Sequence[str]

@@ -29,7 +29,7 @@ from hwsearch.db.retry import install as _install_retries
 from hwsearch.errors import ConflictError, HwsearchError, NotFoundError, StorageError
 from hwsearch.records import FrontPoint, FrontRecord, HypervolumePoint, NewFront
 
-__all__ = ["FrontRepository", "checked_front", "front_clash", "write_front"]
+__all__ = ["FrontRepository", "checked_front", "front_clash", "front_landed", "write_front"]
 
 _DIRECTIONS = ("minimize", "maximize")
 
@@ -64,6 +64,10 @@ class FrontRepository(Repository):
             with self._write_engine.begin() as connection:
                 return write_front(connection, front)
         except IntegrityError as exc:
+            if front_landed(self._engine, front):  # a retry whose first COMMIT landed
+                with self._reading() as session:
+                    query = _fronts_query(job_id).where(Front.generation == generation)
+                    return front_record(session.scalars(query).one())
             clash = front_clash(self._engine, front)
             if clash is None:
                 raise
@@ -150,6 +154,9 @@ def write_front(connection: Connection, front: NewFront) -> FrontRecord:
     (:func:`front_clash` names it)."""
     job_id, objectives, points = front.job_id, list(front.objectives), front.points
     owners, values = _stored_points(connection, {p.candidate_id for p in points}, objectives)
+    strangers = any(owners.get(p.candidate_id, (None,))[0] != job_id for p in points)
+    if strangers and connection.scalar(select(Job.id).where(Job.id == job_id)) is None:
+        raise NotFoundError(f"job {job_id} not found")  # named before its points
     for i, point in enumerate(points):
         owner, stored = owners.get(point.candidate_id), values.get(point.candidate_id)
         _check_point(i, point, owner, stored or {}, job_id, objectives)
@@ -186,6 +193,30 @@ def write_front(connection: Connection, front: NewFront) -> FrontRecord:
             )
             for p in points
         ],
+    )
+
+
+def front_landed(engine: Engine, front: NewFront) -> bool:
+    """Whether ``front`` is stored already: its generation has a front of the same
+    evaluations, hypervolume and points (a retried write whose first COMMIT landed)."""
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(Front.id, Front.evaluations, Front.hypervolume).where(
+                Front.job_id == front.job_id, Front.generation == front.generation
+            )
+        ).first()
+        if found is None:
+            return False
+        front_id, evaluations, hypervolume = found
+        points = connection.scalars(
+            select(FrontPointRow.candidate_id)
+            .where(FrontPointRow.front_id == front_id)
+            .order_by(FrontPointRow.position)
+        ).all()
+    return (evaluations, hypervolume, list(points)) == (
+        front.evaluations,
+        front.hypervolume,
+        [p.candidate_id for p in front.points],
     )
 
 

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from hwsearch.errors import HwsearchError
 from hwsearch.records import CandidateFailure, CandidateResult, MetricValue, NewFront
 
 __all__ = ["MAX_SIZE", "WINDOW_S", "GroupCommit"]
@@ -124,7 +125,7 @@ class GroupCommit:
             self._store.record_results(
                 results, context=self._context, failures=failures, front=front
             )
-        except Exception:
+        except HwsearchError:  # the front refused, not the database away: keep the outcomes
             if results or failures:
                 self._store.record_results(results, context=self._context, failures=failures)
                 self.commits += 1

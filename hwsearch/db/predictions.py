@@ -4,8 +4,9 @@ predicted ones."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from hwsearch.db.checks import check_finite, check_metrics, check_text
@@ -25,30 +26,14 @@ class PredictionRepository(Repository):
         """Store what predictors said of candidates, in one transaction. A candidate has one
         prediction per metric: the first one stands (a later one for the same metric is
         refused, and then nothing of the call is stored)."""
-        rows = []
-        for i, p in enumerate(predictions):
-            check_text(f"predictions[{i}].metric", p.metric, 100)
-            rows.append(
-                PredictionRow(
-                    candidate_id=p.candidate_id,
-                    metric=p.metric,
-                    value=check_finite(f"predictions[{i}].value", p.value),
-                    std=check_finite(f"predictions[{i}].std", p.std),
-                    predictor_id=p.predictor_id,
-                )
-            )
-        if not rows:
+        checked = checked_predictions(predictions)
+        if not checked:
             return
         try:
-            with self._writing() as session:
-                session.add_all(rows)
-                session.flush()
+            with self._write_engine.begin() as connection:
+                write_predictions(connection, checked)
         except IntegrityError as exc:
-            raise ConflictError(
-                "predictions",
-                "a candidate already has a prediction of one of these metrics, or an unknown "
-                "candidate or predictor is named; nothing was recorded",
-            ) from exc
+            raise predictions_clash() from exc
 
     def list_predictions(self, job_id: int) -> list[PredictionRecord]:
         """The predictions made for the candidates of a job, each with the value measured
@@ -145,3 +130,46 @@ class PredictionRepository(Repository):
 
 
 _install_retries(PredictionRepository)
+
+
+def predictions_clash() -> ConflictError:
+    """The error for predictions the database refuses (a duplicate or an unknown name)."""
+    return ConflictError(
+        "predictions",
+        "a candidate already has a prediction of one of these metrics, or an unknown "
+        "candidate or predictor is named; nothing was recorded",
+    )
+
+
+def checked_predictions(predictions: Sequence[PredictionRecord]) -> list[PredictionRecord]:
+    """``predictions`` with their metric names and values checked (the first bad one
+    named)."""
+    checked = []
+    for i, p in enumerate(predictions):
+        check_text(f"predictions[{i}].metric", p.metric, 100)
+        checked.append(
+            replace(
+                p,
+                value=check_finite(f"predictions[{i}].value", p.value),
+                std=check_finite(f"predictions[{i}].std", p.std),
+            )
+        )
+    return checked
+
+
+def write_predictions(connection: Connection, predictions: Sequence[PredictionRecord]) -> None:
+    """Insert checked predictions on ``connection`` (in the caller's transaction), one
+    statement."""
+    connection.execute(
+        insert(PredictionRow),
+        [
+            {
+                "candidate_id": p.candidate_id,
+                "metric": p.metric,
+                "value": p.value,
+                "std": p.std,
+                "predictor_id": p.predictor_id,
+            }
+            for p in predictions
+        ],
+    )

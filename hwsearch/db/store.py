@@ -201,8 +201,11 @@ class Store:
         context: str | None = None,
         failures: Sequence[CandidateFailure] = (),
         front: NewFront | None = None,
+        predictions: Sequence[PredictionRecord] = (),
     ) -> None:
-        self.candidates.record_results(results, context=context, failures=failures, front=front)
+        self.candidates.record_results(
+            results, context=context, failures=failures, front=front, predictions=predictions
+        )
 
     def record_failure(self, candidate_id: int, error: str) -> None:
         self.candidates.record_failure(candidate_id, error)

@@ -29,7 +29,8 @@ A config measured before by another job, on the same target under the same setti
 (:func:`measurement_context`), is reused rather than measured again: one query, in the
 transaction that adds the batch's candidates, looks up the whole batch, and the batch's
 reused candidates are stored in one transaction before any of its evaluations starts. The
-batch's last outcomes are stored with the front they complete, in one transaction.
+batch's last outcomes (what the executor's last wait handed back) are stored with the front
+they complete, in one transaction.
 """
 
 from __future__ import annotations
@@ -533,7 +534,7 @@ class Driver:
                             self.executor.cancel()
                             self._time_taken(time.monotonic() - started, done, len(to_evaluate))
                             return settled
-                    if flush_per_wait:
+                    if flush_per_wait and self.executor.in_flight:  # the last: with the front
                         self._writes.flush()
                 # every result durable before it is told; the front they complete with them
                 front = self._front_of(job_id, generation) if settled else None
@@ -843,9 +844,7 @@ class Driver:
             return list(candidates)
         forecasts = self.learner.forecast(candidates)
         worth = self.learner.worth_measuring(forecasts, list(self._pool.values()))
-        self.store.record_predictions(
-            [record for f in forecasts for record in self.learner.prediction_records(f)]
-        )
+        said = [record for f in forecasts for record in self.learner.prediction_records(f)]
         to_measure = []
         settled: list[tuple[CandidateRecord, list[MetricValue], Told]] = []
         for candidate, forecast, measure in zip(candidates, forecasts, worth, strict=True):
@@ -854,10 +853,12 @@ class Driver:
                 continue
             metrics = self.learner.predicted_metrics(forecast)
             settled.append((candidate, metrics, self._values({m.name: m for m in metrics})))
-        if settled:  # one transaction for the batch's predicted candidates
-            self.store.record_results(
-                [CandidateResult(c.id, m, all(v <= 0 for v in t[1])) for c, m, t in settled]
-            )
+        # one transaction for the batch's forecasts and the candidates they settle, so a
+        # resume finds either both or neither
+        self.store.record_results(
+            [CandidateResult(c.id, m, all(v <= 0 for v in t[1])) for c, m, t in settled],
+            predictions=said,
+        )
         for candidate, metrics, told in settled:
             self._told[candidate.config_hash] = told
             self._remember(candidate, metrics)

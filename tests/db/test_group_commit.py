@@ -21,6 +21,7 @@ from hwsearch.records import (
     MetricValue,
     NewCandidate,
     NewFront,
+    PredictionRecord,
     Provenance,
 )
 
@@ -244,3 +245,39 @@ def test_nothing_is_written_once_the_lease_is_lost() -> None:
         GroupCommit(store, window_s=-1)
     with pytest.raises(ValueError, match="max_size"):
         GroupCommit(store, max_size=0)
+
+
+def test_a_retried_front_that_landed_is_not_a_conflict(store: Store) -> None:
+    job_id, ids = _candidates(store, 3)
+    results = [CandidateResult(c, _metrics(i), True) for i, c in enumerate(ids[:2])]
+    store.record_results(results, front=_front(job_id, ids[:2]))
+    # the same writes again, as a retry after a COMMIT whose answer was lost sends them
+    store.record_results([], front=_front(job_id, ids[:2]))
+    store.record_results(results, front=_front(job_id, ids[:2]))
+    fields = _front(job_id, ids[:2])._asdict()
+    again = store.save_front(fields.pop("job_id"), **fields)
+    assert [p.candidate_id for p in again.points] == ids[:2]
+    assert len(store.list_fronts(job_id)) == 1
+    other = _front(job_id, ids[:1])  # a different front for the same generation
+    with pytest.raises(ConflictError, match="generation 0"):
+        store.record_results([], front=other)
+    bare = [CandidateResult(ids[2], [], True)]  # nothing to compare: not taken as landed
+    with pytest.raises(ConflictError, match="generation 0"):
+        store.record_results(bare, front=other)
+    assert store.get_candidate(job_id, ids[2]).status is CandidateStatus.PENDING
+
+
+def test_predictions_land_with_the_candidates_they_settle(store: Store) -> None:
+    job_id, ids = _candidates(store, 3)
+    said = [PredictionRecord(c, "accuracy", 0.7, 0.01, None) for c in ids]
+    predicted = [MetricValue("accuracy", 0.7, Provenance.PREDICTED)]
+    with _commits(store) as commits:
+        store.record_results([CandidateResult(ids[0], predicted, True)], predictions=said)
+    assert len(commits) == 1
+    assert sorted(p.candidate_id for p in store.list_predictions(job_id)) == ids
+    assert store.get_candidate(job_id, ids[0]).status is CandidateStatus.DONE
+    with pytest.raises(ConflictError, match="predictions"):  # ids[1] has one: nothing lands
+        store.record_results([CandidateResult(ids[1], predicted, True)], predictions=said[1:2])
+    assert store.get_candidate(job_id, ids[1]).status is CandidateStatus.PENDING
+    with pytest.raises(StorageError, match=r"predictions\[0\].value"):
+        store.record_results([], predictions=[PredictionRecord(ids[2], "m", float("nan"), 0, None)])

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from hwsearch.db import Store
 from hwsearch.db.leases import LeaseOwner, Leases
 from hwsearch.errors import ConflictError, NotFoundError, StorageError
-from hwsearch.records import JobState
+from hwsearch.records import FrontPoint, JobState, MetricValue, Provenance
 from hwsearch.service.cli import app
 from hwsearch.service.cli.common import user_errors
 
@@ -406,3 +406,27 @@ def test_a_rerun_says_what_it_reused_and_no_reuse_measures_again(
         assert all(
             "reused" not in c.metrics["accuracy"].details for c in store.list_candidates(newest.id)
         )
+
+
+def test_the_front_table_shows_bracketed_knobs_as_written(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'brackets.db'}"
+    with Store.open(url) as store:
+        job_id = store.create_job(name="byo", family="mlp", target="cpu", spec={}).id
+        configs = [{"layers[head].weight_bits": bits, "layers[blocks.*].sparsity": 0.5}
+                   for bits in (4, 8)]  # fmt: skip
+        added = store.add_candidates(job_id, [(f"h{i}", c, 0) for i, c in enumerate(configs)])
+        for i, candidate in enumerate(added):
+            metrics = [MetricValue("accuracy", 0.8 + i / 10, Provenance.MEASURED),
+                       MetricValue("latency_ms", 1.0 + i, Provenance.MEASURED)]  # fmt: skip
+            store.record_result(candidate.id, metrics, feasible=True)
+        points = [FrontPoint(c.id, c.config_hash, {"accuracy": 0.8 + i / 10, "latency_ms": 1.0 + i},
+                             measured=True) for i, c in enumerate(added)]  # fmt: skip
+        store.save_front(job_id, generation=0, objectives=["accuracy", "latency_ms"],
+                         directions=["maximize", "minimize"], reference_point=[0.0, 10.0],
+                         hypervolume=1.0, evaluations=2, points=points)  # fmt: skip
+    result = runner.invoke(
+        app, ["front", str(job_id), "--db", url, "--wide"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "layers[head].weight_bits=4" in result.stdout
+    assert "layers[blocks.*].sparsity=0.5" in result.stdout

@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hwsearch.service.cli.common import (
@@ -156,7 +157,7 @@ def predictors_reference(
         )
         table = Table("#", "config hash", "config")
         for i, (digest, config) in enumerate(chosen.configs, start=1):
-            table.add_row(str(i), digest[:12], short_config(config))
+            table.add_row(str(i), digest[:12], escape(short_config(config)))
         console.print(table)
 
 

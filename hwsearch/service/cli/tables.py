@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 #: The widest a config summary gets in the default (narrow) table.
@@ -55,7 +56,7 @@ def front_table(view: Any, *, wide: bool = False) -> Table:
             *(f"{c.metrics[m].value:.4g}" for m in front.objectives),
             *(_carbon_cells(c) if carbon else ()),
             _measured_label(measured.get(c.id, False), unsettled_timing(c)),
-            short_config(config),
+            escape(short_config(config)),  # keys such as layers[head] are not markup
         )
     return table
 
