@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import (
     Boolean,
@@ -160,23 +161,8 @@ def write_front(connection: Connection, front: NewFront) -> FrontRecord:
     for i, point in enumerate(points):
         owner, stored = owners.get(point.candidate_id), values.get(point.candidate_id)
         _check_point(i, point, owner, stored or {}, job_id, objectives)
-    front_id = connection.execute(
-        insert(Front)
-        .values(
-            job_id=job_id,
-            generation=front.generation,
-            objectives=objectives,
-            directions=list(front.directions),
-            reference_point=list(front.reference_point),
-            hypervolume=front.hypervolume,
-            evaluations=front.evaluations,
-        )
-        .returning(Front.id)
-    ).scalar_one()
-    if points:
-        _insert_points(connection, front_id, points)
-    return FrontRecord(
-        id=front_id,
+    record = FrontRecord(
+        id=0,  # given by the INSERT below
         job_id=job_id,
         generation=front.generation,
         objectives=objectives,
@@ -194,6 +180,18 @@ def write_front(connection: Connection, front: NewFront) -> FrontRecord:
             for p in points
         ],
     )
+    row = {column: getattr(record, column) for column in _FRONT_COLUMNS}
+    front_id = connection.execute(insert(Front).values(**row).returning(Front.id)).scalar_one()
+    if points:
+        _insert_points(connection, front_id, points)
+    return replace(record, id=front_id)
+
+
+#: the columns of a front's row, named as the fields of its record
+_FRONT_COLUMNS = (
+    "job_id", "generation", "objectives", "directions", "reference_point", "hypervolume",
+    "evaluations",
+)  # fmt: skip
 
 
 def front_landed(engine: Engine, front: NewFront) -> bool:
