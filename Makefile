@@ -41,13 +41,13 @@ browser:
 	fi
 
 test: $(STAMP)
-	$(BIN)/ruff check hwsearch tests bench examples
+	$(BIN)/ruff check hwsearch tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check hwsearch tests bench examples
-	$(BIN)/ruff format --check hwsearch tests bench examples
+	$(BIN)/ruff check hwsearch tests bench
+	$(BIN)/ruff format --check hwsearch tests bench
 	$(BIN)/mypy
 
 clean:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from my_models import build, calibration, evaluate, finetune
-
 import hwsearch
+from my_models import build, calibration, evaluate, finetune
 
 if __name__ == "__main__":  # pool and Ray workers import this file again
     front = hwsearch.search(
