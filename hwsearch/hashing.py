@@ -61,10 +61,17 @@ def _plain(value: Any) -> Any:
 _AS_IS = frozenset({str, int, bool, type(None)})
 
 
+def _is_numpy_bool(value: Any) -> bool:
+    """Whether ``value`` is numpy's boolean scalar (``bool_``; named ``bool`` since numpy 2),
+    which is not an ``int`` and must hash as ``True``/``False``, not fail."""
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool_", "bool")
+
+
 def _normalise(value: Any, path: str) -> Any:
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy.bool_ too
+    if isinstance(value, bool) or _is_numpy_bool(value):
         return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)

@@ -123,3 +123,9 @@ def test_refusals_name_the_same_path(config: dict[str, Any], error: type, messag
         config_hash("cnn", config)
     with pytest.raises(error, match=message):
         _reference_json("cnn", config)
+
+
+def test_numpy_booleans_hash_as_booleans() -> None:
+    assert config_hash("cnn", {"flag": np.True_}) == config_hash("cnn", {"flag": True})
+    assert config_hash("cnn", {"flags": [np.False_]}) == config_hash("cnn", {"flags": [False]})
+    assert config_hash("cnn", {"flag": np.True_}) != config_hash("cnn", {"flag": 1})
