@@ -27,10 +27,51 @@ from typing import Any
 SIGNIFICANT_DIGITS = 10
 
 
+class _Unusual(Exception):
+    """A value :func:`_plain` does not take: :func:`_normalise` decides (or raises)."""
+
+
+def _plain(value: Any) -> Any:
+    """:func:`_normalise` for the plain JSON types (exactly ``dict`` with ``str`` keys,
+    ``list``, ``tuple``, ``str``, ``int``, ``float``, ``bool``, ``None``), without the path
+    it would name in an error; raises :class:`_Unusual` on anything else (a subclass, a
+    numpy scalar, a non-finite float), which the general function then handles. The
+    driver hashes every candidate, so this is on its per-candidate path."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise _Unusual
+        number = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+        return int(number) if number.is_integer() else number
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Unusual
+            out[key] = item if type(item) in _AS_IS else _plain(item)
+        return out
+    if kind is list or kind is tuple:
+        return [item if type(item) in _AS_IS else _plain(item) for item in value]
+    raise _Unusual
+
+
+#: the types :func:`_plain` returns unchanged (checked inline for the items of containers)
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
+def _is_numpy_bool(value: Any) -> bool:
+    """Whether ``value`` is numpy's boolean scalar (``bool_``; named ``bool`` since numpy 2),
+    which is not an ``int`` and must hash as ``True``/``False``, not fail."""
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool_", "bool")
+
+
 def _normalise(value: Any, path: str) -> Any:
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy.bool_ too
+    if isinstance(value, bool) or _is_numpy_bool(value):
         return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)
@@ -58,10 +99,24 @@ def _normalise(value: Any, path: str) -> Any:
     )
 
 
+def _normalised(config: Mapping[str, Any]) -> Any:
+    """``config`` in the form that is hashed (see the module doc): the plain types take
+    :func:`_plain`, anything else the general :func:`_normalise`, which gives the same
+    values and names the path of a value it refuses."""
+    try:
+        return _plain(config)
+    except _Unusual:
+        return _normalise(config, "")
+
+
+#: the canonical text's encoder, made once (``json.dumps`` with these options makes one
+#: per call)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical_json(family: str, config: Mapping[str, Any]) -> str:
     """The canonical text that :func:`config_hash` hashes."""
-    payload = {"family": family, "config": _normalise(config, "")}
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _ENCODER.encode({"family": family, "config": _normalised(config)})
 
 
 def config_hash(family: str, config: Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from hwsearch.db import Store
+from tests.missing import missing
 
 POSTGRES_URL_ENV = "HWSEARCH_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -45,9 +46,7 @@ def postgres_server_url() -> str:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
         reason = f"PostgreSQL not reachable at {shown} (set {POSTGRES_URL_ENV}): {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(reason)
     return url
 
 
@@ -143,9 +142,7 @@ def nb201_data() -> Path:
     folder = SHARED_DATA / "nb201"
     if not ((folder / "accuracy.csv").exists() and (folder / "latency_ms.csv").exists()):
         reason = f"shared NAS-Bench-201 tables not found in {folder}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(reason)
     return folder
 
 
@@ -267,9 +264,7 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
     elif os.geteuid() == 0 and not shutil.which("runuser"):
         reason = "running as root without runuser to start PostgreSQL as postgres"
     if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(reason)
     assert bindir is not None
     server = ThrowawayPostgres(bindir)
     try:

@@ -27,11 +27,59 @@ def check_text(field: str, value: object, max_len: int) -> None:
         raise StorageError(field, f"must be at most {max_len} characters, got {len(value)}")
 
 
+#: integers wider than this are left to the JSON round trip (whose reading stops at 4,300
+#: digits, about 14,280 bits)
+_MAX_PLAIN_INT_BITS = 14_000
+
+
+class _NotPlain(Exception):
+    """A value :func:`_plain_copy` leaves to the JSON round trip."""
+
+
+def _plain_copy(value: Any) -> Any:
+    """A copy of ``value`` made of exactly ``dict`` (``str`` keys), ``list``, ``tuple`` (as a
+    list), ``str``, ``int``, finite ``float``, ``bool`` and ``None``: what the JSON round
+    trip gives of them, without the text. Raises :class:`_NotPlain` on anything else."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if value.bit_length() > _MAX_PLAIN_INT_BITS:  # past what json.loads reads back
+            raise _NotPlain
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise _NotPlain
+        return value
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            out[key] = item if type(item) in _AS_IS else _plain_copy(item)
+        return out
+    if kind is list or kind is tuple:
+        return [item if type(item) in _AS_IS else _plain_copy(item) for item in value]
+    raise _NotPlain
+
+
+#: the types :func:`_plain_copy` returns unchanged whatever their value (checked inline for
+#: the items of containers)
+_AS_IS = frozenset({str, bool, type(None)})
+
+
 def json_object(field: str, value: object) -> dict[str, Any]:
     """``value`` as the database will give it back (tuples become lists, keys strings), so
-    a record returned by a write equals the one a later read returns."""
+    a record returned by a write equals the one a later read returns. Plain values are
+    copied directly (every candidate's config and metric details pass here); anything else
+    goes through ``json.dumps`` and back, which also names what cannot be stored."""
     if not isinstance(value, dict):
         raise StorageError(field, f"must be a dict, got {type(value).__name__}")
+    try:
+        copied: dict[str, Any] = _plain_copy(value)
+        return copied
+    except (_NotPlain, RecursionError):
+        pass
     try:
         normalised: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as exc:

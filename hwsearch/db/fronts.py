@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import cache
 
 from sqlalchemy import (
     Boolean,
@@ -11,7 +12,9 @@ from sqlalchemy import (
     Engine,
     Integer,
     Select,
+    Text,
     and_,
+    any_,
     bindparam,
     func,
     insert,
@@ -181,12 +184,14 @@ def write_front(connection: Connection, front: NewFront) -> FrontRecord:
         ],
     )
     row = {column: getattr(record, column) for column in _FRONT_COLUMNS}
-    front_id = connection.execute(insert(Front).values(**row).returning(Front.id)).scalar_one()
+    front_id = connection.execute(_INSERT_FRONT, row).scalar_one()
     if points:
         _insert_points(connection, front_id, points)
     return replace(record, id=front_id)
 
 
+#: a front's row (built once: the statement is the same for every front)
+_INSERT_FRONT = insert(Front).returning(Front.id)
 #: the columns of a front's row, named as the fields of its record
 _FRONT_COLUMNS = (
     "job_id", "generation", "objectives", "directions", "reference_point", "hypervolume",
@@ -297,24 +302,36 @@ def _stored_points(
     (one query)."""
     if not ids:
         return {}, {}
-    query = (
-        select(
-            Candidate.id, Candidate.job_id, Candidate.config_hash, Measurement.metric,
-            Measurement.value,
-        )
-        .outerjoin(
-            Measurement,
-            and_(Measurement.candidate_id == Candidate.id, Measurement.metric.in_(objectives)),
-        )
-        .where(Candidate.id.in_(ids))
-    )  # fmt: skip
+    query = _points_query(postgres=connection.dialect.name == "postgresql")
+    params = {"ids": sorted(ids), "objectives": list(objectives)}
     owners: dict[int, tuple[int, str]] = {}
     values: dict[int, dict[str, float]] = {}
-    for candidate_id, owner, config_hash, metric, value in connection.execute(query):
+    for candidate_id, owner, config_hash, metric, value in connection.execute(query, params):
         owners[candidate_id] = (owner, config_hash)
         if metric is not None:
             values.setdefault(candidate_id, {})[metric] = value
     return owners, values
+
+
+@cache
+def _points_query(*, postgres: bool) -> Select[int, int, str, str, float]:
+    """:func:`_stored_points`' query, built once: the ids and objectives are parameters,
+    on PostgreSQL arrays (``= ANY``: a statement of fixed text that psycopg converts once),
+    elsewhere expanding IN lists."""
+    if postgres:
+        ids = Candidate.id == any_(bindparam("ids", type_=postgresql.ARRAY(Integer())))
+        metric = Measurement.metric == any_(bindparam("objectives", type_=postgresql.ARRAY(Text())))
+    else:
+        ids = Candidate.id.in_(bindparam("ids", expanding=True))
+        metric = Measurement.metric.in_(bindparam("objectives", expanding=True))
+    return (
+        select(
+            Candidate.id, Candidate.job_id, Candidate.config_hash, Measurement.metric,
+            Measurement.value,
+        )
+        .outerjoin(Measurement, and_(Measurement.candidate_id == Candidate.id, metric))
+        .where(ids)
+    )  # fmt: skip
 
 
 def _fronts_query(job_id: int) -> Select[Front]:

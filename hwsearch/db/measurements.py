@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import UTC, datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, Text, any_, bindparam, select
+from sqlalchemy.dialects import postgresql
 
 from hwsearch.db.checks import IN_CHUNK
 from hwsearch.db.models import Candidate, Job, Measurement
@@ -139,33 +142,16 @@ def find_stored(
     """The newest stored (measured or estimated, never predicted) values of done candidates
     of any job for each of ``config_hashes`` on ``target`` (with ``context``: stored with
     that context), read on ``connection``: hash -> values by metric name."""
-    columns = (
-        Measurement.config_hash,
-        Measurement.metric,
-        Measurement.value,
-        Measurement.provenance,
-        Measurement.target,
-        Measurement.details,
-        Candidate.job_id,
-        Measurement.candidate_id,
-        Measurement.created_at,
-    )
+    postgres = connection.dialect.name == "postgresql"
+    query = _stored_query(postgres=postgres, with_context=context is not None)
     newest: dict[str, dict[str, MetricValue]] = {}
-    for start in range(0, len(config_hashes), IN_CHUNK):
-        query = (
-            select(*columns)
-            .join(Candidate, Candidate.id == Measurement.candidate_id)
-            .where(
-                Measurement.config_hash.in_(config_hashes[start : start + IN_CHUNK]),
-                Measurement.target == target,
-                Measurement.provenance != Provenance.PREDICTED,
-                Candidate.status == CandidateStatus.DONE,
-            )
-            .order_by(Measurement.created_at.desc(), Measurement.id.desc())
-        )
+    # PostgreSQL takes the hashes as one array; elsewhere they go in IN lists of IN_CHUNK
+    chunk = max(1, len(config_hashes)) if postgres else IN_CHUNK
+    for start in range(0, len(config_hashes), chunk):
+        params: dict[str, Any] = {"hashes": config_hashes[start : start + chunk], "target": target}
         if context is not None:
-            query = query.where(Measurement.context == context)
-        for row in connection.execute(query):
+            params["context"] = context
+        for row in connection.execute(query, params):
             digest, name, value, provenance, on, details, job_id, candidate_id, at = row
             if name in newest.get(digest, {}):
                 continue
@@ -180,6 +166,42 @@ def find_stored(
     return {
         digest: [metrics[name] for name in sorted(metrics)] for digest, metrics in newest.items()
     }
+
+
+@cache
+def _stored_query(*, postgres: bool, with_context: bool) -> Select[Any]:
+    """:func:`find_stored`'s query, built once: the hashes are a parameter, on PostgreSQL
+    one array (``= ANY``, a statement of fixed text that psycopg converts once), elsewhere
+    an expanding IN list."""
+    hashes = (
+        Measurement.config_hash == any_(bindparam("hashes", type_=postgresql.ARRAY(Text())))
+        if postgres
+        else Measurement.config_hash.in_(bindparam("hashes", expanding=True))
+    )
+    query = (
+        select(
+            Measurement.config_hash,
+            Measurement.metric,
+            Measurement.value,
+            Measurement.provenance,
+            Measurement.target,
+            Measurement.details,
+            Candidate.job_id,
+            Measurement.candidate_id,
+            Measurement.created_at,
+        )
+        .join(Candidate, Candidate.id == Measurement.candidate_id)
+        .where(
+            hashes,
+            Measurement.target == bindparam("target"),
+            Measurement.provenance != Provenance.PREDICTED,
+            Candidate.status == CandidateStatus.DONE,
+        )
+        .order_by(Measurement.created_at.desc(), Measurement.id.desc())
+    )
+    if with_context:
+        query = query.where(Measurement.context == bindparam("context"))
+    return query
 
 
 def _utc(moment: datetime) -> datetime:

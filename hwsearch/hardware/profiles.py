@@ -18,15 +18,15 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from hwsearch.errors import SpecError
+from hwsearch.hardware.targets import ProfileKind
 
-ProfileKind = Literal["cpu", "cuda", "table"]
 MeterChoice = Literal["auto", "nvml", "rapl", "estimate"]
 
-PROFILE_KINDS: tuple[str, ...] = ("cpu", "cuda", "table")
-METER_CHOICES: tuple[str, ...] = ("auto", "nvml", "rapl", "estimate")
+PROFILE_KINDS: tuple[str, ...] = get_args(ProfileKind)
+METER_CHOICES: tuple[str, ...] = get_args(MeterChoice)
 
 #: Factors a job spec may override, with what each means.
 OVERRIDABLE: dict[str, str] = {

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # torch is imported where a device is looked at, not to parse
 
 from hwsearch.errors import SpecError
 
-#: What a target's profile looks like (:mod:`hwsearch.hardware.profiles`).
+#: What a target's profile looks like: measured on a CPU or a GPU, or read from a table.
 ProfileKind = Literal["cpu", "cuda", "table"]
 
 _CUDA_NAME = re.compile(r"cuda(?::(\d+))?")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # the interface names torch's types; importing it waits for a model
@@ -32,6 +33,12 @@ class Knob:
     high: float | None = None
     per_block: bool = False
     check: Callable[[Any], str | None] | None = None  # extra rule; returns the reason or None
+
+    @cached_property
+    def integer_choices(self) -> bool:
+        """Whether this knob has choices and every one is an int (asked of every value a
+        canonical config takes, so worked out once)."""
+        return self.choices is not None and all(isinstance(c, int) for c in self.choices)
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is not a valid single value of this knob, or None if it is."""

@@ -147,7 +147,8 @@ def search(
     """Run a search of your own model and return its last front (see the module docs).
 
     ``metrics`` declares what ``evaluate`` returns (``{name: maximize|minimize}``); by
-    default the objectives whose metric is not one of hwsearch's own. ``executor`` is
+    default the metrics of the objectives and constraints that hwsearch does not measure
+    itself (``accuracy`` is yours, ``latency_ms`` hwsearch's). ``executor`` is
     ``"local"``, ``"pool"`` (``workers`` processes), ``"ray"`` or an
     :class:`~hwsearch.workers.Executor`; ``optimizer`` a name or ``{name: ..., options}``.
     """

@@ -231,6 +231,7 @@ class Driver:
         self._slot_seconds = 0.0
         self._timed = 0
         self._task_threads: dict[str, Any] | None = None
+        self._settings: tuple[dict[str, Any], dict[str, Any], str] | None = None
         #: where each candidate reused in this run was measured: job_id, candidate_id,
         #: measured_at (see :func:`reuse_summary`)
         self.reused_from: list[dict[str, Any]] = []
@@ -933,6 +934,7 @@ class Driver:
         return [metrics[o.metric].value for o in self.objectives], violations
 
     def _task(self, candidate: CandidateRecord) -> EvalTask:
+        evaluation, measurement, kind = self._task_settings()
         return EvalTask(
             candidate_id=candidate.id,
             family=self.family.name,
@@ -940,12 +942,24 @@ class Driver:
             config_hash=candidate.config_hash,
             target=self.target,
             seed=self.spec.seed,
-            evaluation=dict(self.spec.evaluation),
-            measurement=dict(self.spec.measurement),
-            kind=kind_of(self.spec.evaluation).type,
+            evaluation=dict(evaluation),  # each task its own copy, as before
+            measurement=dict(measurement),
+            kind=kind,
             plugins=loaded_plugins(),
             threads=self._threads(),
         )
+
+    def _task_settings(self) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """The spec's evaluation and measurement settings as dicts, and the evaluation's
+        kind: read from the spec once, not for every task."""
+        if self._settings is None:
+            evaluation = self.spec.evaluation
+            self._settings = (
+                dict(evaluation),
+                dict(self.spec.measurement),
+                kind_of(evaluation).type,
+            )
+        return self._settings
 
     def _cores_per_worker(self) -> int:
         """What a ``threads: auto`` count means for this executor's workers."""

@@ -57,7 +57,10 @@ def _tokenize(text: str) -> list[_Token]:
     while pos < len(text):
         match = _TOKEN_RE.match(text, pos)
         if match is None:
-            hint = " ('=' compares only as '==')" if text[pos] == "=" else ""
+            hint = {
+                "=": " ('=' compares only as '==')",
+                "[": " (a filter compares metrics, not config knobs)",
+            }.get(text[pos], "")
             raise FilterError(f"unexpected character {text[pos]!r} at column {pos + 1}{hint}")
         kind = match.lastgroup or ""
         if kind != "space":

@@ -21,7 +21,10 @@ CONSTRAINT_OPS: tuple[ConstraintOp, ...] = ("<=", "<", ">=", ">")
 
 
 def unknown_metric_reason(name: str, known: Collection[str] = METRICS) -> str:
-    return f"unknown metric {name!r}; known: {', '.join(sorted(known))}"
+    return (
+        f"unknown metric {name!r}; known: {', '.join(sorted(known))}; a metric your own "
+        "model's evaluate returns is declared in evaluation.metrics"
+    )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -181,6 +182,16 @@ class SearchSpace:
     def names(self) -> list[str]:
         return [v.name for v in self.variables]
 
+    # Worked out once (to_config runs for every candidate); the fields do not change.
+    @cached_property
+    def _by_name(self) -> dict[str, Variable]:
+        return {v.name: v for v in self.variables}
+
+    @cached_property
+    def _layer_names(self) -> dict[str, tuple[str, ...]]:
+        """Each per-layer knob's variable names, by layer."""
+        return {knob: tuple(f"{knob}[{i}]" for i in range(n)) for knob, n in self.layers.items()}
+
     def __len__(self) -> int:
         return len(self.variables)
 
@@ -190,10 +201,11 @@ class SearchSpace:
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         """Raise ValueError naming the first missing, unknown or out-of-range parameter."""
-        missing = [n for n in self.names if n not in params]
+        by_name = self._by_name
+        missing = [n for n in by_name if n not in params]
         if missing:
             raise ValueError(f"parameters missing: {', '.join(missing)}")
-        unknown = sorted(set(params) - set(self.names))
+        unknown = sorted(set(params) - by_name.keys())
         if unknown:
             raise ValueError(f"unknown parameters: {', '.join(unknown)}")
         for variable in self.variables:
@@ -205,13 +217,12 @@ class SearchSpace:
     def to_config(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The knob config for flat variable values: per-layer knobs as lists, constants in."""
         self.check_params(params)
-        by_name = {v.name: v for v in self.variables}
+        by_name = self._by_name
         config: dict[str, Any] = {}
         for knob in self.knobs:
             if knob in self.layers:
                 config[knob] = [
-                    _plain(params[f"{knob}[{i}]"], by_name[f"{knob}[{i}]"])
-                    for i in range(self.layers[knob])
+                    _plain(params[name], by_name[name]) for name in self._layer_names[knob]
                 ]
             elif knob in by_name:
                 config[knob] = _plain(params[knob], by_name[knob])

@@ -87,13 +87,8 @@ def _export_candidate(
     spec = parse_spec(job.spec)
     family = get_family(job.family)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    description = _describe(candidate, job)
-    files = [out_dir / "config.json", out_dir / "config.yaml"]
-    files[0].write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
-    files[1].write_text(yaml.safe_dump(description, sort_keys=True))
-
-    # The job's evaluation kind rebuilds the model (trained where the kind trains).
+    # The job's evaluation kind rebuilds the model (trained where the kind trains),
+    # before anything is written: a model that cannot be rebuilt leaves no half export.
     # With the thread counts it was trained with: the weights depend on them.
     kind = kind_of(spec.evaluation)
     quality = candidate.metrics.get("accuracy")
@@ -105,6 +100,12 @@ def _export_candidate(
     weights, deployed, portable = rebuilt.weights, rebuilt.deployed, rebuilt.portable
     example, kernel_path, how_built = rebuilt.example, rebuilt.kernel_path, rebuilt.how_built
     reproduced = rebuilt.quality.get("accuracy")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    description = _describe(candidate, job)
+    files = [out_dir / "config.json", out_dir / "config.yaml"]
+    files[0].write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+    files[1].write_text(yaml.safe_dump(description, sort_keys=True))
 
     state_path = out_dir / "model_state_dict.pt"
     torch.save(weights.state_dict(), state_path)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from hwsearch.errors import NotFoundError
 from hwsearch.workers.kinds import Rebuilt, RuntimeSource
 from hwsearch.workers.python_weights import weights_digest
 
@@ -41,9 +42,16 @@ def reload(
     if ref is None:
         return None
     root, digest = ref
+    store = ArtifactStore(root)
+    if not store.exists(digest):
+        raise NotFoundError(
+            f"the candidate's weights (artifact {digest}) are no longer in {root}: with "
+            "evaluation.keep_weights 'front' (the default) a finished job keeps only its "
+            "front's weights; export a candidate on the front, or run with keep_weights: all"
+        )
     build, layers = split_config(config)
     torch.manual_seed(seed)
-    model = load_weights(checked_model(code.build(dict(build))), ArtifactStore(root).get(digest))
+    model = load_weights(checked_model(code.build(dict(build))), store.get(digest))
     model.eval()
     rules = resolve_rules(model, layers)
     context = Context(

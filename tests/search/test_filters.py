@@ -51,6 +51,10 @@ def test_missing_metric_compares_false() -> None:
         ("accuracy = 1", "unexpected character '=' at column 10 ('=' compares only as '==')"),
         ("", "empty filter"),
         ("accuracy > 1; rm -rf", "unexpected character ';' at column 13"),
+        (
+            "layers[features.*].sparsity == 0.5",
+            "unexpected character '[' at column 7 (a filter compares metrics, not config knobs)",
+        ),
     ],
 )
 def test_errors_say_where_and_why(text: str, message: str) -> None:

@@ -58,3 +58,11 @@ def test_objective_checks() -> None:
     with pytest.raises(ValueError, match="direction must be"):
         Objective("accuracy", "up")  # type: ignore[arg-type]
     assert {"accuracy", "latency_ms", "size_bytes", "peak_memory_bytes"} <= set(METRICS)
+
+
+def test_an_unknown_metric_says_where_ones_own_are_declared() -> None:
+    with pytest.raises(SpecError) as info:
+        Constraint.parse("f1 >= 0.5", field="constraints[0]")
+    assert info.value.reason.endswith(
+        "; a metric your own model's evaluate returns is declared in evaluation.metrics"
+    )

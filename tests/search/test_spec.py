@@ -552,3 +552,28 @@ def test_unquoted_n_m_pattern_gets_a_hint() -> None:
     data = yaml.safe_load(DEMO_YAML.replace('"2:4"', "2:4"))
     found = problems(data)
     assert "quote it" in found["space.sparsity_pattern.values[1]"]
+
+
+def test_a_typo_in_a_user_models_evaluation_is_its_only_problem(tmp_path: Path) -> None:
+    """A misspelt field of a user model's evaluation is reported alone: the section's
+    given fields are not also reported missing."""
+    (tmp_path / "typo_models.py").write_text(
+        "def build(config):\n    pass\n\n\ndef evaluate(model, context):\n    pass\n"
+    )
+    data = {
+        "family": {"model": "typo_models:build", "input_shape": [4]},
+        "evaluation": {
+            "type": "python",
+            "evaluate": "typo_models:evaluate",
+            "finetun": "typo_models:evaluate",
+            "metrics": {"accuracy": "maximize"},
+        },
+        "space": {"width": {"type": "choice", "values": [2, 4]}},
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        "target": "cpu",
+        "budget": {"evaluations": 2},
+    }
+    with pytest.raises(SpecErrors) as info:
+        parse_spec(data, base_dir=tmp_path)
+    assert [e.field for e in info.value.errors] == ["evaluation.finetun"]
+    assert info.value.errors[0].reason.startswith("unknown field; allowed: type, model, evaluate")

@@ -93,7 +93,7 @@ def _normalise(knob: Knob, value: Any) -> Any:
     if knob.name == "sparsity_pattern":
         nm = parse_nm(value)
         return f"{nm[0]}:{nm[1]}" if nm is not None else value
-    if knob.choices is not None and all(isinstance(c, int) for c in knob.choices):
+    if knob.integer_choices:
         return int(value)
     return value
 

@@ -103,6 +103,12 @@ def _from_folder(module: str, folder: Path) -> ModuleType | None:
     return None
 
 
+def _in_folder(module: str, folder: Path) -> bool:
+    """Whether ``module``'s top-level name is a file or package of ``folder``."""
+    top = folder / module.split(".")[0]
+    return top.with_suffix(".py").is_file() or (top / "__init__.py").is_file()
+
+
 def _import(field: str, module: str, folder: Path | None) -> tuple[ModuleType, str | None]:
     try:
         if folder is not None:
@@ -112,9 +118,17 @@ def _import(field: str, module: str, folder: Path | None) -> tuple[ModuleType, s
         mod = importlib.import_module(module)
         return mod, getattr(mod, "__file__", None)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and module.startswith(exc.name):
+        if exc.name is not None and (module == exc.name or module.startswith(exc.name + ".")):
             where = f"in {folder} or on sys.path" if folder is not None else "on sys.path"
             raise SpecError(field, f"module {module!r} not found {where}") from None
+        if exc.name is not None and folder is not None and _in_folder(exc.name, folder):
+            raise SpecError(
+                field,
+                f"module {module!r} could not be imported: it imports {exc.name!r}, a module "
+                f"of the spec's folder {folder}, which is not on sys.path (a single-file "
+                "module of the folder is loaded on its own); put the folder on PYTHONPATH, "
+                "or make the modules one package and name the callable 'package.module:attr'",
+            ) from None
         raise SpecError(
             field,
             f"module {module!r} could not be imported: it imports {exc.name!r}, "

@@ -245,9 +245,13 @@ def checked_metrics(result: Any, declared: Mapping[str, str]) -> dict[str, float
     metric or gives one that is not a finite number. Undeclared keys are kept if numeric.
     """
     if not isinstance(result, Mapping):
+        shape = ", ".join(f"{name!r}: ..." for name in declared)
+        given = repr(result)
+        given = given if len(given) <= 40 else given[:37] + "..."
         raise SpecError(
             "evaluation.evaluate",
-            f"must return a dict of metrics, got {type(result).__name__}",
+            f"must return a dict of the declared metrics by name, {{{shape}}}, "
+            f"got {type(result).__name__} {given}",
         )
     missing = [m for m in declared if m not in result]
     if missing:

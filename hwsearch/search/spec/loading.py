@@ -59,7 +59,10 @@ def parse_spec(
     try:
         spec = JobSpec.model_validate(checked, context=context)
     except ValidationError as exc:
-        problems = early + spec_errors(exc)
+        # the evaluation section, once its own errors are in ``early``, is left out of
+        # ``checked`` and stands in as the family's default: not another section's problems
+        later = [p for p in spec_errors(exc) if not (early and _section(p.field) == "evaluation")]
+        problems = early + later
         raise SpecErrors(problems + _meaning_of_the_rest(data, problems, context)) from None
     if early:
         raise SpecErrors(early + _meaning_of_the_rest(data, early, context))

@@ -40,6 +40,10 @@ def folder(tmp_path: Path) -> Path:
     (pkg / "nets.py").write_text("def build(config):\n    return 'pkg'\n")
     (tmp_path / "broken_cb.py").write_text("raise RuntimeError('boom at import')\n")
     (tmp_path / "needs_cb.py").write_text("import not_a_real_package_xyz\n")
+    # a module whose name starts with the missing module's: that one is missing, not it
+    (tmp_path / "needs_prefix_cb.py").write_text("import needs_pre\n")
+    # a module importing another single-file module of the folder, which is not on sys.path
+    (tmp_path / "sibling_cb.py").write_text("import my_models_cb\n")
     return tmp_path
 
 
@@ -76,6 +80,8 @@ def test_python_callables_pass_through() -> None:
         ("my_models_cb", "not of the form 'module:attribute'"),
         ("broken_cb:build", "failed to import: RuntimeError: boom at import"),
         ("needs_cb:build", "imports 'not_a_real_package_xyz', which is not installed"),
+        ("needs_prefix_cb:build", "imports 'needs_pre', which is not installed"),
+        ("sibling_cb:build", "imports 'my_models_cb', a module of the spec's folder"),
     ],
 )
 def test_errors_name_the_field(folder: Path, ref: str, reason: str) -> None:

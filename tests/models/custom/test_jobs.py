@@ -381,6 +381,18 @@ def test_stored_weights_export_to_the_same_accuracy(tmp_path: Path) -> None:
     x = torch.randn(4, 8)
     assert torch.allclose(scripted(x), model(x), atol=1e-6)
 
+    # weights that are gone (dropped off the front, or removed) give a clear error, no files
+    artifacts.delete(ref[1])
+    gone = tmp_path / "export-gone"
+    result = CliRunner().invoke(
+        app, ["export", "1", str(point.candidate_id), "--out", str(gone), "--db", db]
+    )
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.output.split())  # the console wraps long lines
+    assert f"artifact {ref[1]}" in message
+    assert "keep_weights" in message
+    assert not gone.exists()
+
 
 def test_api_declares_the_metrics_hwsearch_does_not_measure() -> None:
     from hwsearch.search.api import _metrics_of

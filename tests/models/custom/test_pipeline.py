@@ -170,6 +170,12 @@ def test_dry_run_returns_the_rules() -> None:
             "rejects an input of shape (1, 5, 8, 8)",
         ),
         ({"evaluate": lambda m, c: [0.9]}, LAYERS, "evaluation.evaluate", "must return a dict"),
+        (
+            {"evaluate": lambda m, c: 0.9},
+            LAYERS,
+            "evaluation.evaluate",
+            "must return a dict of the declared metrics by name, {'accuracy': ...}, got float 0.9",
+        ),
         ({"evaluate": lambda m, c: {"acc": 0.9}}, LAYERS, "evaluation.evaluate", "['accuracy']"),
         (
             {"evaluate": lambda m, c: {"accuracy": math.nan}},
