@@ -96,7 +96,9 @@ def make_engine(url: str | URL) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         # No pre-ping round trip per checkout: a connection found dead is discarded by the
         # pool and the store's retry (retry.py) runs the transaction again on a fresh one.
-        return create_engine(parsed)
+        engine = create_engine(parsed)
+        _configure_postgres(engine)
+        return engine
 
     kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if _is_memory(parsed):
@@ -106,6 +108,22 @@ def make_engine(url: str | URL) -> Engine:
     engine = create_engine(parsed, **kwargs)
     _configure_sqlite(engine, wal=not _is_memory(parsed))
     return engine
+
+
+def _configure_postgres(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # psycopg prepares a statement run five times, and the server may then keep one
+        # generic plan for it. A job's tables grow from empty while it runs: a plan chosen
+        # on a few hundred rows (a sequential scan) would stay, and the per-batch lookups
+        # by hash would slow down with every candidate stored. A plan per execution follows
+        # the table's size (planning these statements costs about 0.1 ms).
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            dbapi_connection.execute("SET plan_cache_mode = force_custom_plan")
+        finally:
+            dbapi_connection.autocommit = autocommit
 
 
 def _configure_sqlite(engine: Engine, *, wal: bool) -> None:

@@ -85,6 +85,22 @@ def test_sqlite_file_uses_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> N
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+@pytest.mark.postgres
+def test_postgres_connections_plan_each_execution(postgres_server_url: str) -> None:
+    """A job's tables grow from empty while it runs: a generic plan kept from when they
+    were small would turn the per-batch lookups into sequential scans."""
+    engine = make_engine(postgres_server_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+            conn.exec_driver_sql("CREATE TEMPORARY TABLE plan_probe (id INTEGER)")
+            conn.rollback()  # the setting did not leave the connection in autocommit
+            missing = conn.exec_driver_sql("SELECT to_regclass('pg_temp.plan_probe')").scalar()
+            assert missing is None
+    finally:
+        engine.dispose()
+
+
 def test_store_file_is_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     Store.open(f"sqlite:///{path}").close()
