@@ -82,6 +82,7 @@ class JobRunner:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._active: dict[int, threading.Thread] = {}
+        self._left_to_user: set[int] = set()  # queued jobs of user code, warned about once
         self._loop: threading.Thread | None = None
         self.owner = LeaseOwner()  # this runner's identity in the jobs' leases
         self.leases = Leases(store)
@@ -142,7 +143,18 @@ class JobRunner:
             if job.id not in active and (job.stale() or mine) and not names_code(job.spec):
                 candidates.append(job.id)  # a job of the user's own code is resumed by its user
         queued = self.store.list_jobs(state=JobState.QUEUED, limit=1000)
-        candidates += [job.id for job in sorted(queued, key=lambda j: j.id)]
+        for job in sorted(queued, key=lambda j: j.id):
+            if not names_code(job.spec):
+                candidates.append(job.id)
+            elif job.id not in self._left_to_user:  # queued past the CLI's and API's checks
+                self._left_to_user.add(job.id)
+                log.warning(
+                    "job %s names code to run (its user's own model) and is left queued: a "
+                    "server never imports code a spec names; its user runs it with hwsearch "
+                    "resume %s",
+                    job.id,
+                    job.id,
+                )
         for job_id in candidates:
             with self._lock:
                 self._active = {k: t for k, t in self._active.items() if t.is_alive()}

@@ -195,3 +195,41 @@ def test_export_refuses_unevaluated_candidates_and_bad_formats(api: Any) -> None
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "query.format"
     assert _export(server, job_id, 99999, "json").status_code == 404
+
+
+def test_a_model_of_the_users_own_code_is_not_rebuilt_by_the_server(
+    tmp_path: Path, serve_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exporting the model would import the code the job's spec names in the server: a 409
+    that says where to export it; its config and metrics are still served."""
+    from hwsearch.db import Store
+    from hwsearch.records import CandidateResult, MetricValue, NewCandidate, Provenance
+
+    marker = tmp_path / "imported"
+    (tmp_path / "own_model.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\ndef build(config): ...\ndef evaluate(m, c): ...\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = {
+        "name": "byo",
+        "family": {"model": "own_model:build", "input_shape": [8]},
+        "evaluation": {"type": "python", "evaluate": "own_model:evaluate"},
+    }
+    store = Store.open(f"sqlite:///{tmp_path / 'byo.db'}")
+    job_id = store.create_job(name="byo", family="python", target="cpu", spec=spec).id
+    (candidate,) = store.add_candidates(job_id, [NewCandidate("ab" * 32, {"width": 8}, 0)])
+    accuracy = MetricValue("accuracy", 0.9, Provenance.MEASURED, "cpu")
+    store.record_results([CandidateResult(candidate.id, [accuracy], True)])
+    try:
+        with serve_store(store) as server:
+            for format in ("zip", "torchscript", "onnx"):
+                response = _export(server, job_id, candidate.id, format)
+                assert response.status_code == 409, response.text
+                detail = response.json()["detail"]
+                assert "own model" in detail and f"hwsearch export {job_id}" in detail
+            described = _export(server, job_id, candidate.id, "json")
+            assert described.status_code == 200
+            assert json.loads(described.content)["metrics"]["accuracy"]["value"] == 0.9
+    finally:
+        store.close()
+    assert not marker.exists()

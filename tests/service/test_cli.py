@@ -430,3 +430,26 @@ def test_the_front_table_shows_bracketed_knobs_as_written(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "layers[head].weight_bits=4" in result.stdout
     assert "layers[blocks.*].sparsity=0.5" in result.stdout
+
+
+def test_submit_refuses_a_spec_of_the_users_own_code_before_importing_it(tmp_path: Path) -> None:
+    """A server leaves such a job queued (it never imports code a spec names): the queue
+    refuses it at once, naming the field and what to run instead, and stores no job."""
+    marker = tmp_path / "imported"
+    (tmp_path / "own_model.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    spec_path = tmp_path / "own.yaml"
+    spec_path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "own",
+                "family": {"model": "own_model:build", "input_shape": [8]},
+                "evaluation": {"type": "python", "evaluate": "own_model:evaluate"},
+            }
+        )
+    )
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    result = runner.invoke(app, ["submit", str(spec_path), "--db", url])
+    assert result.exit_code == 2, result.output
+    assert "family" in result.output and "hwsearch run SPEC" in result.output
+    assert not marker.exists()
+    assert Store.open(url).list_jobs() == []

@@ -280,3 +280,28 @@ def test_a_stale_job_of_the_users_own_code_is_not_adopted(tmp_path: Path) -> Non
         assert store.get_job(job_id).state is JobState.RUNNING
     finally:
         store.close()
+
+
+def test_a_queued_job_of_the_users_own_code_is_left_queued(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Queued past the CLI's and the API's checks (written to the database directly), it
+    is not run: running it would import the code its spec names in the server."""
+    spec = {
+        "name": "byo",
+        "family": {"model": "never_imported:build", "input_shape": [8]},
+        "evaluation": {"type": "python", "evaluate": "never_imported:evaluate"},
+    }
+    store = Store.open(f"sqlite:///{tmp_path / 'byo.db'}")
+    try:
+        job_id = store.create_job(name="byo", family="python", target="cpu", spec=spec).id
+        runner = JobRunner(store, RunnerSettings(poll_s=0.1))
+        with caplog.at_level("WARNING", logger="hwsearch.runner"):
+            runner._take_jobs()
+            runner._take_jobs()
+        assert not runner._active
+        assert store.get_job(job_id).state is JobState.QUEUED
+        warned = [r.getMessage() for r in caplog.records if "left queued" in r.getMessage()]
+        assert len(warned) == 1 and f"hwsearch resume {job_id}" in warned[0]
+    finally:
+        store.close()

@@ -93,6 +93,22 @@ def names_code(data: Mapping[str, Any]) -> bool:
     return False
 
 
+#: why a server refuses a spec that names code (``check_names_no_code``)
+RUN_IT_YOURSELF = (
+    "a spec that names code to run (your own model) is not run by a server, which never "
+    "imports code a spec names; run it with hwsearch run SPEC or hwsearch.search(...) on "
+    "a database the server also opens, and the server serves its jobs and fronts"
+)
+
+
+def check_names_no_code(data: Mapping[str, Any]) -> None:
+    """Raise ``SpecErrors`` on ``family`` where ``data`` names code to run
+    (:func:`names_code`): what a server, or a queue for one, refuses before anything is
+    imported."""
+    if names_code(data):
+        raise SpecErrors([SpecError("family", RUN_IT_YOURSELF)])
+
+
 def fold(data: dict[str, Any]) -> dict[str, Any]:
     """The stored form of a validated spec's dict: what :func:`expand` undid."""
     from hwsearch.models.custom.family import LAYER_KEY

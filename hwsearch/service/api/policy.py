@@ -16,7 +16,7 @@ from typing import Any
 from hwsearch.errors import SpecError, SpecErrors
 from hwsearch.search.limits import SpecLimits
 from hwsearch.search.spec import JobSpec, parse_spec
-from hwsearch.search.spec.user_model import names_code
+from hwsearch.search.spec.user_model import check_names_no_code
 
 
 def check_submission(
@@ -31,15 +31,6 @@ def check_submission(
     """
     if not isinstance(data, Mapping):
         raise SpecErrors([SpecError("spec", "must be a mapping of fields")])
-    if names_code(data):  # refused before anything is imported
-        raise SpecErrors(
-            [
-                SpecError(
-                    "family",
-                    "a spec that names code to run (your own model) is not accepted by the "
-                    "server; run it with hwsearch run or hwsearch.search(...)",
-                )
-            ]
-        )
+    check_names_no_code(data)  # refused before anything is imported
     base = table_roots[0] if table_roots else None
     return parse_spec(data, base_dir=base, file_roots=tuple(table_roots), limits=limits)

@@ -132,6 +132,7 @@ def submit(
     from hwsearch.records import JobState
     from hwsearch.search.driver import target_name
     from hwsearch.search.spec import load_spec
+    from hwsearch.search.spec.user_model import check_names_no_code
     from hwsearch.search.spec_files import read_spec_data
     from hwsearch.service.fronts import load_front
 
@@ -150,6 +151,9 @@ def submit(
                 job = _follow(lambda: client.job_progress(job.id))
                 view = client.front(job.id) if job.state is JobState.FINISHED else None
         else:
+            _, data = read_spec_data(spec_path)
+            if isinstance(data, dict):  # a server would leave it queued: refused here
+                check_names_no_code(data)
             spec = load_spec(spec_path)
             if no_reuse:
                 spec = spec.model_copy(update={"reuse": False})

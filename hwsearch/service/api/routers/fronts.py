@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hwsearch.errors import HwsearchError, NotFoundError
 from hwsearch.records import CandidateStatus
+from hwsearch.search.spec.user_model import names_code
 from hwsearch.service.api.deps import (
     CandidateId,
     JobId,
@@ -164,6 +165,14 @@ def export(
         else:
             body, media = yaml.safe_dump(description, sort_keys=True), "application/yaml"
         return _download(body.encode(), media, f"{stem}.{format.value}")
+    if names_code(store.get_job(job_id).spec):  # rebuilding it would import the user's code
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"job {job_id} runs its user's own model: exporting its model rebuilds it with "
+            "that code, which a server never imports; export it with hwsearch export "
+            f"{job_id} {candidate_id} --db URL where the code is (format json or yaml gives "
+            "its config and metrics here)",
+        )
     with tempfile.TemporaryDirectory(prefix="hwsearch-export-") as folder:
         out = Path(folder)
         try:
