@@ -70,10 +70,11 @@ class JobRecord:
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    evaluations: int = 0
+    evaluations: int = 0  # candidates done
     error: str | None = None
     lease: Lease | None = None  # who drives the job now (or last did); see hwsearch.db.leases
     owner_token_id: int | None = None  # the API token that submitted it
+    failed: int = 0  # candidates whose evaluation raised: they count against the budget too
 
     def stale(self, now: datetime | None = None) -> bool:
         """Running, but its driver stopped renewing the lease (killed, or lost the database):

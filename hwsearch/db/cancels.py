@@ -7,10 +7,10 @@ from sqlalchemy import select
 
 from hwsearch.db.convert import job_record
 from hwsearch.db.models import Job, utcnow
-from hwsearch.db.repository import Repository, candidate_count
+from hwsearch.db.repository import Repository, settled_counts
 from hwsearch.db.retry import install as _install_retries
 from hwsearch.errors import ConflictError, NotFoundError
-from hwsearch.records import CandidateStatus, JobRecord, JobState
+from hwsearch.records import JobRecord, JobState
 
 __all__ = ["CancelRepository"]
 
@@ -42,9 +42,7 @@ class CancelRepository(Repository):
                     "jobs can be cancelled",
                 )
             session.flush()
-            return job_record(
-                job, evaluations=candidate_count(session, job_id, CandidateStatus.DONE)
-            )
+            return job_record(job, **settled_counts(session, job_id))
 
     def cancel_requested(self, job_id: int) -> bool:
         with self._reading() as session:

@@ -25,7 +25,7 @@ from hwsearch.records import (
 )
 
 
-def job_record(job: Job, *, evaluations: int) -> JobRecord:
+def job_record(job: Job, *, evaluations: int, failed: int = 0) -> JobRecord:
     return JobRecord(
         id=job.id,
         name=job.name,
@@ -40,6 +40,7 @@ def job_record(job: Job, *, evaluations: int) -> JobRecord:
         error=job.error,
         lease=lease_record(job),
         owner_token_id=job.owner_token_id,
+        failed=int(failed),
     )
 
 

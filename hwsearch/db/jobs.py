@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from hwsearch.db.checks import MAX_LABEL, MAX_NAME, check_text, coerce_enum, json_object
 from hwsearch.db.convert import job_record
 from hwsearch.db.models import Job, utcnow
-from hwsearch.db.repository import Repository, candidate_count, jobs_query
+from hwsearch.db.repository import Repository, jobs_query, settled_counts
 from hwsearch.db.retry import install as _install_retries
 from hwsearch.errors import ConflictError, NotFoundError, StorageError
-from hwsearch.records import CandidateStatus, JobRecord, JobState
+from hwsearch.records import JobRecord, JobState
 
 __all__ = ["JOB_TRANSITIONS", "JobRepository"]
 
@@ -103,16 +103,14 @@ class JobRepository(Repository):
             elif new in _TERMINAL:
                 job.finished_at = now
             session.flush()
-            return job_record(
-                job, evaluations=candidate_count(session, job_id, CandidateStatus.DONE)
-            )
+            return job_record(job, **settled_counts(session, job_id))
 
     def get_job(self, job_id: int) -> JobRecord:
         with self._reading() as session:
             row = session.execute(jobs_query().where(Job.id == job_id)).one_or_none()
             if row is None:
                 raise NotFoundError(f"job {job_id} not found")
-            return job_record(row[0], evaluations=row[1])
+            return job_record(row[0], evaluations=row[1], failed=row[2])
 
     def list_jobs(
         self, *, state: JobState | None = None, limit: int = 100, offset: int = 0
@@ -126,7 +124,10 @@ class JobRepository(Repository):
         if state is not None:
             query = query.where(Job.state == coerce_enum("state", state, JobState))
         with self._reading() as session:
-            return [job_record(job, evaluations=n) for job, n in session.execute(query)]
+            return [
+                job_record(job, evaluations=done, failed=failed)
+                for job, done, failed in session.execute(query)
+            ]
 
     def count_jobs(self, *, state: JobState | None = None) -> int:
         query = select(func.count(Job.id))

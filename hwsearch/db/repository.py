@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,15 +45,27 @@ class Repository:
             yield session
 
 
-def jobs_query() -> Select[Job, int]:
-    """Jobs with their number of done candidates."""
-    done = (
-        select(func.count(Candidate.id))
-        .where(Candidate.job_id == Job.id, Candidate.status == CandidateStatus.DONE)
-        .correlate(Job)
-        .scalar_subquery()
-    )
-    return select(Job, done)
+def jobs_query() -> Select[Job, int, int]:
+    """Jobs with their numbers of done and of failed candidates."""
+
+    def count(status: CandidateStatus) -> Any:
+        return (
+            select(func.count(Candidate.id))
+            .where(Candidate.job_id == Job.id, Candidate.status == status)
+            .correlate(Job)
+            .scalar_subquery()
+        )
+
+    return select(Job, count(CandidateStatus.DONE), count(CandidateStatus.FAILED))
+
+
+def settled_counts(session: Session, job_id: int) -> dict[str, int]:
+    """``evaluations`` (done) and ``failed`` candidates of a job, as :func:`job_record`
+    takes them."""
+    return {
+        "evaluations": candidate_count(session, job_id, CandidateStatus.DONE),
+        "failed": candidate_count(session, job_id, CandidateStatus.FAILED),
+    }
 
 
 def require_job(session: Session, job_id: int) -> None:

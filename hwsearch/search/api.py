@@ -57,6 +57,16 @@ class Front:
 
 
 def _objectives(objectives: Sequence[Any]) -> list[dict[str, Any]]:
+    if isinstance(objectives, str) or not isinstance(objectives, Sequence):
+        raise SpecErrors(
+            [
+                SpecError(
+                    "objectives",
+                    "must be a list of (metric, direction) pairs, e.g. [('accuracy', "
+                    f"'maximize')], got {objectives!r}",
+                )
+            ]
+        )
     out = []
     for i, objective in enumerate(objectives):
         if isinstance(objective, Mapping):
@@ -103,8 +113,8 @@ def _metrics_of(
     from hwsearch.metrics import METRICS, get_metric, tagged
 
     own = tagged("trained") - {"accuracy"}
-    out = {
-        o["metric"]: o["direction"]
+    out = {  # a bad direction is reported on the objective alone, not again here
+        o["metric"]: o["direction"] if o.get("direction") == "minimize" else "maximize"
         for o in objectives
         if isinstance(o.get("metric"), str) and o["metric"] not in own
     }
@@ -128,7 +138,7 @@ def search(
     evaluate: Code,
     space: Mapping[str, Any],
     objectives: Sequence[Any],
-    budget: Mapping[str, Any],
+    budget: Mapping[str, Any] | int,
     input_shape: Sequence[int] | None = None,
     example_input: Code | None = None,
     metrics: Mapping[str, str] | None = None,
@@ -148,7 +158,8 @@ def search(
 
     ``metrics`` declares what ``evaluate`` returns (``{name: maximize|minimize}``); by
     default the metrics of the objectives and constraints that hwsearch does not measure
-    itself (``accuracy`` is yours, ``latency_ms`` hwsearch's). ``executor`` is
+    itself (``accuracy`` is yours, ``latency_ms`` hwsearch's). ``budget`` is the spec's
+    mapping (``{"evaluations": N, "wall_time_s": S}``) or a number of evaluations. ``executor`` is
     ``"local"``, ``"pool"`` (``workers`` processes), ``"ray"`` or an
     :class:`~hwsearch.workers.Executor`; ``optimizer`` a name or ``{name: ..., options}``.
     """
@@ -179,11 +190,11 @@ def search(
         "name": name,
         "family": family,
         "evaluation": evaluation,
-        "space": dict(space),
+        "space": dict(space) if isinstance(space, Mapping) else space,
         "objectives": listed,
         "constraints": list(constraints),
         "target": target,
-        "budget": dict(budget),
+        "budget": _budget(budget),
         "seed": seed,
     }
     if optimizer is not None:
@@ -206,6 +217,14 @@ def search(
     finally:
         runner.close()
         store.close()
+
+
+def _budget(budget: Any) -> Any:
+    """The spec's budget of ``budget``: a whole number is the evaluations; anything else
+    but a mapping is left for the spec's check to report on ``budget``."""
+    if isinstance(budget, int) and not isinstance(budget, bool):
+        return {"evaluations": budget}
+    return dict(budget) if isinstance(budget, Mapping) else budget
 
 
 def _check_shippable(settings: Any) -> None:

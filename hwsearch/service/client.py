@@ -231,6 +231,7 @@ def _job(data: dict[str, Any]) -> JobRecord:
         error=data.get("error"),
         lease=_lease(data.get("driver")),
         owner_token_id=data.get("owner_token_id"),
+        failed=data.get("failed", 0),
     )
 
 

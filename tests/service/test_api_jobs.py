@@ -326,3 +326,42 @@ def test_a_conflict_names_its_field_and_the_client_raises_it(api: Any) -> None:
     assert (
         info.value.field == "state" and "only queued, running or interrupted" in info.value.reason
     )
+
+
+def test_failed_candidates_are_counted_and_spend_the_budget(
+    tmp_path: Path, serve_store: Any
+) -> None:
+    """A job that finished its budget of 4 with one candidate failed is at progress 1, with
+    3 evaluated and 1 failed, in the detail and in the list alike."""
+    from hwsearch.db import Store
+    from hwsearch.records import (
+        CandidateFailure,
+        CandidateResult,
+        JobState,
+        MetricValue,
+        NewCandidate,
+        Provenance,
+    )
+
+    store = Store.open(f"sqlite:///{tmp_path / 'failed.db'}")
+    spec = {"name": "f", "family": "mlp", "budget": {"evaluations": 4}}
+    job_id = store.create_job(name="f", family="mlp", target="cpu", spec=spec).id
+    candidates = store.add_candidates(
+        job_id, [NewCandidate(f"{i:064x}", {"width": i}, 0) for i in range(4)]
+    )
+    accuracy = MetricValue("accuracy", 0.5, Provenance.MEASURED, "cpu")
+    store.record_results(
+        [CandidateResult(c.id, [accuracy], True) for c in candidates[:3]],
+        failures=[CandidateFailure(candidates[3].id, "evaluate: ValueError: boom")],
+    )
+    store.set_job_state(job_id, JobState.RUNNING)
+    assert store.set_job_state(job_id, JobState.FINISHED).failed == 1
+    try:
+        with serve_store(store) as server, server.client() as client:
+            detail = client.get(f"/jobs/{job_id}").raise_for_status().json()
+            listed = client.get("/jobs").raise_for_status().json()
+    finally:
+        store.close()
+    (row,) = [j for j in listed["items"] if j["id"] == job_id]
+    for shown in (detail, row):
+        assert (shown["evaluations"], shown["failed"], shown["progress"]) == (3, 1, 1.0)

@@ -368,7 +368,9 @@ def dry_run(
     except _UserError as err:
         f = err.failure
         raise SpecError(
-            fields.get(f.stage, f.stage), f"raised {f.error_type}: {f.message}"
+            fields.get(f.stage, f.stage),
+            f"raised {f.error_type}: {f.message} (in the check of one config before the "
+            f"search, {dict(config)!r})",
         ) from None
     return rules
 

@@ -63,12 +63,17 @@ class JobPublic(BaseModel):
         description="Candidates settled so far: measured, reused, or predicted (active learning)."
     )
     measured: int = Field(description="Of them, measured or reused: what the budget counts.")
+    failed: int = Field(
+        default=0,
+        description="Candidates whose evaluation raised (the reason is on each candidate): "
+        "not among `evaluations`, but the budget counts them too.",
+    )
     predicted: int = Field(
         default=0, description="Of them, settled by prediction (active learning), not measured."
     )
     budget_evaluations: int | None = Field(description="The spec's evaluation budget, if any.")
     progress: float | None = Field(
-        description="measured / budget_evaluations, at most 1, however the job ended."
+        description="(measured + failed) / budget_evaluations, at most 1, however the job ended."
     )
     error: str | None
     stale: bool = Field(

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hwsearch.errors import JobInterrupted, SpecError
+from hwsearch.records import CandidateStatus
 from hwsearch.service.cli.common import (
     AddressOption,
     DbOption,
@@ -211,15 +212,17 @@ def _drive(
     (out_dir / "front.csv").write_text(to_csv(view))
     plot_front(store.list_candidates(job.id), view.front, out_dir / "front.png")
     predicted = f" ({driver.predicted} of them settled by prediction)" if driver.predicted else ""
+    failed = f", {job.failed} failed" if job.failed else ""
     console.print(
-        f"job {job.id} {job.state.value}: {job.evaluations} evaluated{predicted}, "
+        f"job {job.id} {job.state.value}: {job.evaluations} evaluated{predicted}{failed}, "
         f"front of {len(view.candidates)}; wrote {out_dir / 'front.csv'} and "
         f"{out_dir / 'front.png'}"
     )
     console.print(run.footprint_line, highlight=False)
-    noisy = noisy_summary(store.list_candidates(job.id))
-    if noisy:
-        errors.print(f"warning: {noisy}", highlight=False)
+    candidates = store.list_candidates(job.id)
+    for warning in (noisy_summary(candidates), failed_summary(candidates)):
+        if warning:
+            errors.print(f"warning: {warning}", highlight=False)
 
 
 #: The metrics whose details say whether their measurement was noisy.
@@ -249,6 +252,28 @@ def noisy_summary(candidates: Any) -> str | None:
         f"{flagged} of {total} measurement(s) are noisy (most often: {top}); their "
         "timings are not clean figures: each one's details hold the load (load, "
         "noisy_reasons); measure again on a quieter machine"
+    )
+
+
+#: failed candidates a run names, with their reasons
+FAILED_SHOWN = 3
+
+
+def failed_summary(candidates: Any) -> str | None:
+    """A warning naming the candidates whose evaluation raised, with the first line of each
+    one's error (its whole traceback is stored on the candidate: ``GET
+    /jobs/{id}/candidates/{cid}``); the budget counted them."""
+    failed = [c for c in candidates if c.status is CandidateStatus.FAILED]
+    if not failed:
+        return None
+    lines = []
+    for candidate in failed[:FAILED_SHOWN]:
+        first = (candidate.error or "").strip().splitlines() or ["no reason stored"]
+        lines.append(f"  candidate {candidate.id} {candidate.config}: {first[0]}")
+    more = f"\n  ... and {len(failed) - FAILED_SHOWN} more" if len(failed) > FAILED_SHOWN else ""
+    return (
+        f"{len(failed)} candidate(s) failed; the budget counted them and the search went "
+        "on without them:\n" + "\n".join(lines) + more
     )
 
 

@@ -169,7 +169,7 @@ def submit(
             view = load_front(store, job.id) if job.state is JobState.FINISHED else None
         if view is not None:
             console.print(front_table(view, wide=wide))
-        console.print(f"job {job.id} {job.state.value}: {job.evaluations} evaluated")
+        console.print(f"job {job.id} {job.state.value}: {evaluated(job)}")
         if job.state is not JobState.FINISHED:
             if job.error:
                 errors.print(f"[red]error:[/red] {job.error}", highlight=False)
@@ -198,11 +198,18 @@ def _follow(poll: Callable[[], tuple[Any, list[Any]]], poll_s: float = 1.0) -> A
         time.sleep(poll_s)
 
 
+def evaluated(job: Any, budget: int | None = None) -> str:
+    """``12/48 evaluated, 2 failed``: done candidates (of the budget where given) and, if
+    any, the failed ones, which the budget counts too."""
+    done = f"{job.evaluations}/{budget}" if isinstance(budget, int) else str(job.evaluations)
+    failed = getattr(job, "failed", 0)
+    return f"{done} evaluated" + (f", {failed} failed" if failed else "")
+
+
 def progress_line(job: Any, latest: Any | None) -> str:
     """One line of a job's progress; ``latest``: its newest hypervolume point, if any."""
     budget = (job.spec.get("budget") or {}).get("evaluations")
-    done = f"{job.evaluations}/{budget}" if isinstance(budget, int) else str(job.evaluations)
-    line = f"job {job.id} {job.shown_state().value}: {done} evaluated"
+    line = f"job {job.id} {job.shown_state().value}: {evaluated(job, budget)}"
     if latest is not None:
         line += (
             f", generation {latest.generation}, front {latest.points}, "

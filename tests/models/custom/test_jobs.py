@@ -202,11 +202,19 @@ def test_user_exception_is_a_failed_candidate(tmp_path: Path) -> None:
     store = Store.open(db)
     try:
         failed = [c for c in store.list_candidates(1) if c.config["width"] >= 8]
+        done = [c for c in store.list_candidates(1) if c.config["width"] < 8]
+        job = store.get_job(1)
     finally:
         store.close()
     assert failed and failed[0].error is not None
     assert "evaluate: RuntimeError: boom in user code" in failed[0].error
     assert "Traceback" in failed[0].error
+    # the counts agree, and the run says which candidates failed and why
+    assert job.failed == len(failed) and job.evaluations == len(done)
+    assert f"{len(done)} evaluated, {len(failed)} failed" in result.output
+    assert f"{len(failed)} candidate(s) failed" in result.output
+    assert f"candidate {failed[0].id} " in result.output
+    assert "boom in user code" in result.output
 
 
 @pytest.mark.parametrize(
@@ -408,3 +416,77 @@ def test_api_declares_the_metrics_hwsearch_does_not_measure() -> None:
         "bleu": "maximize",
     }
     assert _metrics_of(objectives, [], {"f1": "maximize"}) == {"f1": "maximize"}
+
+
+def test_the_check_names_the_config_its_failing_evaluate_ran_on(tmp_path: Path) -> None:
+    """The dry build runs one config: where only some configs fail, the user needs to know
+    which one the check tried."""
+    spec = _spec(
+        tmp_path,
+        evaluation__evaluate="tiny_model:fails_wide",
+        space={"width": {"type": "choice", "values": [16, 4]}},
+    )
+    with pytest.raises(SpecErrors) as info:
+        load_spec(spec)
+    (error,) = info.value.errors
+    assert error.field == "evaluation.evaluate"
+    assert "boom in user code" in error.reason and "'width': 16" in error.reason
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field", "words"),
+    [
+        ({"objectives": "accuracy"}, "objectives", "list of (metric, direction) pairs"),
+        ({"objectives": [("accuracy", "max")]}, "objectives[0].direction", "max"),
+        ({"budget": "lots"}, "budget", "mapping"),
+    ],
+)
+def test_api_bad_arguments_name_the_field_once(
+    tmp_path: Path, arguments: dict[str, Any], field: str, words: str
+) -> None:
+    _spec(tmp_path)
+    from hwsearch.models.custom.callables import resolve
+
+    def code(name: str) -> Any:
+        return resolve("x", f"tiny_model:{name}", folder=tmp_path).obj
+
+    given: dict[str, Any] = {
+        "model": code("build"),
+        "evaluate": code("evaluate"),
+        "input_shape": (8,),
+        "space": {"width": {"type": "choice", "values": [4, 8]}},
+        "objectives": [("accuracy", "maximize")],
+        "budget": {"evaluations": 1},
+        "db": f"sqlite:///{tmp_path / 'x.db'}",
+        **arguments,
+    }
+    with pytest.raises(SpecErrors) as info:
+        hwsearch.search(**given)  # type: ignore[operator]
+    assert [e.field for e in info.value.errors] == [field], [str(e) for e in info.value.errors]
+    assert words in info.value.errors[0].reason
+    assert not (tmp_path / "x.db").exists() or not _jobs(f"sqlite:///{tmp_path / 'x.db'}")
+
+
+def test_api_budget_as_a_number_of_evaluations(tmp_path: Path) -> None:
+    _spec(tmp_path)
+    from hwsearch.models.custom.callables import resolve
+
+    def code(name: str) -> Any:
+        return resolve("x", f"tiny_model:{name}", folder=tmp_path).obj
+
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    front = hwsearch.search(  # type: ignore[operator]
+        model=code("build"),
+        evaluate=code("evaluate"),
+        input_shape=(8,),
+        space={"width": {"type": "choice", "values": [4, 8, 16]}},
+        objectives=[("accuracy", "maximize"), ("params", "minimize")],
+        metrics={"accuracy": "maximize", "score": "maximize"},
+        budget=2,
+        db=db,
+        optimizer="random",
+        measurement=MEASURE,
+    )
+    assert front.evaluations == 2
+    (job,) = _jobs(db)
+    assert job.spec["budget"]["evaluations"] == 2

@@ -44,10 +44,11 @@ def _budget(job: JobRecord) -> tuple[int | None, float | None]:
 
 
 def job_public(job: JobRecord, store: Any = None) -> dict[str, Any]:
-    """A job as the API shows it. ``progress`` is what was measured of the evaluation
-    budget, however the job ended (one that stopped on its wall time at 14 of 48 is at
-    0.29); candidates an active-learning job settled by prediction (``predicted``, counted
-    with ``store``) are not measurements and do not count."""
+    """A job as the API shows it. ``progress`` is what was spent of the evaluation budget,
+    however the job ended (one that stopped on its wall time at 14 of 48 is at 0.29): the
+    measured candidates and the failed ones, whose evaluation ran too; candidates an
+    active-learning job settled by prediction (``predicted``, counted with ``store``) are
+    not measurements and do not count."""
     evaluations, _ = _budget(job)
     predicted = (
         store.count_predicted(job.id)
@@ -55,7 +56,7 @@ def job_public(job: JobRecord, store: Any = None) -> dict[str, Any]:
         else 0
     )
     measured = job.evaluations - predicted
-    progress = min(1.0, measured / evaluations) if evaluations else None
+    progress = min(1.0, (measured + job.failed) / evaluations) if evaluations else None
     return {
         "id": job.id,
         "name": job.name,
@@ -69,6 +70,7 @@ def job_public(job: JobRecord, store: Any = None) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "evaluations": job.evaluations,
+        "failed": job.failed,
         "budget_evaluations": evaluations,
         "progress": progress,
         "error": job.error,
