@@ -208,8 +208,8 @@ class _Parser:
             )
         if name.text not in self.known:
             raise FilterError(
-                f"unknown metric {name.text!r} at column {name.pos + 1}; "
-                f"known: {', '.join(sorted(self.known))}"
+                f"unknown metric {name.text!r} at column {name.pos + 1} (a filter compares "
+                f"metrics, not config knobs); known: {', '.join(sorted(self.known))}"
             )
         self.i += 1
         op = self.token

@@ -93,8 +93,12 @@ class Constraint:
         if metric not in METRICS:
             raise SpecError(field, unknown_metric_reason(metric))
         if op not in CONSTRAINT_OPS:
+            written = text[match.start("op") :].lstrip()
+            meant = next((o for o in ("<=", ">=") if written.startswith(o[::-1])), None)
+            hint = f" (did you mean {meant!r}?)" if meant else ""
             raise SpecError(
-                field, f"operator {op!r} is not allowed; use one of {', '.join(CONSTRAINT_OPS)}"
+                field,
+                f"operator {op!r} is not allowed{hint}; use one of {', '.join(CONSTRAINT_OPS)}",
             )
         try:
             bound = float(bound_text)

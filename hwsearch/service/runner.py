@@ -198,7 +198,10 @@ class JobRunner:
                 except HwsearchError as exc:  # before the driver could store a reason
                     self.store.set_job_state(job_id, JobState.FAILED, error=str(exc))
                     return
-                run.resume(job_id)
+                ended = run.resume(job_id)
+                failed = f", {ended.failed} failed" if ended.failed else ""
+                state, done = ended.state.value, ended.evaluations
+                log.info("job %s %s: %s evaluated%s", job_id, state, done, failed)
         except _ServerStopping:
             self.store.set_job_state(job_id, JobState.QUEUED)  # from interrupted: resumed later
         except Exception:

@@ -39,6 +39,8 @@ def test_nan_value_is_a_violation() -> None:
         ("latency", "cannot read 'latency'; write 'metric op number', e.g. 'latency_ms <= 5'"),
         ("speed < 3", "unknown metric 'speed'; known: accuracy, carbon_embodied_g_per_1k,"),
         ("latency_ms == 3", "operator '==' is not allowed; use one of <=, <, >=, >"),
+        ("accuracy => 0.5", "operator '=' is not allowed (did you mean '>='?); use one of"),
+        ("latency_ms =<3", "operator '=' is not allowed (did you mean '<='?); use one of"),
         ("latency_ms < fast", "the bound 'fast' is not a number"),
         ("latency_ms < inf", "the bound 'inf' is not a finite number"),
     ],

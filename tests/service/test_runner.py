@@ -251,6 +251,8 @@ def test_a_restarted_server_resumes_the_job_it_was_running(
         second.send_signal(signal.SIGINT)
         second.wait(60)
     assert job.state is JobState.FINISHED and job.evaluations == 6, job.error
+    said = second.stderr.read().decode() if second.stderr else ""
+    assert f"job {job_id} taken by runner" in said and f"job {job_id} finished: 6 evaluated" in said
     after = {c.config_hash: c.metrics for c in store.list_candidates(job_id)}
     assert len(after) == 6
     for digest, metrics in before.items():  # replayed from the store, not measured again

@@ -91,6 +91,7 @@ def serve(
         )
         api = create_app(settings, store=store)  # with N workers, only to check the plug-ins
     errors.print(f"hwsearch serving on http://{host}:{port}/ (dashboard at /dashboard/)")
+    _log_jobs()
     if api_workers == 1:
         uvicorn.run(api, host=host, port=port, log_level="warning")
         return
@@ -174,6 +175,19 @@ def submit(
             if job.error:
                 errors.print(f"[red]error:[/red] {job.error}", highlight=False)
             raise typer.Exit(1)
+
+
+def _log_jobs() -> None:
+    """The runner's lines (a job taken, a job ended, a job left to its user) on stderr,
+    where the server's own line is; uvicorn's access log stays off."""
+    import logging
+
+    runner_log = logging.getLogger("hwsearch.runner")
+    if not runner_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        runner_log.addHandler(handler)
+        runner_log.setLevel(logging.INFO)
 
 
 #: States after which ``submit --wait`` stops waiting (an interrupted job is queued again by
