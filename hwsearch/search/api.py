@@ -202,13 +202,12 @@ def search(
     if measurement is not None:
         data["measurement"] = dict(measurement)
     spec = parse_spec(data)
-    if isinstance(executor, str):
-        if executor != "local":
-            _check_shippable(spec.evaluation)
-        runner: Executor = make_executor(executor, workers=workers)
-    else:
+    if executor != "local":  # pool, Ray or an executor object: the callables travel
         _check_shippable(spec.evaluation)
-        runner = executor
+    _warn_unnamed(spec.evaluation)
+    runner: Executor = (
+        make_executor(executor, workers=workers) if isinstance(executor, str) else executor
+    )
     store = Store.open(db)
     try:
         job = Job(spec, store, executor=runner)
@@ -225,6 +224,20 @@ def _budget(budget: Any) -> Any:
     if isinstance(budget, int) and not isinstance(budget, bool):
         return {"evaluations": budget}
     return dict(budget) if isinstance(budget, Mapping) else budget
+
+
+def _warn_unnamed(settings: Any) -> None:
+    """Warn of callables a stored spec cannot name again (lambdas, nested functions): the
+    search runs, but resuming or exporting its job will fail on them."""
+    import warnings
+
+    from hwsearch.models.custom.callables import unnamed_reason
+    from hwsearch.workers.python_kind import CODE_FIELDS, Shipped
+
+    for key, path in CODE_FIELDS.items():
+        value = getattr(settings, key, None)
+        if isinstance(value, Shipped) and "<" in value.ref:
+            warnings.warn(f"{path}: {unnamed_reason(value.ref)}", UserWarning, stacklevel=4)
 
 
 def _check_shippable(settings: Any) -> None:

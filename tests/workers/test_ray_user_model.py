@@ -53,6 +53,7 @@ def test_yaml_module_runs_on_ray(tmp_path: Path) -> None:
     assert all(c.error is None and "accuracy" in c.metrics for c in candidates)
 
 
+@pytest.mark.filterwarnings("ignore:evaluation.evaluate.*a function defined inside:UserWarning")
 def test_python_callables_run_on_ray(tmp_path: Path) -> None:
     _spec(tmp_path)
     build = resolve("x", "tiny_model:build", folder=tmp_path).obj

@@ -50,11 +50,23 @@ def parse_ref(field: str, ref: str) -> tuple[str, str]:
     if not isinstance(ref, str):
         raise SpecError(field, f"must be a 'module:attribute' string, got {type(ref).__name__}")
     match = _REF.match(ref.strip())
+    if match is None and ("<lambda>" in ref or "<locals>" in ref):
+        raise SpecError(field, unnamed_reason(ref))
     if match is None:
         raise SpecError(
             field, f"{ref!r} is not of the form 'module:attribute' (e.g. 'my_models:build')"
         )
     return match.group(1), match.group(2)
+
+
+def unnamed_reason(ref: str) -> str:
+    """Why a stored ``ref`` of a lambda or a nested function cannot be resolved again."""
+    kind = "a lambda" if "<lambda>" in ref else "a function defined inside another function"
+    return (
+        f"{ref!r} names {kind}, which a stored spec cannot name again: resuming or "
+        "exporting the job needs a function defined at the top level of a module (def "
+        "evaluate(model, context): ... in my_models.py)"
+    )
 
 
 def _from_folder(module: str, folder: Path) -> ModuleType | None:

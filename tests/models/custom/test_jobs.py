@@ -490,3 +490,32 @@ def test_api_budget_as_a_number_of_evaluations(tmp_path: Path) -> None:
     assert front.evaluations == 2
     (job,) = _jobs(db)
     assert job.spec["budget"]["evaluations"] == 2
+
+
+def test_a_lambda_runs_with_a_warning_and_its_export_says_why_it_cannot(tmp_path: Path) -> None:
+    _spec(tmp_path)
+    from hwsearch.models.custom.callables import resolve
+    from hwsearch.service.export import export_candidate
+
+    build = resolve("x", "tiny_model:build", folder=tmp_path).obj
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    with pytest.warns(UserWarning, match="evaluation.evaluate: .* names a lambda"):
+        front = hwsearch.search(  # type: ignore[operator]
+            model=build,
+            evaluate=lambda model, context: {"accuracy": 0.5},
+            input_shape=(8,),
+            space={"width": {"type": "choice", "values": [4]}},
+            objectives=[("accuracy", "maximize")],
+            budget=1,
+            db=db,
+            measurement=MEASURE,
+        )
+    store = Store.open(db)
+    try:
+        with pytest.raises(SpecErrors) as info:
+            export_candidate(store, front.job_id, front.points[0].candidate_id, tmp_path / "out")
+    finally:
+        store.close()
+    reasons = [e.reason for e in info.value.errors]
+    assert any("names a lambda" in r and "top level of a module" in r for r in reasons), reasons
+    assert not (tmp_path / "out").exists()
