@@ -453,3 +453,44 @@ def test_submit_refuses_a_spec_of_the_users_own_code_before_importing_it(tmp_pat
     assert "family" in result.output and "hwsearch run SPEC" in result.output
     assert not marker.exists()
     assert Store.open(url).list_jobs() == []
+
+
+def test_run_warns_before_its_default_folder_takes_another_databases_job(
+    tmp_path: Path, nb201_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """runs/job-1 is named by the job's id, which every database counts from 1."""
+    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    spec = {
+        "name": "tables",
+        "family": "nb201",
+        "target": {"name": "pixel3", "table": str(nb201_data / "latency_ms.csv")},
+        "space": {"ops": {"type": "choice", "values": ops, "per_layer": 6}},
+        "objectives": [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency_ms", "direction": "minimize"},
+        ],
+        "budget": {"evaluations": 4},
+        "optimizer": {"name": "random", "population_size": 4},
+        "evaluation": {
+            "type": "table",
+            "table": str(nb201_data / "accuracy.csv"),
+            "column": "cifar10_acc",
+            "scale": 0.01,
+        },
+    }
+    spec_path = tmp_path / "tables.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    said = []
+    for db, out in (("first.db", []), ("second.db", []), ("first.db", ["--out", "runs/job-1"])):
+        url = f"sqlite:///{tmp_path / db}"
+        result = runner.invoke(app, ["run", str(spec_path), "--db", url, "--no-reuse", *out])
+        assert result.exit_code == 0, result.output
+        said.append("".join(result.output.split()))  # the console wraps long paths
+    assert "heldtheresults" not in said[0]
+    assert "runs/job-1heldtheresultsofsqlite:///" in said[1]
+    assert "first.dbjob1;overwrittenwiththoseofsqlite:///" in said[1]
+    assert "second.dbjob1;--outFOLDERkeepsboth" in said[1]
+    # a folder given with --out: the warning, without the hint
+    assert "second.dbjob1;overwrittenwiththoseof" in said[2]
+    assert "first.dbjob2" in said[2] and "--outFOLDER" not in said[2]

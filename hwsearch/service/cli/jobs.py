@@ -208,7 +208,7 @@ def _drive(
     view = load_front(store, job.id)
     console.print(front_table(view, wide=wide))
     out_dir = out or Path("runs") / f"job-{job.id}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _claim_output(out_dir, store.url, job.id, chosen=out is not None)
     (out_dir / "front.csv").write_text(to_csv(view))
     plot_front(store.list_candidates(job.id), view.front, out_dir / "front.png")
     predicted = f" ({driver.predicted} of them settled by prediction)" if driver.predicted else ""
@@ -223,6 +223,30 @@ def _drive(
     for warning in (noisy_summary(candidates), failed_summary(candidates)):
         if warning:
             errors.print(f"warning: {warning}", highlight=False)
+
+
+#: the file of a run's output folder that says whose results it holds
+OUTPUT_SOURCE = ".hwsearch-source"
+
+
+def _claim_output(out_dir: Path, db_url: str, job_id: int, *, chosen: bool) -> None:
+    """Make ``out_dir`` for job ``job_id`` of ``db_url``, warning where it held the results
+    of another database's job: the default ``runs/job-N`` is named by the job's id alone,
+    which each database counts from 1."""
+    from sqlalchemy.engine import make_url
+
+    source = f"{make_url(db_url).render_as_string(hide_password=True)} job {job_id}"
+    marker = out_dir / OUTPUT_SOURCE
+    before = marker.read_text().strip() if marker.is_file() else None
+    if before is not None and before != source:
+        hint = "" if chosen else "; --out FOLDER keeps both"
+        errors.print(
+            f"warning: {out_dir} held the results of {before}; overwritten with those of "
+            f"{source}{hint}",
+            highlight=False,
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(source + "\n")
 
 
 #: The metrics whose details say whether their measurement was noisy.
