@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,9 @@ class Front:
 
 
 def _objectives(objectives: Sequence[Any]) -> list[dict[str, Any]]:
-    if isinstance(objectives, str) or not isinstance(objectives, Sequence):
+    if isinstance(objectives, Iterable) and not isinstance(objectives, str | bytes | Mapping):
+        objectives = list(objectives)  # a generator or a dict's keys of pairs, too
+    if not isinstance(objectives, list):
         raise SpecErrors(
             [
                 SpecError(

@@ -180,6 +180,8 @@ class JobRunner:
             job = self.store.get_job(job_id)
             if job.state not in (JobState.QUEUED, JobState.RUNNING):
                 return  # cancelled (or taken) between the listing and now
+            if names_code(job.spec):  # never imported here (see _take_jobs)
+                return
             try:
                 spec = parse_spec(job.spec)
             except HwsearchError as exc:  # e.g. a table file removed since submission

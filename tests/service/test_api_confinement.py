@@ -148,6 +148,17 @@ def test_a_table_inside_is_accepted_with_its_resolved_path(
     [
         {"family": {"model": "marker_module:build", "input_shape": [8]}},
         {"evaluation": {"type": "python", "evaluate": "marker_module:evaluate"}},
+        # the python family's default evaluation runs user code: no type needed
+        {
+            "family": "python",
+            "evaluation": {
+                "model": "marker_module:build",
+                "evaluate": "marker_module:evaluate",
+                "input_shape": [8],
+                "metrics": {"accuracy": "maximize"},
+            },
+        },
+        {"family": "python"},
     ],
 )
 def test_specs_naming_code_are_refused_before_any_import(

@@ -284,16 +284,26 @@ def test_a_stale_job_of_the_users_own_code_is_not_adopted(tmp_path: Path) -> Non
         store.close()
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {
+            "name": "byo",
+            "family": {"model": "never_imported:build", "input_shape": [8]},
+            "evaluation": {"type": "python", "evaluate": "never_imported:evaluate"},
+        },
+        {  # as stored: the python family, whose default evaluation runs user code
+            "name": "byo",
+            "family": "python",
+            "evaluation": {"model": "never_imported:build", "evaluate": "never_imported:e"},
+        },
+    ],
+)
 def test_a_queued_job_of_the_users_own_code_is_left_queued(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, spec: dict[str, Any]
 ) -> None:
     """Queued past the CLI's and the API's checks (written to the database directly), it
     is not run: running it would import the code its spec names in the server."""
-    spec = {
-        "name": "byo",
-        "family": {"model": "never_imported:build", "input_shape": [8]},
-        "evaluation": {"type": "python", "evaluate": "never_imported:evaluate"},
-    }
     store = Store.open(f"sqlite:///{tmp_path / 'byo.db'}")
     try:
         job_id = store.create_job(name="byo", family="python", target="cpu", spec=spec).id

@@ -113,8 +113,8 @@ async function showJobs() {
   } catch (error) { say(error.message); }
 }
 
-// The bar is what was measured of the budget, however the job ended: one stopped at 14 of
-// 48 (its wall time spent) shows 29%, not a full bar.
+// The bar is what was spent of the budget (measured and failed candidates), however the
+// job ended: one stopped at 14 of 48 (its wall time spent) shows 29%, not a full bar.
 function measured(job) { return job.measured ?? job.evaluations; }
 
 function progressCell(job) {
@@ -125,7 +125,8 @@ function progressCell(job) {
   bar.append(fill);
   const budget = job.budget_evaluations ? `/${job.budget_evaluations}` : "";
   const predicted = job.predicted ? ` +${job.predicted} predicted` : "";
-  cell.append(bar, document.createTextNode(` ${measured(job)}${budget}${predicted}`));
+  const failed = job.failed ? ` · ${job.failed} failed` : "";
+  cell.append(bar, document.createTextNode(` ${measured(job)}${budget}${predicted}${failed}`));
   return cell;
 }
 

@@ -1,5 +1,5 @@
 """What every part of the spec shares: the strict model base, short value text, the family
-lookup."""
+lookup and its default evaluation."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
+
+from hwsearch.errors import UnknownNameError
 
 if TYPE_CHECKING:
     from hwsearch.models.base import ModelFamily
@@ -33,3 +35,11 @@ def get_family(name: str) -> ModelFamily:
     from hwsearch.models.base import get_family as registered
 
     return registered(name)
+
+
+def default_evaluation(family: Any) -> str:
+    """The evaluation type of ``family`` where a spec names none (``train`` if unknown)."""
+    try:
+        return get_family(family).default_evaluation if isinstance(family, str) else "train"
+    except UnknownNameError:
+        return "train"

@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from hwsearch.errors import UnknownNameError
 from hwsearch.search.objectives import Constraint, Objective
-from hwsearch.search.spec.base import SpecModel, get_family
+from hwsearch.search.spec.base import SpecModel, default_evaluation
 from hwsearch.search.spec.sections import (
     ActiveLearningSpec,
     Budget,
@@ -55,14 +55,6 @@ def _target_kind(value: Any) -> str | None:
     if isinstance(value, Mapping | TableTargetSpec):
         return "device-table"
     return None
-
-
-def default_evaluation(family: Any) -> str:
-    """The evaluation type of ``family`` where a spec names none (``train`` if unknown)."""
-    try:
-        return get_family(family).default_evaluation if isinstance(family, str) else "train"
-    except UnknownNameError:
-        return "train"
 
 
 def _evaluation_settings(value: Any, info: ValidationInfo) -> Any:

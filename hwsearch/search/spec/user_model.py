@@ -77,20 +77,22 @@ def expand(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def names_code(data: Mapping[str, Any]) -> bool:
-    """Whether reading ``data`` would import and run code it names: a ``family`` mapping,
-    or an evaluation kind that runs user code."""
+    """Whether reading ``data`` would import and run code it names: a ``family`` mapping
+    or the ``python`` family, or an evaluation kind that runs user code, picked as the
+    spec's schema picks it (the ``type`` given, else the family's default)."""
     from hwsearch.errors import UnknownNameError
+    from hwsearch.search.spec.base import default_evaluation
     from hwsearch.workers.kinds import get_evaluation
 
-    if isinstance(data.get("family"), Mapping):
+    family = data.get("family")
+    if isinstance(family, Mapping) or family == FAMILY:
         return True
     evaluation = data.get("evaluation")
-    if isinstance(evaluation, Mapping) and isinstance(evaluation.get("type"), str):
-        try:
-            return get_evaluation(evaluation["type"]).runs_user_code
-        except UnknownNameError:
-            return False
-    return False
+    given = evaluation.get("type") if isinstance(evaluation, Mapping) else None
+    try:
+        return get_evaluation(str(given or default_evaluation(family))).runs_user_code
+    except UnknownNameError:  # refused by the schema before any kind reads the section
+        return False
 
 
 #: why a server refuses a spec that names code (``check_names_no_code``)

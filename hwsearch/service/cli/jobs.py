@@ -31,6 +31,7 @@ from hwsearch.service.cli.common import (
     app,
     console,
     errors,
+    evaluated,
     executor_settings,
     import_plugins,
     open_store,
@@ -107,7 +108,7 @@ def resume(
         stored = store.get_job(job_id)
         if stored.state is JobState.FINISHED:  # nothing left to do: not an error
             console.print(
-                f"job {job_id} is already finished ({stored.evaluations} evaluated); nothing "
+                f"job {job_id} is already finished ({evaluated(stored)}); nothing "
                 f"to resume. Its front: hwsearch front {job_id}",
                 highlight=False,
             )
@@ -192,10 +193,12 @@ def _drive(
             code = 143 if isinstance(exc, JobInterrupted) else 130
             if driver.job_id is None:
                 raise typer.Exit(code) from None
-            done = store.get_job(driver.job_id).evaluations
+            stopped = store.get_job(driver.job_id)
+            failed = f" (and {stopped.failed} failed)" if stopped.failed else ""
             errors.print(
-                f"job {driver.job_id} interrupted with {done} candidate(s) evaluated and "
-                f"stored; continue it with: hwsearch resume {driver.job_id}"
+                f"job {driver.job_id} interrupted with {stopped.evaluations} candidate(s) "
+                f"evaluated{failed} and stored; continue it with: hwsearch resume "
+                f"{driver.job_id}"
             )
             raise typer.Exit(code) from None
     reused = reuse_summary(driver.reused_from)
@@ -383,7 +386,7 @@ def jobs(
                 job.family,
                 job.target,
                 _state_cell(job),
-                str(job.evaluations),
+                f"{job.evaluations} ({job.failed} failed)" if job.failed else str(job.evaluations),
                 job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 *([_driver_cell(job)] if drivers else []),
             )

@@ -21,6 +21,7 @@ from hwsearch.service.cli.common import (
     app,
     console,
     errors,
+    evaluated,
     open_store,
     server_client,
     user_errors,
@@ -210,14 +211,6 @@ def _follow(poll: Callable[[], tuple[Any, list[Any]]], poll_s: float = 1.0) -> A
         if job.state.value in WAIT_ENDS:
             return job
         time.sleep(poll_s)
-
-
-def evaluated(job: Any, budget: int | None = None) -> str:
-    """``12/48 evaluated, 2 failed``: done candidates (of the budget where given) and, if
-    any, the failed ones, which the budget counts too."""
-    done = f"{job.evaluations}/{budget}" if isinstance(budget, int) else str(job.evaluations)
-    failed = getattr(job, "failed", 0)
-    return f"{done} evaluated" + (f", {failed} failed" if failed else "")
 
 
 def progress_line(job: Any, latest: Any | None) -> str:

@@ -519,3 +519,14 @@ def test_a_lambda_runs_with_a_warning_and_its_export_says_why_it_cannot(tmp_path
     reasons = [e.reason for e in info.value.errors]
     assert any("names a lambda" in r and "top level of a module" in r for r in reasons), reasons
     assert not (tmp_path / "out").exists()
+
+
+def test_api_objectives_from_any_iterable_of_pairs() -> None:
+    from hwsearch.search.api import _objectives
+
+    pairs = {"accuracy": "maximize", "latency_ms": "minimize"}
+    want = [
+        {"metric": "accuracy", "direction": "maximize"},
+        {"metric": "latency_ms", "direction": "minimize"},
+    ]
+    assert _objectives(iter(pairs.items())) == _objectives(list(pairs.items())) == want
