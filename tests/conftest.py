@@ -150,14 +150,14 @@ NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3
 
 
 @pytest.fixture
-def nb201_active_spec(nb201_data: Path) -> Callable[..., dict[str, Any]]:
-    """A factory of active-learning specs on NAS-Bench-201 for the Pixel 3: accuracy and
-    latency are both looked up in the shared tables, so a search takes seconds.
-    ``make(budget, **active_learning_settings)``."""
+def nb201_table_spec(nb201_data: Path) -> Callable[..., dict[str, Any]]:
+    """A factory of specs on NAS-Bench-201 for the Pixel 3: accuracy and latency are both
+    looked up in the shared tables, so a search takes seconds. ``make(budget, **fields)``,
+    the fields replacing the spec's own."""
 
-    def make(budget: int = 32, **active: Any) -> dict[str, Any]:
-        return {
-            "name": "active",
+    def make(budget: int = 32, **fields: Any) -> dict[str, Any]:
+        spec = {
+            "name": "tables",
             "family": "nb201",
             "target": {
                 "name": "pixel3",
@@ -177,9 +177,23 @@ def nb201_active_spec(nb201_data: Path) -> Callable[..., dict[str, Any]]:
                 "column": "cifar10_acc",
                 "scale": 0.01,
             },
-            "active_learning": {"min_measured": 8, **active},
             "seed": 0,
         }
+        return {**spec, **fields}
+
+    return make
+
+
+@pytest.fixture
+def nb201_active_spec(
+    nb201_table_spec: Callable[..., dict[str, Any]],
+) -> Callable[..., dict[str, Any]]:
+    """:func:`nb201_table_spec` with active learning: ``make(budget, **settings)``."""
+
+    def make(budget: int = 32, **active: Any) -> dict[str, Any]:
+        return nb201_table_spec(
+            budget, name="active", active_learning={"min_measured": 8, **active}
+        )
 
     return make
 

@@ -456,28 +456,10 @@ def test_submit_refuses_a_spec_of_the_users_own_code_before_importing_it(tmp_pat
 
 
 def test_run_warns_before_its_default_folder_takes_another_databases_job(
-    tmp_path: Path, nb201_data: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, nb201_table_spec: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """runs/job-1 is named by the job's id, which every database counts from 1."""
-    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
-    spec = {
-        "name": "tables",
-        "family": "nb201",
-        "target": {"name": "pixel3", "table": str(nb201_data / "latency_ms.csv")},
-        "space": {"ops": {"type": "choice", "values": ops, "per_layer": 6}},
-        "objectives": [
-            {"metric": "accuracy", "direction": "maximize"},
-            {"metric": "latency_ms", "direction": "minimize"},
-        ],
-        "budget": {"evaluations": 4},
-        "optimizer": {"name": "random", "population_size": 4},
-        "evaluation": {
-            "type": "table",
-            "table": str(nb201_data / "accuracy.csv"),
-            "column": "cifar10_acc",
-            "scale": 0.01,
-        },
-    }
+    spec = nb201_table_spec(4, optimizer={"name": "random", "population_size": 4})
     spec_path = tmp_path / "tables.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
     monkeypatch.chdir(tmp_path)

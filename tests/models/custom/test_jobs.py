@@ -163,16 +163,11 @@ def test_python_api_gives_the_yaml_front(tmp_path: Path) -> None:
         app, ["run", str(tmp_path / "spec.yaml"), "--db", yaml_db, "--out", str(tmp_path / "o")]
     )
     assert result.exit_code == 0, result.output
-    from hwsearch.models.custom.callables import resolve
-
-    def code(name: str) -> Any:
-        return resolve("x", f"tiny_model:{name}", folder=tmp_path).obj
-
     api_db = f"sqlite:///{tmp_path / 'api.db'}"
     front = hwsearch.search(  # type: ignore[operator]
-        model=code("build"),
-        evaluate=code("evaluate"),
-        finetune=code("finetune"),
+        model=_tiny(tmp_path, "build"),
+        evaluate=_tiny(tmp_path, "evaluate"),
+        finetune=_tiny(tmp_path, "finetune"),
         input_shape=(8,),
         space=SPACE,
         objectives=[("accuracy", "maximize"), ("params", "minimize")],
@@ -261,6 +256,13 @@ def test_bad_input_is_a_spec_error_exit_2_nothing_written(
     assert not db.exists() or not _jobs(f"sqlite:///{db}")
 
 
+def _tiny(folder: Path, name: str) -> Any:
+    """The callable ``name`` of the tiny model that ``_spec`` wrote into ``folder``."""
+    from hwsearch.models.custom.callables import resolve
+
+    return resolve("x", f"tiny_model:{name}", folder=folder).obj
+
+
 def _jobs(db: str) -> list[Any]:
     store = Store.open(db)
     try:
@@ -284,9 +286,8 @@ def test_api_closure_that_cannot_ship_is_refused_for_pool(tmp_path: Path) -> Non
 
     lock = threading.Lock()
     _spec(tmp_path)
-    from hwsearch.models.custom.callables import resolve
 
-    build = resolve("x", "tiny_model:build", folder=tmp_path).obj
+    build = _tiny(tmp_path, "build")
 
     def evaluate(model: Any, context: Any) -> dict[str, float]:
         with lock:
@@ -445,14 +446,9 @@ def test_api_bad_arguments_name_the_field_once(
     tmp_path: Path, arguments: dict[str, Any], field: str, words: str
 ) -> None:
     _spec(tmp_path)
-    from hwsearch.models.custom.callables import resolve
-
-    def code(name: str) -> Any:
-        return resolve("x", f"tiny_model:{name}", folder=tmp_path).obj
-
     given: dict[str, Any] = {
-        "model": code("build"),
-        "evaluate": code("evaluate"),
+        "model": _tiny(tmp_path, "build"),
+        "evaluate": _tiny(tmp_path, "evaluate"),
         "input_shape": (8,),
         "space": {"width": {"type": "choice", "values": [4, 8]}},
         "objectives": [("accuracy", "maximize")],
@@ -469,15 +465,10 @@ def test_api_bad_arguments_name_the_field_once(
 
 def test_api_budget_as_a_number_of_evaluations(tmp_path: Path) -> None:
     _spec(tmp_path)
-    from hwsearch.models.custom.callables import resolve
-
-    def code(name: str) -> Any:
-        return resolve("x", f"tiny_model:{name}", folder=tmp_path).obj
-
     db = f"sqlite:///{tmp_path / 'n.db'}"
     front = hwsearch.search(  # type: ignore[operator]
-        model=code("build"),
-        evaluate=code("evaluate"),
+        model=_tiny(tmp_path, "build"),
+        evaluate=_tiny(tmp_path, "evaluate"),
         input_shape=(8,),
         space={"width": {"type": "choice", "values": [4, 8, 16]}},
         objectives=[("accuracy", "maximize"), ("params", "minimize")],
@@ -494,10 +485,9 @@ def test_api_budget_as_a_number_of_evaluations(tmp_path: Path) -> None:
 
 def test_a_lambda_runs_with_a_warning_and_its_export_says_why_it_cannot(tmp_path: Path) -> None:
     _spec(tmp_path)
-    from hwsearch.models.custom.callables import resolve
     from hwsearch.service.export import export_candidate
 
-    build = resolve("x", "tiny_model:build", folder=tmp_path).obj
+    build = _tiny(tmp_path, "build")
     db = f"sqlite:///{tmp_path / 'l.db'}"
     with pytest.warns(UserWarning, match="evaluation.evaluate: .* names a lambda"):
         front = hwsearch.search(  # type: ignore[operator]
