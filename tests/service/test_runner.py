@@ -315,5 +315,10 @@ def test_a_queued_job_of_the_users_own_code_is_left_queued(
         assert store.get_job(job_id).state is JobState.QUEUED
         warned = [r.getMessage() for r in caplog.records if "left queued" in r.getMessage()]
         assert len(warned) == 1 and f"hwsearch resume {job_id}" in warned[0]
+        # the API says why it stays queued
+        from hwsearch.service.api.routers.jobs import job_public
+
+        shown = job_public(store.get_job(job_id))["error"]
+        assert "no server runs this job" in shown and f"hwsearch resume {job_id}" in shown
     finally:
         store.close()

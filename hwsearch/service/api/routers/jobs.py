@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from hwsearch.errors import NotFoundError
 from hwsearch.records import CandidateStatus, JobRecord, JobState, TokenScope
 from hwsearch.search.driver import target_name
+from hwsearch.search.spec.user_model import names_code
 from hwsearch.service.api.deps import (
     JobId,
     PageDep,
@@ -43,6 +44,16 @@ def _budget(job: JobRecord) -> tuple[int | None, float | None]:
     )
 
 
+def _left_to_its_user(job: JobRecord) -> str | None:
+    """Why a queued job of the user's own code stays queued: no server runs it."""
+    if job.state is not JobState.QUEUED or not names_code(job.spec):
+        return None
+    return (
+        "no server runs this job: its spec names code to run (your own model), which a "
+        f"server never imports; run it with hwsearch resume {job.id} where that code is"
+    )
+
+
 def job_public(job: JobRecord, store: Any = None) -> dict[str, Any]:
     """A job as the API shows it. ``progress`` is what was spent of the evaluation budget,
     however the job ended (one that stopped on its wall time at 14 of 48 is at 0.29): the
@@ -73,7 +84,7 @@ def job_public(job: JobRecord, store: Any = None) -> dict[str, Any]:
         "failed": job.failed,
         "budget_evaluations": evaluations,
         "progress": progress,
-        "error": job.error,
+        "error": job.error or _left_to_its_user(job),
         "stale": job.stale(),
         "driver": None
         if job.lease is None
