@@ -187,7 +187,19 @@ class JobRunner:
             except HwsearchError as exc:  # e.g. a table file removed since submission
                 self.store.set_job_state(job_id, JobState.FAILED, error=f"invalid spec: {exc}")
                 return
-            with self._executor_factory() as executor:
+            try:
+                executor = self._executor_factory()
+            except Exception as exc:  # the server's executor is away (its Ray cluster, say)
+                log.error("job %s: the server's executor did not start: %s", job_id, exc)
+                self.store.set_job_state(
+                    job_id,
+                    JobState.FAILED,
+                    error=f"the server could not start its executor: {exc}; the job keeps "
+                    f"what it finished: hwsearch resume {job_id}, or resubmit it, once the "
+                    "server's executor is back",
+                )
+                return
+            with executor:
                 try:  # the job's footprint is stored when its run ends
                     run = Job(
                         spec,

@@ -476,3 +476,15 @@ def test_run_warns_before_its_default_folder_takes_another_databases_job(
     # a folder given with --out: the warning, without the hint
     assert "second.dbjob1;overwrittenwiththoseof" in said[2]
     assert "first.dbjob2" in said[2] and "--outFOLDER" not in said[2]
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["db", "current"]])
+def test_db_commands_name_an_unreachable_database_in_one_line(command: list[str]) -> None:
+    url = "postgresql://postgres@127.0.0.1:1/nowhere"  # port 1: refused at once
+    result = runner.invoke(app, [*command, "--db", url])
+    assert result.exit_code == 1
+    assert "cannot open database postgresql://postgres@127.0.0.1:1/nowhere" in " ".join(
+        result.output.split()
+    )
+    assert "Traceback" not in result.output and result.exception is not None
+    assert isinstance(result.exception, SystemExit)

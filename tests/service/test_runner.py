@@ -322,3 +322,25 @@ def test_a_queued_job_of_the_users_own_code_is_left_queued(
         assert "no server runs this job" in shown and f"hwsearch resume {job_id}" in shown
     finally:
         store.close()
+
+
+def test_a_job_whose_executor_does_not_start_fails_with_the_reason(
+    store: Store, nb201_data: Path
+) -> None:
+    """Taken again at every poll, it would stay queued with no reason while the runner
+    logs the same error forever (its Ray cluster away, say)."""
+    from hwsearch.errors import HwsearchError
+
+    def away() -> Any:
+        raise HwsearchError("cannot connect to the Ray cluster at 127.0.0.1:1: refused")
+
+    job_id = _queue(store, _nb201(nb201_data, 8))
+    runner = JobRunner(store, RunnerSettings(poll_s=0.1), executor_factory=away)
+    runner.start()
+    try:
+        job = _wait(store, job_id, {JobState.FAILED}, timeout=30)
+    finally:
+        runner.stop(30)
+    assert job.error is not None
+    assert "could not start its executor: cannot connect to the Ray cluster" in job.error
+    assert f"hwsearch resume {job_id}" in job.error

@@ -113,6 +113,12 @@ def test_bad_command_line_settings_name_the_option(tiny_spec: dict[str, Any]) ->
     with pytest.raises(SpecError) as caught:
         _placement(spec, Executor.ray, None, None, ["num_gpus=lots"])
     assert caught.value.field == "executor.num_gpus"
+    # Ray's placement asked for on the command line with another executor: not ignored
+    for executor in (Executor.pool, None):  # None: the spec's, here none, so local
+        with pytest.raises(SpecError) as caught:
+            _placement(spec, executor, None, None, ["resources={a: 1}", "timeout_s=9"])
+        assert caught.value.field == "--executor-setting resources"
+        assert "only the ray executor reads resources, timeout_s" in caught.value.reason
 
 
 def test_ray_placement_with_another_executor_is_refused() -> None:

@@ -17,6 +17,7 @@ from hwsearch.service.cli.common import (
     db_app,
     errors,
     open_store,
+    reaching,
     user_errors,
 )
 
@@ -164,8 +165,9 @@ def db_upgrade(db: DbOption = None) -> None:
 
     with user_errors():
         url = database_url(db)
-        upgrade(url)
-        console.print(f"database at revision {current_revision(url)}")
+        with reaching(url):
+            upgrade(url)
+            console.print(f"database at revision {current_revision(url)}")
 
 
 @db_app.command("current")
@@ -174,4 +176,6 @@ def db_current(db: DbOption = None) -> None:
     from hwsearch.db.engine import current_revision, database_url
 
     with user_errors():
-        console.print(str(current_revision(database_url(db))))
+        url = database_url(db)
+        with reaching(url):
+            console.print(str(current_revision(url)))

@@ -79,7 +79,6 @@ def user_errors() -> Iterator[None]:
 def open_store(url: str | None, *, create: bool = False) -> Any:
     """The store at ``url``; only commands that write (``create``) may make a new database."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
 
     from hwsearch.db import Store
     from hwsearch.db.engine import database_url
@@ -97,9 +96,21 @@ def open_store(url: str | None, *, create: bool = False) -> Any:
         raise HwsearchError(
             f"no database at {shown}; run a job first, or name one with --db or HWSEARCH_DB_URL"
         )
-    try:
+    with reaching(resolved):
         return Store.open(resolved)
+
+
+@contextmanager
+def reaching(url: str) -> Iterator[None]:
+    """The database's errors on ``url`` as one line, ``cannot open database URL: reason``
+    (a missing database, a refused port), not a traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
     except SQLAlchemyError as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise HwsearchError(f"cannot open database {shown}: {reason}") from None
 

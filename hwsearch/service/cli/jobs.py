@@ -128,9 +128,18 @@ def _placement(
     """The spec's ``executor`` section with the command's options over it, checked
     (an :class:`~hwsearch.workers.ExecutorSettings`)."""
     from hwsearch.workers import ExecutorSettings
+    from hwsearch.workers.placement import RAY_FIELDS
 
     settings = spec.executor or ExecutorSettings()
     given = executor_settings(pairs)
+    kind = executor.value if executor is not None else settings.type or "local"
+    ignored = sorted(name for name in given if name in RAY_FIELDS)
+    if ignored and kind != "ray":  # the spec's own Ray placement is dropped; these were asked for
+        raise SpecError(
+            f"--executor-setting {ignored[0]}",
+            f"only the ray executor reads {', '.join(ignored)}, not {kind!r}: the run would "
+            "ignore it",
+        )
     if given:
         settings = ExecutorSettings.parse({**settings.model_dump(exclude_unset=True), **given})
     chosen = settings.merged(
