@@ -90,6 +90,7 @@ def test_catalogue(api: Any) -> None:
     assert targets["items"][0] == {"name": "cpu", "kind": "cpu"}
     assert targets["count"] == len(targets["items"])
     assert {"mlp", "cnn", "nb201"} <= set(families["items"])
+    assert "python" not in families["items"]  # your own model: refused by the server
     assert "optuna-nsga2" in optimizers["items"] and optimizers["count"] >= 10
     assert predictors == {"count": len(predictors["items"]), "items": predictors["items"]}
 

@@ -197,6 +197,7 @@ def test_cancel_a_queued_job_at_once(idle: Any) -> None:
         response = client.post(f"/jobs/{job_id}/cancel")
         assert response.status_code == 200
         assert response.json()["state"] == "cancelled"
+        assert response.json()["cancel_requested"] is False  # nothing left to stop
         again = client.post(f"/jobs/{job_id}/cancel")
     assert again.status_code == 409
     assert "only queued, running or interrupted jobs" in again.json()["detail"]

@@ -488,3 +488,26 @@ def test_db_commands_name_an_unreachable_database_in_one_line(command: list[str]
     )
     assert "Traceback" not in result.output and result.exception is not None
     assert isinstance(result.exception, SystemExit)
+
+
+def test_cancel_a_queued_job_at_once_and_flag_a_running_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cancel.db'}"
+    store = Store.open(url)
+    try:
+        queued = store.create_job(name="q", family="mlp", target="cpu", spec={}).id
+        running = store.create_job(name="r", family="mlp", target="cpu", spec={}).id
+        store.set_job_state(running, JobState.RUNNING)
+        first = runner.invoke(app, ["cancel", str(queued), "--db", url])
+        assert first.exit_code == 0, first.output
+        assert f"job {queued} cancelled: 0 evaluated" in first.output
+        assert store.get_job(queued).state is JobState.CANCELLED
+        second = runner.invoke(app, ["cancel", str(running), "--db", url])
+        assert second.exit_code == 0, second.output
+        assert "cancel requested; it stops after the evaluation in flight" in second.output
+        assert store.get_job(running).state is JobState.RUNNING
+        assert store.cancel_requested(running)
+        again = runner.invoke(app, ["cancel", str(queued), "--db", url])
+        assert again.exit_code == 2
+        assert "is cancelled; only queued, running or interrupted" in " ".join(again.output.split())
+    finally:
+        store.close()

@@ -99,6 +99,13 @@ class HypervolumePublic(BaseModel):
     points: int
 
 
+class JobCancelled(JobPublic):
+    cancel_requested: bool = Field(
+        description="Running, and flagged: its driver stops after the evaluation in flight, "
+        "keeping what it finished (the flag is cleared when the job ends)."
+    )
+
+
 class JobDetail(JobPublic):
     spec: dict[str, Any]
     budget_wall_time_s: float | None

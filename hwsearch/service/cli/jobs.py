@@ -402,6 +402,32 @@ def jobs(
         console.print(table)
 
 
+@app.command()
+def cancel(
+    job_id: Annotated[int, typer.Argument(metavar="JOB", help="Id of the job.")],
+    db: DbOption = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Cancel a job: a queued or interrupted one at once; a running one stops after the
+    evaluation in flight, keeping what it finished (hwsearch resume continues it)."""
+    from hwsearch.records import JobState
+
+    with user_errors():
+        if server:
+            with server_client(server, token) as client:
+                job = client.cancel(job_id)
+        else:
+            job = open_store(db).request_cancel(job_id)
+    if job.state is JobState.RUNNING:
+        console.print(
+            f"job {job_id}: cancel requested; it stops after the evaluation in flight "
+            f"({evaluated(job)} so far)"
+        )
+    else:
+        console.print(f"job {job_id} {job.state.value}: {evaluated(job)}")
+
+
 def _state_cell(job: Any) -> str:
     """The state shown: a running job whose driver is gone is interrupted (resumable)."""
     if job.stale():

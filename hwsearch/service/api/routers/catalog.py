@@ -63,10 +63,12 @@ def predictors(
 
 @router.get("/families", response_model=NameList)
 def families(token: TokenDep) -> dict[str, Any]:
-    """Model families a spec may name (plug-ins on the server's allow-list included)."""
+    """Model families a spec may name (plug-ins on the server's allow-list included); not
+    ``python``, your own model, which a server never runs (``docs/byo.md``)."""
     from hwsearch.models import family_names
+    from hwsearch.search.spec.user_model import FAMILY
 
-    names = family_names()
+    names = [name for name in family_names() if name != FAMILY]
     return {"count": len(names), "items": names}
 
 

@@ -23,6 +23,7 @@ from hwsearch.service.api.policy import check_submission
 from hwsearch.service.api.schemas import (
     ErrorPublic,
     HypervolumePublic,
+    JobCancelled,
     JobCreate,
     JobDetail,
     JobList,
@@ -174,7 +175,7 @@ def get_job(job_id: JobId, store: StoreDep, token: TokenDep) -> dict[str, Any]:
 
 @router.post(
     "/{job_id}/cancel",
-    response_model=JobPublic,
+    response_model=JobCancelled,
     responses={**NOT_FOUND, 403: {"model": ErrorPublic}, 409: {"model": ErrorPublic}},
 )
 def cancel_job(job_id: JobId, store: StoreDep, token: SubmitTokenDep) -> dict[str, Any]:
@@ -188,4 +189,5 @@ def cancel_job(job_id: JobId, store: StoreDep, token: SubmitTokenDep) -> dict[st
             f"job {job_id} was not submitted with token {token.name!r}; only its own token "
             "or an admin token may cancel it",
         )
-    return job_public(store.request_cancel(job_id), store)  # a final job: ConflictError, 409
+    cancelled = job_public(store.request_cancel(job_id), store)  # a final job: 409
+    return {**cancelled, "cancel_requested": store.cancel_requested(job_id)}
