@@ -177,7 +177,16 @@ class RayExecutor(Executor):
                 ray.init(address=address, **dict(init_options or {}))
             except ConnectionError as exc:
                 where = address or os.environ.get("RAY_ADDRESS") or "(local)"
-                raise HwsearchError(f"cannot connect to the Ray cluster at {where}: {exc}") from exc
+                auth = (
+                    ""
+                    if os.environ.get("RAY_AUTH_MODE")
+                    else " (a cluster that requires a token also needs RAY_AUTH_MODE=token in "
+                    "this process's environment, and the token in ~/.ray/auth_token or "
+                    "RAY_AUTH_TOKEN)"
+                )
+                raise HwsearchError(
+                    f"cannot connect to the Ray cluster at {where}: {exc}{auth}"
+                ) from exc
         self._workers = workers
         self._cpus = cpus_per_task
         self._gpu_actors = gpu_actors
