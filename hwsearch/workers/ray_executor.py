@@ -217,6 +217,23 @@ class RayExecutor(Executor):
         self._attempts: collections.Counter[int] = collections.Counter()
         #: infrastructure failures retried so far (worker deaths, timeouts), for reports
         self.retries = 0
+        self._warn_if_nothing_fits()
+
+    def _warn_if_nothing_fits(self) -> None:
+        """Say so where no node of the cluster offers what a candidate task asks for: its
+        tasks wait, with no progress, until a node that does joins (an autoscaler may add
+        one, so this is a warning, not an error)."""
+        totals = ray.cluster_resources()
+        short = {n: a for n, a in self.task_demand.items() if float(totals.get(n, 0.0)) < a}
+        if short:
+            has = ", ".join(f"{n}: {float(totals.get(n, 0.0)):g}" for n in sorted(short))
+            log.warning(
+                "no node of the Ray cluster offers what a candidate task asks for (%s; the "
+                "cluster has %s): its tasks wait until a node that does joins; check the "
+                "executor's resources, num_cpus and num_gpus",
+                ", ".join(f"{n}: {a:g}" for n, a in sorted(short.items())),
+                has,
+            )
 
     # -- sizes ------------------------------------------------------------------------------
 

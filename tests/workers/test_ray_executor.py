@@ -251,6 +251,20 @@ def test_gpu_shares_of_a_custom_resource_limit_how_many_tasks_run_at_once(
     assert [o.values()["together"] for o in outcomes] == [1.0] * 4
 
 
+def test_a_resource_that_no_node_offers_is_warned_of_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its tasks would wait with no progress and no word (Ray's autoscaler logs one line)."""
+    with caplog.at_level("WARNING", logger="hwsearch.workers.ray_executor"):
+        with RayExecutor(evaluate=Recorded(0.0), resources={"hwsearch_worker": 1}):
+            pass
+        with RayExecutor(evaluate=Recorded(0.0), resources={"fake_gpu": 1}):
+            pass  # offered: no warning
+    warned = [r.getMessage() for r in caplog.records if "no node of the Ray" in r.getMessage()]
+    assert len(warned) == 1
+    assert "hwsearch_worker: 1; the cluster has hwsearch_worker: 0" in warned[0]
+
+
 def test_measurement_actors_hold_a_whole_custom_gpu_resource_alone() -> None:
     tasks = [replace(_task(i, 8), target="cuda:0") for i in range(1, 4)]
     with RayExecutor(evaluate=Recorded(0.3), gpu_resource="fake_gpu") as executor:
