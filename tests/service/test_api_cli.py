@@ -167,3 +167,17 @@ def test_tokens_create_prints_the_secret_once_and_stores_its_hash(tmp_path: Path
     assert "ci" in listed.stdout and secret not in listed.stdout
     revoked = runner.invoke(app, ["tokens", "revoke", "1", "--db", url])
     assert revoked.exit_code == 0 and "revoked" in revoked.stdout
+
+
+def test_tokens_revoke_by_a_unique_name(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    for name in ("alice", "bob", "bob"):
+        assert runner.invoke(app, ["tokens", "create", "--name", name, "--db", url]).exit_code == 0
+    by_name = runner.invoke(app, ["tokens", "revoke", "alice", "--db", url])
+    assert by_name.exit_code == 0 and "token 1 (alice) revoked" in by_name.stdout
+    twice = runner.invoke(app, ["tokens", "revoke", "alice", "--db", url])
+    assert twice.exit_code == 1 and "no live token has that name" in twice.output
+    shared = runner.invoke(app, ["tokens", "revoke", "bob", "--db", url])
+    assert shared.exit_code == 1 and "2 live tokens do; give its id" in shared.output
+    with Store.open(url) as store:
+        assert [t.revoked for t in store.list_tokens()] == [True, False, False]

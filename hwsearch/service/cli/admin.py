@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from hwsearch.errors import SpecError
+from hwsearch.errors import NotFoundError, SpecError
 from hwsearch.service.cli.common import (
     DbOption,
     app,
@@ -76,13 +76,28 @@ def tokens_list(db: DbOption = None) -> None:
 
 @tokens_app.command("revoke")
 def tokens_revoke(
-    token_id: Annotated[int, typer.Argument(metavar="ID")], db: DbOption = None
+    token: Annotated[
+        str, typer.Argument(metavar="ID_OR_NAME", help="The token's id, or its name if unique.")
+    ],
+    db: DbOption = None,
 ) -> None:
     """Revoke an API token (servers notice within their token cache time, 5 s unless
     `hwsearch serve --token-cache-s` says otherwise)."""
     with user_errors():
-        record = open_store(db).revoke_token(token_id)
+        store = open_store(db)
+        record = store.revoke_token(_token_id(store, token))
         console.print(f"token {record.id} ({record.name}) revoked")
+
+
+def _token_id(store: Any, token: str) -> int:
+    """The id of the token named ``token`` (its id, or its name where one token has it)."""
+    if token.isdigit():
+        return int(token)
+    named = [t.id for t in store.list_tokens() if t.name == token and not t.revoked]
+    if len(named) != 1:
+        reason = "no live token has that name" if not named else f"{len(named)} live tokens do"
+        raise NotFoundError(f"token {token!r}: {reason}; give its id (hwsearch tokens list)")
+    return named[0]
 
 
 @app.command()
