@@ -1,5 +1,6 @@
-"""Cancel requests: a queued job is cancelled at once, a running one flagged for its
-driver, which stops after the generation in flight."""
+"""Cancel requests: a queued or interrupted job (a running one whose driver is gone
+included) is cancelled at once, a running one flagged for its driver, which stops after
+the evaluation in flight."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ class CancelRepository(Repository):
     """The cancel flag of the jobs table."""
 
     def request_cancel(self, job_id: int) -> JobRecord:
-        """Cancel a job: a queued or interrupted one at once; a running one is flagged, and
-        its driver stops after the generation in flight (see :meth:`cancel_requested`).
+        """Cancel a job: a queued or interrupted one at once, and so a running one whose
+        driver is gone (its lease expired: shown interrupted); a running one is flagged,
+        and its driver stops after the evaluation in flight (see :meth:`cancel_requested`).
 
         A finished, failed or cancelled job cannot be cancelled (``ConflictError`` on ``state``).
         """
@@ -30,7 +32,8 @@ class CancelRepository(Repository):
             ).one_or_none()
             if job is None:
                 raise NotFoundError(f"job {job_id} not found")
-            if job.state in (JobState.QUEUED, JobState.INTERRUPTED):
+            stale = job_record(job, evaluations=0).stale()  # its driver gone: interrupted
+            if job.state in (JobState.QUEUED, JobState.INTERRUPTED) or stale:
                 job.state = JobState.CANCELLED
                 job.finished_at = utcnow()
             elif job.state is JobState.RUNNING:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,6 +48,11 @@ class RunnerSettings:
     poll_s: float = 1.0
     address: str | None = None
     lease: LeaseSettings = field(default_factory=LeaseSettings.from_environment)
+    #: after the executor failed to start, no job is taken for this long (doubled at each
+    #: failure in a row, up to ``executor_backoff_max_s``): an outage fails one job per
+    #: wait, not the whole queue
+    executor_backoff_s: float = 30.0
+    executor_backoff_max_s: float = 600.0
 
     def __post_init__(self) -> None:
         if self.executor not in ("local", "pool", "ray"):
@@ -57,8 +63,9 @@ class RunnerSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not self.poll_s > 0:
-            raise ValueError(f"poll_s must be positive, got {self.poll_s!r}")
+        for name in ("poll_s", "executor_backoff_s", "executor_backoff_max_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
 
 
 class JobRunner:
@@ -83,6 +90,8 @@ class JobRunner:
         self._lock = threading.Lock()
         self._active: dict[int, threading.Thread] = {}
         self._left_to_user: set[int] = set()  # queued jobs of user code, warned about once
+        self._backoff = self.settings.executor_backoff_s
+        self._executor_down_until = 0.0  # monotonic time; no job taken before it
         self._loop: threading.Thread | None = None
         self.owner = LeaseOwner()  # this runner's identity in the jobs' leases
         self.leases = Leases(store)
@@ -133,7 +142,10 @@ class JobRunner:
             self._wake.clear()
 
     def _take_jobs(self) -> None:
-        """Start the stale jobs, then the queued ones, whose lease this runner gets."""
+        """Start the stale jobs, then the queued ones, whose lease this runner gets (none
+        while the executor is in its back-off after failing to start)."""
+        if time.monotonic() < self._executor_down_until:
+            return
         with self._lock:
             active = {k for k, t in self._active.items() if t.is_alive()}
         candidates: list[int] = []
@@ -190,7 +202,16 @@ class JobRunner:
             try:
                 executor = self._executor_factory()
             except Exception as exc:  # the server's executor is away (its Ray cluster, say)
-                log.error("job %s: the server's executor did not start: %s", job_id, exc)
+                wait = self._backoff
+                self._executor_down_until = time.monotonic() + wait
+                self._backoff = min(2 * wait, self.settings.executor_backoff_max_s)
+                log.error(
+                    "job %s: the server's executor did not start (%s); no job is taken for "
+                    "the next %.0f s",
+                    job_id,
+                    exc,
+                    wait,
+                )
                 self.store.set_job_state(
                     job_id,
                     JobState.FAILED,
@@ -199,6 +220,7 @@ class JobRunner:
                     "server's executor is back",
                 )
                 return
+            self._backoff = self.settings.executor_backoff_s  # it starts again
             with executor:
                 try:  # the job's footprint is stored when its run ends
                     run = Job(

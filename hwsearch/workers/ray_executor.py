@@ -179,7 +179,7 @@ class RayExecutor(Executor):
                 where = address or os.environ.get("RAY_ADDRESS") or "(local)"
                 auth = (
                     ""
-                    if os.environ.get("RAY_AUTH_MODE")
+                    if os.environ.get("RAY_AUTH_MODE") == "token"
                     else " (a cluster that requires a token also needs RAY_AUTH_MODE=token in "
                     "this process's environment, and the token in ~/.ray/auth_token or "
                     "RAY_AUTH_TOKEN)"
@@ -220,16 +220,17 @@ class RayExecutor(Executor):
         self._warn_if_nothing_fits()
 
     def _warn_if_nothing_fits(self) -> None:
-        """Say so where no node of the cluster offers what a candidate task asks for: its
-        tasks wait, with no progress, until a node that does joins (an autoscaler may add
-        one, so this is a warning, not an error)."""
+        """Say so where the cluster's nodes together offer less than a candidate task asks
+        for: its tasks wait, with no progress, until a node that has it joins (an
+        autoscaler may add one, so this is a warning, not an error). Totals only: a task
+        whose resources no single node holds together is not caught here."""
         totals = ray.cluster_resources()
         short = {n: a for n, a in self.task_demand.items() if float(totals.get(n, 0.0)) < a}
         if short:
             has = ", ".join(f"{n}: {float(totals.get(n, 0.0)):g}" for n in sorted(short))
             log.warning(
-                "no node of the Ray cluster offers what a candidate task asks for (%s; the "
-                "cluster has %s): its tasks wait until a node that does joins; check the "
+                "the Ray cluster offers less than a candidate task asks for (%s; the cluster "
+                "has %s in all): its tasks wait until a node that has it joins; check the "
                 "executor's resources, num_cpus and num_gpus",
                 ", ".join(f"{n}: {a:g}" for n, a in sorted(short.items())),
                 has,

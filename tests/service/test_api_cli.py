@@ -181,3 +181,9 @@ def test_tokens_revoke_by_a_unique_name(tmp_path: Path) -> None:
     assert shared.exit_code == 1 and "2 live tokens do; give its id" in shared.output
     with Store.open(url) as store:
         assert [t.revoked for t in store.list_tokens()] == [True, False, False]
+    # a name that reads as another token's id is refused, not taken as either
+    assert runner.invoke(app, ["tokens", "create", "--name", "2", "--db", url]).exit_code == 0
+    both = runner.invoke(app, ["tokens", "revoke", "2", "--db", url])
+    assert both.exit_code == 1 and "both an id and the name of token(s) 4" in both.output
+    with Store.open(url) as store:
+        assert [t.revoked for t in store.list_tokens()] == [True, False, False, False]

@@ -496,7 +496,10 @@ def test_cancel_a_queued_job_at_once_and_flag_a_running_one(tmp_path: Path) -> N
     try:
         queued = store.create_job(name="q", family="mlp", target="cpu", spec={}).id
         running = store.create_job(name="r", family="mlp", target="cpu", spec={}).id
+        assert Leases(store).acquire(running, LeaseOwner(host="here", pid=1), 600)
         store.set_job_state(running, JobState.RUNNING)
+        stale = store.create_job(name="s", family="mlp", target="cpu", spec={}).id
+        store.set_job_state(stale, JobState.RUNNING)  # no driver holds it: interrupted
         first = runner.invoke(app, ["cancel", str(queued), "--db", url])
         assert first.exit_code == 0, first.output
         assert f"job {queued} cancelled: 0 evaluated" in first.output
@@ -506,6 +509,9 @@ def test_cancel_a_queued_job_at_once_and_flag_a_running_one(tmp_path: Path) -> N
         assert "cancel requested; it stops after the evaluation in flight" in second.output
         assert store.get_job(running).state is JobState.RUNNING
         assert store.cancel_requested(running)
+        gone = runner.invoke(app, ["cancel", str(stale), "--db", url])
+        assert gone.exit_code == 0 and f"job {stale} cancelled" in gone.output
+        assert store.get_job(stale).state is JobState.CANCELLED
         again = runner.invoke(app, ["cancel", str(queued), "--db", url])
         assert again.exit_code == 2
         assert "is cancelled; only queued, running or interrupted" in " ".join(again.output.split())

@@ -76,6 +76,9 @@ def test_request_cancel_by_state(store: Store) -> None:
     assert store.get_job(queued.id).finished_at is not None
 
     running = store.create_job(name="r", family="mlp", target="cpu", spec=spec)
+    from hwsearch.db.leases import LeaseOwner, Leases
+
+    assert Leases(store).acquire(running.id, LeaseOwner(host="here", pid=1), 600)  # a live driver
     store.set_job_state(running.id, JobState.RUNNING)
     assert store.cancel_requested(running.id) is False
     assert store.request_cancel(running.id).state is JobState.RUNNING  # the driver stops it
@@ -335,10 +338,14 @@ def test_a_job_whose_executor_does_not_start_fails_with_the_reason(
         raise HwsearchError("cannot connect to the Ray cluster at 127.0.0.1:1: refused")
 
     job_id = _queue(store, _nb201(nb201_data, 8))
-    runner = JobRunner(store, RunnerSettings(poll_s=0.1), executor_factory=away)
+    waiting = _queue(store, _nb201(nb201_data, 8))
+    settings = RunnerSettings(poll_s=0.1, executor_backoff_s=60.0)
+    runner = JobRunner(store, settings, executor_factory=away)
     runner.start()
     try:
         job = _wait(store, job_id, {JobState.FAILED}, timeout=30)
+        time.sleep(1.0)  # ten polls: the next job waits out the back-off, not failed too
+        assert store.get_job(waiting).state is JobState.QUEUED
     finally:
         runner.stop(30)
     assert job.error is not None

@@ -119,6 +119,11 @@ def test_bad_command_line_settings_name_the_option(tiny_spec: dict[str, Any]) ->
             _placement(spec, executor, None, None, ["resources={a: 1}", "timeout_s=9"])
         assert caught.value.field == "--executor-setting resources"
         assert "only the ray executor reads resources, timeout_s" in caught.value.reason
+    # the type given among the settings counts as much as --executor
+    chosen = _placement(spec, None, None, None, ["type=ray", "num_gpus=1"])
+    assert chosen.type == "ray" and chosen.num_gpus == 1
+    with pytest.raises(SpecError, match="reads num_cpus, not 'pool'"):
+        _placement(spec, None, None, None, ["type=pool", "num_cpus=2"])
 
 
 def test_ray_placement_with_another_executor_is_refused() -> None:

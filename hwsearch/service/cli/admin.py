@@ -91,9 +91,14 @@ def tokens_revoke(
 
 def _token_id(store: Any, token: str) -> int:
     """The id of the token named ``token`` (its id, or its name where one token has it)."""
-    if token.isdigit():
-        return int(token)
     named = [t.id for t in store.list_tokens() if t.name == token and not t.revoked]
+    if token.isascii() and token.isdigit():
+        if any(i != int(token) for i in named):  # a name that reads as another's id
+            raise NotFoundError(
+                f"token {token!r}: both an id and the name of token(s) "
+                f"{', '.join(map(str, named))}; hwsearch tokens list shows which is which"
+            )
+        return int(token)
     if len(named) != 1:
         reason = "no live token has that name" if not named else f"{len(named)} live tokens do"
         raise NotFoundError(f"token {token!r}: {reason}; give its id (hwsearch tokens list)")

@@ -132,7 +132,8 @@ def _placement(
 
     settings = spec.executor or ExecutorSettings()
     given = executor_settings(pairs)
-    kind = executor.value if executor is not None else settings.type or "local"
+    kind = executor.value if executor is not None else given.get("type") or settings.type
+    kind = kind or "local"
     ignored = sorted(name for name in given if name in RAY_FIELDS)
     if ignored and kind != "ray":  # the spec's own Ray placement is dropped; these were asked for
         raise SpecError(
