@@ -78,6 +78,18 @@ def test_good_spec_parses(toy_spec_data: dict[str, Any]) -> None:
     assert spec.constants() == {"act": "relu"}
 
 
+def test_values_in_errors_are_spelled_as_the_spec_spells_them(
+    toy_spec_data: dict[str, Any],
+) -> None:
+    """YAML and JSON write true, false and null, not Python's True, False and None."""
+    data = copy.deepcopy(toy_spec_data)
+    data["budget"] = {"evaluations": True}
+    data["seed"] = None
+    found = problems(data)
+    assert found["budget.evaluations"] == "expected an integer, got true"
+    assert found["seed"] == "expected an integer, got null"
+
+
 def test_round_trip_through_json(toy_spec_data: dict[str, Any]) -> None:
     spec = parse_spec(toy_spec_data)
     stored = json.loads(json.dumps(spec.to_dict()))

@@ -16,8 +16,15 @@ if TYPE_CHECKING:
 Scalar = bool | int | float | str
 
 
+#: how YAML and JSON, the languages specs are written in, spell these
+_SPELLED = {True: "true", False: "false", None: "null"}
+
+
 def describe(value: Any) -> str:
-    """``repr(value)``, cut to 60 characters (for error messages)."""
+    """``repr(value)``, cut to 60 characters (for error messages); ``true``, ``false``
+    and ``null`` as a spec spells them."""
+    if value is None or isinstance(value, bool):
+        return _SPELLED[value]
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
