@@ -42,6 +42,15 @@ def expand(data: Mapping[str, Any]) -> dict[str, Any]:
     ]
     if "model" not in family:
         problems.append(SpecError("family.model", "required: the 'module:build' of your model"))
+    inputs = [key for key in ("input_shape", "example_input") if key in family]
+    if len(inputs) != 1:  # what a batch for the model looks like: one way to say it
+        problems.append(
+            SpecError(
+                f"family.{inputs[-1] if inputs else 'input_shape'}",
+                "give exactly one of family.input_shape (e.g. [3, 32, 32]) and "
+                "family.example_input (a 'module:function' of a batch size)",
+            )
+        )
     evaluation = data.get("evaluation")
     if evaluation is None:
         evaluation = {}

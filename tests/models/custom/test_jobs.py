@@ -216,6 +216,12 @@ def test_user_exception_is_a_failed_candidate(tmp_path: Path) -> None:
     ("changes", "field", "words"),
     [
         ({"family": {"model": "nowhere:build", "input_shape": [8]}}, "family.model", "not found"),
+        ({"family": {"model": "tiny_model:build"}}, "family.input_shape", "give exactly one"),
+        (
+            {"family": {"model": "tiny_model:build", "input_shape": [8], "example_input": "m:f"}},
+            "family.example_input",
+            "give exactly one",
+        ),
         (
             {"family": {"model": "tiny_model:missing", "input_shape": [8]}},
             "family.model",
