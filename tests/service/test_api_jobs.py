@@ -92,6 +92,10 @@ def test_malformed_bodies_are_422_naming_the_field(idle: Any) -> None:
     assert missing.status_code == 422
     assert {e["field"] for e in missing.json()["errors"]} >= {"body.spec", "body.name"}
     assert not_json.status_code == 422
+    (problem,) = not_json.json()["errors"]
+    assert problem["field"] == "body"
+    assert problem["reason"].startswith("is not valid JSON (")
+    assert "at character 1" in problem["reason"]
 
 
 def test_spec_names_only_registered_families_and_optimizers(idle: Any) -> None:

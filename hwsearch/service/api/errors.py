@@ -44,6 +44,17 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return out
 
 
+def _request_problem(error: dict[str, Any]) -> dict[str, str]:
+    """One of FastAPI's request errors as a field and a reason; a body that is not JSON
+    is the body's problem, at a character, not a field ``body[0]``."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid" and loc[:1] == ("body",):
+        where = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+        why = (error.get("ctx") or {}).get("error") or "JSON decode error"
+        return {"field": "body", "reason": f"is not valid JSON ({why}{where})"}
+    return {"field": _field(loc), "reason": str(error.get("msg", "invalid"))}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -57,10 +68,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field(e.get("loc", ())), "reason": str(e.get("msg", "invalid"))}
-            for e in exc.errors()
-        ]
+        errors = [_request_problem(e) for e in exc.errors()]
         lines = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
         return JSONResponse(
             _body(f"invalid request: {lines}", errors),
