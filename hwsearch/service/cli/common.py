@@ -208,5 +208,4 @@ def evaluated(job: Any, budget: int | None = None) -> str:
     """``12/48 evaluated, 2 failed``: done candidates (of the budget where given) and, if
     any, the failed ones, which the budget counts too."""
     done = f"{job.evaluations}/{budget}" if isinstance(budget, int) else str(job.evaluations)
-    failed = getattr(job, "failed", 0)
-    return f"{done} evaluated" + (f", {failed} failed" if failed else "")
+    return f"{done} evaluated" + (f", {job.failed} failed" if job.failed else "")
